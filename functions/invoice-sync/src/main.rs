@@ -1,0 +1,16 @@
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::aws::Adapters;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let adapters = Arc::new(Adapters::from_env().await?);
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let adapters = adapters.clone();
+        async move { Ok::<_, Error>(invoice_sync::handle(adapters, event.payload).await?) }
+    }))
+    .await
+}

@@ -1,0 +1,121 @@
+//! Test support: the moto AWS emulator, installed and started on demand, and isolated
+//! resources (a uniquely named table, queues and secret prefix) for each test.
+//!
+//! `cargo test --workspace` needs nothing but `python3` on the machine: the first test that
+//! asks for the emulator creates a virtualenv under the target directory and installs the
+//! pinned `moto[server]` into it (guarded by a file lock, so test binaries starting at once do
+//! it once), then starts `moto_server` on a free loopback port. Each test binary has its own
+//! server, killed when the binary exits. If any of this fails, the test fails with the reason.
+//!
+//! Environment overrides: `FLEXRZP_PYTHON` (interpreter used to create the virtualenv),
+//! `FLEXRZP_MOTO_VENV` (virtualenv directory).
+
+mod counter;
+mod moto;
+
+pub use counter::CallCounter;
+pub use moto::{MOTO_REQUIREMENT, Moto, moto};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use shared::aws::Adapters;
+use shared::aws::provision::{self, QueueSettings, Queues};
+use shared::aws::queue::JobQueue;
+use shared::aws::store::Store;
+use shared::config::Config;
+
+/// A short unique name for this test's resources.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// SDK config pointing at the emulator, with dummy credentials (never the machine's own).
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    shared::aws::sdk_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .load()
+        .await
+}
+
+/// One test's own AWS resources on the emulator.
+pub struct TestEnv {
+    pub sdk: SdkConfig,
+    pub table: String,
+    pub queues: Queues,
+    /// A unique secret name prefix (`{prefix}/...`).
+    pub secret_prefix: String,
+}
+
+impl TestEnv {
+    /// A table and queues with the template's settings.
+    pub async fn new() -> TestEnv {
+        TestEnv::with_queue_settings(QueueSettings::default()).await
+    }
+
+    /// A table and queues with the given queue settings (e.g. a short visibility timeout).
+    pub async fn with_queue_settings(settings: QueueSettings) -> TestEnv {
+        let sdk = sdk_config(moto().endpoint()).await;
+        let name = unique_name("flexrzp");
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        provision::create_table(&dynamodb, &name)
+            .await
+            .unwrap_or_else(|e| panic!("creating table {name} on the emulator failed: {e:?}"));
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queues = provision::create_queues(&sqs, &format!("{name}-jobs"), settings)
+            .await
+            .unwrap_or_else(|e| panic!("creating queues for {name} on the emulator failed: {e:?}"));
+        TestEnv {
+            sdk,
+            secret_prefix: name.clone(),
+            table: name,
+            queues,
+        }
+    }
+
+    /// The adapters a function builds at init, pointed at this test's resources.
+    pub fn adapters(&self) -> Adapters {
+        Adapters::new(
+            &self.sdk,
+            Config {
+                table_name: self.table.clone(),
+                job_queue_url: self.queues.url.clone(),
+                secret_prefix: self.secret_prefix.clone(),
+            },
+        )
+    }
+
+    pub fn store(&self) -> Store {
+        Store::from_sdk_config(&self.sdk, &self.table)
+    }
+
+    pub fn job_queue(&self) -> JobQueue {
+        JobQueue::from_sdk_config(&self.sdk, &self.queues.url)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
+    /// A Secrets Manager client whose calls `counter` records.
+    pub fn counted_secrets_manager(&self, counter: &CallCounter) -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::config::Builder::from(&self.sdk)
+            .interceptor(counter.clone())
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+
+    /// A DynamoDB client whose calls `counter` records.
+    pub fn counted_dynamodb(&self, counter: &CallCounter) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+            .interceptor(counter.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+}

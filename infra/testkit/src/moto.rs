@@ -1,0 +1,240 @@
+//! Finding, installing and starting the moto server.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The pinned emulator (measured to work with the Rust SDK: `reference/tooling.md` §1).
+pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
+const START_ATTEMPTS: usize = 4;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running moto server owned by this process.
+#[derive(Debug)]
+pub struct Moto {
+    endpoint: String,
+    pid: u32,
+}
+
+impl Moto {
+    /// `http://127.0.0.1:{port}`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+
+/// This process's moto server, installed and started on first use. Panics with the reason if
+/// it cannot be had: a test that needs the emulator must fail loudly, never skip.
+pub fn moto() -> &'static Moto {
+    match MOTO.get_or_init(|| install().and_then(|server| start(&server))) {
+        Ok(moto) => moto,
+        Err(reason) => panic!("the moto AWS emulator is not available: {reason}"),
+    }
+}
+
+/// The cargo target directory (the one holding `CACHEDIR.TAG`) of the running test binary.
+pub fn target_dir() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file())
+    {
+        return dir.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+}
+
+fn venv_dir() -> PathBuf {
+    std::env::var_os("FLEXRZP_MOTO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("moto-venv"))
+}
+
+fn run(command: &mut Command, what: &str, log: &Path) -> Result<(), String> {
+    let log_file = File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .status()
+        .map_err(|e| format!("{what}: could not run {:?}: {e}", command.get_program()))?;
+    if status.success() {
+        return Ok(());
+    }
+    let output = fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = output.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!("{what} failed ({status}):\n{}", tail.join("\n")))
+}
+
+/// Makes sure the virtualenv with moto exists and returns the `moto_server` path.
+fn install() -> Result<PathBuf, String> {
+    let venv = venv_dir();
+    let server = venv.join("bin/moto_server");
+    let marker = venv.join(".flexrzp-installed");
+    let wanted = MOTO_REQUIREMENT;
+    let installed = |m: &Path| fs::read_to_string(m).is_ok_and(|v| v.trim() == wanted);
+    if installed(&marker) && server.is_file() {
+        return Ok(server);
+    }
+    let parent = venv.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let lock_path = parent.join("moto-venv.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    // Another test binary may have finished the install while we waited for the lock.
+    if installed(&marker) && server.is_file() {
+        return Ok(server);
+    }
+    let python = std::env::var("FLEXRZP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let log = parent.join("moto-venv-install.log");
+    if !venv.join("bin/python").is_file() {
+        run(
+            Command::new(&python).args(["-m", "venv"]).arg(&venv),
+            &format!("creating the virtualenv {} with {python}", venv.display()),
+            &log,
+        )?;
+    }
+    run(
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            wanted,
+        ]),
+        &format!("pip install {wanted} (needs PyPI)"),
+        &log,
+    )?;
+    if !server.is_file() {
+        return Err(format!("{} is missing after the install", server.display()));
+    }
+    fs::write(&marker, wanted).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    Ok(server)
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Whether `GET /moto-api/` answers 200.
+fn ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+/// Starts `moto_server` on a free port and waits until it answers.
+fn start(server: &Path) -> Result<Moto, String> {
+    let logs = target_dir().join("moto-logs");
+    fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let mut last_error = String::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port()?;
+        let log = logs.join(format!("moto-{}-{port}.log", std::process::id()));
+        match spawn_and_wait(server, port, &log) {
+            Ok(pid) => {
+                return Ok(Moto {
+                    endpoint: format!("http://127.0.0.1:{port}"),
+                    pid,
+                });
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+fn spawn_and_wait(server: &Path, port: u16, log: &Path) -> Result<u32, String> {
+    let log_file = File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let mut command = Command::new(server);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err);
+    // SAFETY: prctl is async-signal-safe; it asks the kernel to kill moto when the thread that
+    // spawned it ends. That thread (below) lives until moto exits, so moto dies with the
+    // test process and never outlives it.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let program = server.to_path_buf();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (exited_tx, exited_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("moto-{port}"))
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = started_tx.send(Ok(child.id()));
+                let status = child.wait();
+                let _ = exited_tx.send(format!("{status:?}"));
+            }
+            Err(e) => {
+                let _ = started_tx.send(Err(format!("could not start {program:?}: {e}")));
+            }
+        })
+        .map_err(|e| format!("cannot spawn the moto thread: {e}"))?;
+    let pid = started_rx
+        .recv()
+        .map_err(|_| "the moto thread ended early".to_owned())??;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if ready(port) {
+            return Ok(pid);
+        }
+        if let Ok(status) = exited_rx.try_recv() {
+            let output = fs::read_to_string(log).unwrap_or_default();
+            return Err(format!(
+                "moto_server exited ({status}) before answering on port {port}:\n{output}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: plain kill(2) of the child we started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    Err(format!(
+        "moto_server did not answer on port {port} within {READY_TIMEOUT:?}; see {}",
+        log.display()
+    ))
+}

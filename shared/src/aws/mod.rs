@@ -1,0 +1,129 @@
+//! Adapters over the AWS SDK for Rust. The endpoint comes from the standard `AWS_ENDPOINT_URL`
+//! (or `AWS_ENDPOINT_URL_<SERVICE>`), so the same code runs on AWS and against the local emulator.
+
+pub mod idempotency;
+pub mod provision;
+pub mod queue;
+pub mod secrets;
+pub mod store;
+
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::problem::ErrorClass;
+
+/// The SDK config loader every client is built from: the standard environment chain, with the
+/// one TLS stack of this build (rustls on ring).
+pub fn sdk_loader() -> ConfigLoader {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client)
+}
+
+/// Loads the SDK config from the environment (region, credentials, endpoint).
+pub async fn load_sdk_config() -> SdkConfig {
+    sdk_loader().load().await
+}
+
+/// Service error codes that mean "try again later" whatever the HTTP status says.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "RequestThrottled",
+    "KMSThrottlingException",
+];
+
+/// Retryable or permanent, for any SDK error: transport failures, timeouts, throttling and
+/// 5xx can succeed later; a request the service refused as invalid will not.
+pub(crate) fn classify_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ConstructionFailure(_) => ErrorClass::Permanent,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorClass::Retryable
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            if RETRYABLE_CODES.contains(&code) || status >= 500 || status == 429 {
+                ErrorClass::Retryable
+            } else {
+                ErrorClass::Permanent
+            }
+        }
+        _ => ErrorClass::Retryable,
+    }
+}
+
+/// A one-line description of an SDK error (code and message; AWS error messages carry no
+/// secret values).
+pub(crate) fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("unknown"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+    }
+}
+
+/// Every adapter a function needs, built once at Lambda init from the environment. Building
+/// them makes no network call: the SDK clients connect on first use.
+#[derive(Clone)]
+pub struct Adapters {
+    pub config: crate::config::Config,
+    pub store: store::Store,
+    pub queue: queue::JobQueue,
+    pub secrets: std::sync::Arc<secrets::SecretsCache>,
+    pub idempotency: idempotency::Idempotency,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+/// How long a secret is served from memory before it is read again (the AWS Parameters and
+/// Secrets extension's default and maximum).
+pub const SECRETS_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Adapters {
+    pub fn new(sdk: &SdkConfig, config: crate::config::Config) -> Adapters {
+        let clock: std::sync::Arc<dyn crate::clock::Clock> =
+            std::sync::Arc::new(crate::clock::SystemClock);
+        let store = store::Store::from_sdk_config(sdk, &config.table_name);
+        Adapters {
+            queue: queue::JobQueue::from_sdk_config(sdk, &config.job_queue_url),
+            secrets: std::sync::Arc::new(secrets::SecretsCache::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                SECRETS_TTL,
+                clock.clone(),
+            )),
+            idempotency: idempotency::Idempotency::new(store.clone(), clock.clone()),
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// Reads the config from the environment and loads the SDK config.
+    pub async fn from_env() -> Result<Adapters, crate::config::ConfigError> {
+        let config = crate::config::Config::from_env()?;
+        let sdk = load_sdk_config().await;
+        Ok(Adapters::new(&sdk, config))
+    }
+}

@@ -1,0 +1,131 @@
+//! Creates the table and queues exactly as `template.yaml` defines them, for the local stack
+//! and the tests (on AWS, CloudFormation does this).
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::store::{EXPIRES_AT, PK, SK};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates the table: `pk`/`sk` strings, on-demand billing, TTL on `expires_at`.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK)?)
+        .attribute_definitions(attr(SK)?)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .send()
+        .await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(EXPIRES_AT)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The job queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub url: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+}
+
+/// Queue settings; the template's values are the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    pub max_receive_count: u32,
+    pub visibility_timeout_secs: u32,
+    pub retention_secs: u32,
+    pub dlq_retention_secs: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> QueueSettings {
+        QueueSettings {
+            max_receive_count: 5,
+            visibility_timeout_secs: 180,
+            retention_secs: 4 * 24 * 3600,
+            dlq_retention_secs: 14 * 24 * 3600,
+        }
+    }
+}
+
+/// Creates `{name}` with a redrive policy to `{name}-dlq`.
+pub async fn create_queues(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: QueueSettings,
+) -> Result<Queues, BoxError> {
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            settings.dlq_retention_secs.to_string(),
+        )
+        .send()
+        .await?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("GetQueueAttributes returned no QueueArn")?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": settings.max_receive_count.to_string(),
+    });
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            settings.visibility_timeout_secs.to_string(),
+        )
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            settings.retention_secs.to_string(),
+        )
+        .send()
+        .await?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    Ok(Queues {
+        url,
+        dlq_url,
+        dlq_arn,
+    })
+}

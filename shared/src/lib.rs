@@ -1,0 +1,14 @@
+//! The shared core of flexrzp: domain types, services and the AWS adapters every Lambda
+//! function uses. Business rules live here, never in a function crate.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod jobs;
+pub mod keys;
+pub mod money;
+pub mod problem;
+pub mod routing;
+pub mod secret;
+pub mod signature;
+pub mod telemetry;
