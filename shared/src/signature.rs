@@ -71,14 +71,16 @@ pub fn verify_razorpay_webhook(
         return Err(SignatureError::NoSecret);
     }
     let given = decode_lower_hex_32(header.trim()).ok_or(SignatureError::Malformed)?;
-    let mut matched = None;
-    for (index, secret) in secrets.iter().enumerate() {
-        let expected = hmac_sha256(secret.expose().as_bytes(), &[body]);
-        if bool::from(expected.ct_eq(&given)) && matched.is_none() {
-            matched = Some(SecretIndex(index));
-        }
-    }
-    matched.ok_or(SignatureError::Mismatch)
+    // Each comparison is constant time. Stopping at the first match only tells which secret
+    // matched (current or previous), which is no secret.
+    secrets
+        .iter()
+        .position(|secret| {
+            let expected = hmac_sha256(secret.expose().as_bytes(), &[body]);
+            bool::from(expected.ct_eq(&given))
+        })
+        .map(SecretIndex)
+        .ok_or(SignatureError::Mismatch)
 }
 
 /// The query parameters Razorpay appends to a payment link's `callback_url`.
