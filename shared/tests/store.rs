@@ -1,5 +1,6 @@
 //! The DynamoDB store against the moto emulator.
 
+use shared::aws::AwsError;
 use shared::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, Store, StoreError, Update, VERSION, Write, n, s,
 };
@@ -212,11 +213,11 @@ async fn a_missing_table_is_a_permanent_aws_error() {
     let env = TestEnv::new().await;
     let store = Store::from_sdk_config(&env.sdk, "no-such-table");
     let err = store.get(&scope().key("PAYMENT", "x")).await.unwrap_err();
-    let StoreError::Aws {
+    let StoreError::Aws(AwsError {
         operation,
         class,
         message,
-    } = &err
+    }) = &err
     else {
         panic!("expected Aws, got {err:?}");
     };

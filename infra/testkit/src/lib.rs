@@ -11,6 +11,7 @@
 //! `FLEXRZP_MOTO_VENV` (virtualenv directory).
 
 mod counter;
+pub mod http;
 mod moto;
 
 pub use counter::CallCounter;

@@ -29,6 +29,44 @@ pub async fn load_sdk_config() -> SdkConfig {
     sdk_loader().load().await
 }
 
+/// A failed AWS call: which operation, whether trying again can help, and the service's own
+/// code and message (AWS error messages carry no secret values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl AwsError {
+    pub(crate) fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        AwsError {
+            operation,
+            class: classify_sdk_error(err),
+            message: describe_sdk_error(err),
+        }
+    }
+
+    /// A request the SDK refused to build (a missing required field): never retryable.
+    pub(crate) fn build(operation: &'static str, err: impl std::fmt::Display) -> AwsError {
+        AwsError {
+            operation,
+            class: ErrorClass::Permanent,
+            message: err.to_string(),
+        }
+    }
+}
+
+impl crate::problem::Classify for AwsError {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
+
 /// Service error codes that mean "try again later" whatever the HTTP status says.
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
@@ -46,7 +84,7 @@ const RETRYABLE_CODES: &[&str] = &[
 
 /// Retryable or permanent, for any SDK error: transport failures, timeouts, throttling and
 /// 5xx can succeed later; a request the service refused as invalid will not.
-pub(crate) fn classify_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+fn classify_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
 where
     E: ProvideErrorMetadata,
 {
@@ -70,7 +108,7 @@ where
 
 /// A one-line description of an SDK error (code and message; AWS error messages carry no
 /// secret values).
-pub(crate) fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

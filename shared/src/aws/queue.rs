@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use thiserror::Error;
 
-use super::{classify_sdk_error, describe_sdk_error};
+use super::AwsError;
 use crate::jobs::Job;
 use crate::problem::{Classify, ErrorClass};
 
@@ -22,18 +22,14 @@ pub enum QueueError {
     TooLarge { bytes: usize },
     #[error("the job could not be serialized: {0}")]
     Serialize(#[from] serde_json::Error),
-    #[error("SQS {operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        class: ErrorClass,
-        message: String,
-    },
+    #[error("SQS {0}")]
+    Aws(#[from] AwsError),
 }
 
 impl Classify for QueueError {
     fn class(&self) -> ErrorClass {
         match self {
-            QueueError::Aws { class, .. } => *class,
+            QueueError::Aws(e) => e.class,
             _ => ErrorClass::Permanent,
         }
     }
@@ -50,11 +46,7 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| QueueError::Aws {
-            operation: "SendMessage",
-            class: ErrorClass::Permanent,
-            message: e.to_string(),
-        })
+        .map_err(|e| QueueError::Aws(AwsError::build("SendMessage", e)))
 }
 
 impl JobQueue {
@@ -88,11 +80,10 @@ impl JobQueue {
         if let Some(trace_id) = trace_id.filter(|t| !t.is_empty()) {
             request = request.message_attributes(TRACE_ID_ATTRIBUTE, string_attribute(trace_id)?);
         }
-        let output = request.send().await.map_err(|e| QueueError::Aws {
-            operation: "SendMessage",
-            class: classify_sdk_error(&e),
-            message: describe_sdk_error(&e),
-        })?;
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SendMessage", &e))?;
         Ok(output.message_id.unwrap_or_default())
     }
 }

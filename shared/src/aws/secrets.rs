@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::Client;
 use thiserror::Error;
 
-use super::{classify_sdk_error, describe_sdk_error};
+use super::AwsError;
 use crate::clock::Clock;
 use crate::problem::{Classify, ErrorClass};
 use crate::secret::Secret;
@@ -19,18 +19,14 @@ pub enum SecretsError {
     NotFound { id: String },
     #[error("secret {id} has no string value")]
     NoValue { id: String },
-    #[error("Secrets Manager GetSecretValue failed for {id}: {message}")]
-    Aws {
-        id: String,
-        class: ErrorClass,
-        message: String,
-    },
+    #[error("Secrets Manager {source} (secret {id})")]
+    Aws { id: String, source: AwsError },
 }
 
 impl Classify for SecretsError {
     fn class(&self) -> ErrorClass {
         match self {
-            SecretsError::Aws { class, .. } => *class,
+            SecretsError::Aws { source, .. } => source.class,
             _ => ErrorClass::Permanent,
         }
     }
@@ -117,8 +113,7 @@ impl SecretsCache {
                 } else {
                     SecretsError::Aws {
                         id: id.to_owned(),
-                        class: classify_sdk_error(&e),
-                        message: describe_sdk_error(&e),
+                        source: AwsError::from_sdk("GetSecretValue", &e),
                     }
                 }
             })?;

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use thiserror::Error;
 
-use super::{classify_sdk_error, describe_sdk_error};
+use super::AwsError;
 use crate::keys::Key;
 use crate::problem::{Classify, ErrorClass};
 
@@ -83,18 +83,14 @@ pub enum StoreError {
     #[error("the transaction was cancelled: {reasons:?}")]
     TransactionCancelled { reasons: Vec<CancelReason> },
     /// The call itself failed.
-    #[error("DynamoDB {operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        class: ErrorClass,
-        message: String,
-    },
+    #[error("DynamoDB {0}")]
+    Aws(#[from] AwsError),
 }
 
 impl Classify for StoreError {
     fn class(&self) -> ErrorClass {
         match self {
-            StoreError::Aws { class, .. } => *class,
+            StoreError::Aws(e) => e.class,
             StoreError::TransactionCancelled { reasons }
                 if reasons.contains(&CancelReason::Conflict)
                     && !reasons
@@ -244,11 +240,7 @@ fn aws_error<E>(
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    StoreError::Aws {
-        operation,
-        class: classify_sdk_error(err),
-        message: describe_sdk_error(err),
-    }
+    StoreError::Aws(AwsError::from_sdk(operation, err))
 }
 
 /// The table, through the AWS SDK.
@@ -339,11 +331,9 @@ impl Store {
     pub async fn update(&self, key: &Key, update: &Update) -> Result<Item, StoreError> {
         let mut expr = Expr::default();
         let expression = expr.update(update);
-        let mut expect = update.expect.clone();
-        if expect.is_empty() {
-            expect.push(Expect::Exists);
-        }
-        let condition = expr.expect(&expect).unwrap_or_default();
+        let condition = expr
+            .expect(&or_exists(update.expect.clone()))
+            .unwrap_or_default();
         self.update_with(key, expression, condition, expr).await
     }
 
@@ -454,90 +444,72 @@ impl Store {
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Aws {
-            operation: "TransactWriteItems",
-            class: ErrorClass::Permanent,
-            message: e.to_string(),
-        };
-        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        let build_error =
+            |e: aws_sdk_dynamodb::error::BuildError| AwsError::build("TransactWriteItems", e);
+        // What every item of a transaction shares: the table, the placeholders of its
+        // expressions, and the stored item returned when its condition fails.
+        macro_rules! common {
+            ($builder:expr, $expr:expr) => {
+                $builder
+                    .table_name(&self.table)
+                    .set_expression_attribute_names($expr.names())
+                    .set_expression_attribute_values($expr.values())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+            };
+        }
         let mut expr = Expr::default();
         let item = match write {
             Write::Create { key, attrs } => {
                 let condition = create_condition(&mut expr);
+                let put = common!(Put::builder(), expr)
+                    .set_item(Some(with_key(&key, attrs)))
+                    .condition_expression(condition);
                 TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(with_key(&key, attrs)))
-                            .condition_expression(condition)
-                            .set_expression_attribute_names(expr.names())
-                            .return_values_on_condition_check_failure(all_old)
-                            .build()
-                            .map_err(build_error)?,
-                    )
+                    .put(put.build().map_err(build_error)?)
                     .build()
             }
             Write::Update { key, update } => {
                 let expression = expr.update(&update);
-                let mut expect = update.expect.clone();
-                if expect.is_empty() {
-                    expect.push(Expect::Exists);
-                }
-                let condition = expr.expect(&expect);
+                let condition = expr.expect(&or_exists(update.expect));
+                let update = common!(TxUpdate::builder(), expr)
+                    .set_key(Some(key_map(&key)))
+                    .update_expression(expression)
+                    .set_condition_expression(condition);
                 TransactWriteItem::builder()
-                    .update(
-                        TxUpdate::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key_map(&key)))
-                            .update_expression(expression)
-                            .set_condition_expression(condition)
-                            .set_expression_attribute_names(expr.names())
-                            .set_expression_attribute_values(expr.values())
-                            .return_values_on_condition_check_failure(all_old)
-                            .build()
-                            .map_err(build_error)?,
-                    )
+                    .update(update.build().map_err(build_error)?)
                     .build()
             }
             Write::Check { key, expect } => {
-                let mut expect = expect;
-                if expect.is_empty() {
-                    expect.push(Expect::Exists);
-                }
-                let condition = expr.expect(&expect).unwrap_or_default();
+                let condition = expr.expect(&or_exists(expect)).unwrap_or_default();
+                let check = common!(ConditionCheck::builder(), expr)
+                    .set_key(Some(key_map(&key)))
+                    .condition_expression(condition);
                 TransactWriteItem::builder()
-                    .condition_check(
-                        ConditionCheck::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key_map(&key)))
-                            .condition_expression(condition)
-                            .set_expression_attribute_names(expr.names())
-                            .set_expression_attribute_values(expr.values())
-                            .return_values_on_condition_check_failure(all_old)
-                            .build()
-                            .map_err(build_error)?,
-                    )
+                    .condition_check(check.build().map_err(build_error)?)
                     .build()
             }
             Write::Delete { key, expect } => {
                 let condition = expr.expect(&expect);
+                let delete = common!(Delete::builder(), expr)
+                    .set_key(Some(key_map(&key)))
+                    .set_condition_expression(condition);
                 TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key_map(&key)))
-                            .set_condition_expression(condition)
-                            .set_expression_attribute_names(expr.names())
-                            .set_expression_attribute_values(expr.values())
-                            .return_values_on_condition_check_failure(all_old)
-                            .build()
-                            .map_err(build_error)?,
-                    )
+                    .delete(delete.build().map_err(build_error)?)
                     .build()
             }
         };
         Ok(item)
     }
+}
+
+/// Conditions of a write to an existing item: at least that it exists.
+fn or_exists(mut expect: Vec<Expect>) -> Vec<Expect> {
+    if expect.is_empty() {
+        expect.push(Expect::Exists);
+    }
+    expect
 }
 
 #[cfg(test)]
