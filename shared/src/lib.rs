@@ -4,10 +4,12 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod problem;
+pub mod razorpay;
 pub mod routing;
 pub mod secret;
 pub mod signature;

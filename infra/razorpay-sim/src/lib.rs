@@ -1,0 +1,624 @@
+//! A Razorpay API simulator: stateful and in memory, with Razorpay's rules, error bodies and
+//! signed webhooks, for the local stack and the tests (think stripe-mock).
+//!
+//! - `/v1/...`: customers, payment links, invoices, payments, behind HTTP Basic auth.
+//! - `/_sim/...`: control, without auth: pay, fail, expire or cancel (delivering webhooks),
+//!   fault injection, the request log, the webhook delivery log.
+
+mod events;
+mod state;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::secret::Secret;
+use shared::signature::razorpay_sign;
+
+pub use events::Event;
+use state::Account;
+pub use state::{ApiError, new_id};
+
+/// Where the simulator sends webhooks, and the secret it signs them with.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: Secret<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub key_id: String,
+    pub key_secret: Secret<String>,
+    pub account_id: String,
+    pub webhook: Option<WebhookTarget>,
+    /// Delivery attempts per webhook (Razorpay retries for 24 h; the simulator is bounded).
+    pub webhook_attempts: u32,
+}
+
+impl SimConfig {
+    pub fn new(key_id: &str, key_secret: &str) -> SimConfig {
+        SimConfig {
+            key_id: key_id.to_owned(),
+            key_secret: Secret::new(key_secret.to_owned()),
+            account_id: new_id("acc_"),
+            webhook: None,
+            webhook_attempts: 5,
+        }
+    }
+}
+
+/// A fault to inject into the next `/v1` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer with this status (500, 502, 503, 429...) without doing anything.
+    Status { status: u16 },
+    /// Hang this long without doing anything, then answer 504.
+    Hang { ms: u64 },
+    /// Do the work, then hang this long before answering (the caller times out not knowing
+    /// the work was done).
+    HangAfter { ms: u64 },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct FaultRequest {
+    #[serde(flatten)]
+    fault: Fault,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One `/v1` request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The status answered; 0 while no answer was sent (or the caller gave up first).
+    pub status: u16,
+}
+
+/// One webhook delivery (an event, or a duplicate of one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub event_id: String,
+    pub event: String,
+    pub attempts: u32,
+    /// The last HTTP status the target answered, if it answered.
+    pub status: Option<u16>,
+    pub delivered: bool,
+}
+
+/// How to deliver the webhooks of one control action.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct DeliveryOptions {
+    /// Deliver every event twice (same id, same body), as at-least-once delivery does.
+    pub duplicate: bool,
+    /// Deliver the events in reverse order.
+    pub reorder: bool,
+    /// Wait this long before delivering.
+    pub delay_ms: u64,
+}
+
+struct Inner {
+    config: Mutex<SimConfig>,
+    account: Mutex<Account>,
+    faults: Mutex<VecDeque<Fault>>,
+    requests: Mutex<Vec<LoggedRequest>>,
+    deliveries: Mutex<Vec<Delivery>>,
+    http: reqwest::Client,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The simulator; cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+/// A simulator serving on a loopback port.
+pub struct RunningSim {
+    pub url: String,
+    pub sim: Simulator,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Result<Simulator, String> {
+        let http = shared::http::client(shared::http::Timeouts {
+            connect: Duration::from_secs(2),
+            // Razorpay gives a webhook endpoint 5 s.
+            total: Duration::from_secs(5),
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Simulator {
+            inner: Arc::new(Inner {
+                config: Mutex::new(config),
+                account: Mutex::new(Account::default()),
+                faults: Mutex::new(VecDeque::new()),
+                requests: Mutex::new(Vec::new()),
+                deliveries: Mutex::new(Vec::new()),
+                http,
+            }),
+        })
+    }
+
+    /// Serves on `addr` (port 0 picks a free one) until the task is aborted.
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<RunningSim> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "razorpay-sim stopped");
+            }
+        });
+        Ok(RunningSim {
+            url,
+            sim: self,
+            task,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/v1/customers", post(create_customer))
+            .route("/v1/customers/{id}", get(get_customer))
+            .route("/v1/payment_links", post(create_link).get(list_links))
+            .route("/v1/payment_links/{id}", get(get_link))
+            .route("/v1/payment_links/{id}/cancel", post(cancel_link))
+            .route("/v1/invoices", post(create_invoice).get(list_invoices))
+            .route("/v1/invoices/{id}", get(get_invoice))
+            .route("/v1/invoices/{id}/cancel", post(cancel_invoice))
+            .route("/v1/payments/{id}", get(get_payment))
+            .layer(middleware::from_fn_with_state(self.clone(), gate));
+        let control = Router::new()
+            .route("/_sim/faults", post(add_fault).delete(clear_faults))
+            .route("/_sim/requests", get(requests).delete(clear_requests))
+            .route("/_sim/webhooks", get(deliveries))
+            .route("/_sim/webhook-target", post(set_webhook_target))
+            .route("/_sim/payment_links/{id}/{action}", post(link_action))
+            .route("/_sim/invoices/{id}/{action}", post(invoice_action));
+        api.merge(control).with_state(self.clone())
+    }
+
+    pub fn add_fault(&self, fault: Fault, count: u32) {
+        let mut faults = lock(&self.inner.faults);
+        faults.extend(std::iter::repeat_n(fault, count as usize));
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.inner.requests).clone()
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.inner.deliveries).clone()
+    }
+
+    pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
+        lock(&self.inner.config).webhook = target;
+    }
+
+    pub fn key_id(&self) -> String {
+        lock(&self.inner.config).key_id.clone()
+    }
+
+    pub fn account_id(&self) -> String {
+        lock(&self.inner.config).account_id.clone()
+    }
+
+    /// Serializes and signs the events, then delivers them in the background.
+    fn deliver(&self, events: Vec<Event>, options: DeliveryOptions) -> Vec<Value> {
+        let config = lock(&self.inner.config).clone();
+        let mut prepared: Vec<(String, String, Vec<u8>)> = events
+            .iter()
+            .map(|event| {
+                let body =
+                    serde_json::to_vec(&event.envelope(&config.account_id)).unwrap_or_default();
+                (new_id("evt_"), event.name.clone(), body)
+            })
+            .collect();
+        let summary = prepared
+            .iter()
+            .map(|(id, name, _)| json!({"id": id, "event": name}))
+            .collect();
+        let Some(target) = config.webhook else {
+            return summary;
+        };
+        if options.reorder {
+            prepared.reverse();
+        }
+        if options.duplicate {
+            prepared = prepared.into_iter().flat_map(|p| [p.clone(), p]).collect();
+        }
+        let sim = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(options.delay_ms)).await;
+            for (event_id, name, body) in prepared {
+                sim.deliver_one(&target, config.webhook_attempts, event_id, name, body)
+                    .await;
+            }
+        });
+        summary
+    }
+
+    async fn deliver_one(
+        &self,
+        target: &WebhookTarget,
+        attempts: u32,
+        event_id: String,
+        event: String,
+        body: Vec<u8>,
+    ) {
+        let signature = razorpay_sign(&target.secret, &body);
+        let mut delivery = Delivery {
+            event_id: event_id.clone(),
+            event,
+            attempts: 0,
+            status: None,
+            delivered: false,
+        };
+        for attempt in 1..=attempts.max(1) {
+            delivery.attempts = attempt;
+            let result = self
+                .inner
+                .http
+                .post(&target.url)
+                .header("content-type", "application/json")
+                .header("x-razorpay-signature", &signature)
+                .header("x-razorpay-event-id", &event_id)
+                .body(body.clone())
+                .send()
+                .await;
+            delivery.status = result.as_ref().ok().map(|r| r.status().as_u16());
+            if result.is_ok_and(|r| r.status().is_success()) {
+                delivery.delivered = true;
+                break;
+            }
+            // Razorpay backs off exponentially for 24 h; here: 100 ms, doubling.
+            tokio::time::sleep(Duration::from_millis(100 << (attempt - 1).min(6))).await;
+        }
+        lock(&self.inner.deliveries).push(delivery);
+    }
+}
+
+fn reply(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+        Err(error) => (
+            StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(error.body),
+        )
+            .into_response(),
+    }
+}
+
+fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::bad_request("The request body is not valid JSON", None))
+}
+
+/// Every `/v1` call: logged, then faults, then HTTP Basic auth.
+async fn gate(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    // Logged on arrival: a request whose caller gave up (the handler is dropped) stays in the
+    // log with status 0, "no answer sent".
+    let index = {
+        let mut log = lock(&sim.inner.requests);
+        log.push(LoggedRequest {
+            method,
+            path,
+            query,
+            status: 0,
+        });
+        log.len() - 1
+    };
+    let fault = lock(&sim.inner.faults).pop_front();
+    let response = match fault {
+        Some(Fault::Status { status }) => {
+            let (code, description) = if status == 429 {
+                ("BAD_REQUEST_ERROR", "Too many requests")
+            } else {
+                (
+                    "SERVER_ERROR",
+                    "The server encountered an error. The incident has been reported to admins.",
+                )
+            };
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                Json(json!({"error": {"code": code, "description": description}})),
+            )
+                .into_response()
+        }
+        Some(Fault::Hang { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        other => {
+            let response = if authorized(&sim, &headers) {
+                next.run(request).await
+            } else {
+                reply(Err(ApiError::unauthorized()))
+            };
+            if let Some(Fault::HangAfter { ms }) = other {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            response
+        }
+    };
+    if let Some(entry) = lock(&sim.inner.requests).get_mut(index) {
+        entry.status = response.status().as_u16();
+    }
+    response
+}
+
+fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
+    let config = lock(&sim.inner.config);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            config.key_id,
+            config.key_secret.expose()
+        ))
+    );
+    headers
+        .get("authorization")
+        .is_some_and(|given| given.as_bytes() == expected.as_bytes())
+}
+
+// ---------- /v1 ----------
+
+async fn create_customer(State(sim): State<Simulator>, body: Bytes) -> Response {
+    reply(json_body(&body).and_then(|b| lock(&sim.inner.account).create_customer(&b)))
+}
+
+async fn get_customer(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let account = lock(&sim.inner.account);
+    reply(
+        account
+            .customers
+            .get(&id)
+            .map(|c| c.json())
+            .ok_or_else(|| ApiError::not_found(&id)),
+    )
+}
+
+async fn create_link(State(sim): State<Simulator>, body: Bytes) -> Response {
+    reply(json_body(&body).and_then(|b| lock(&sim.inner.account).create_link(&b)))
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    reference_id: Option<String>,
+    payment_id: Option<String>,
+}
+
+async fn list_links(State(sim): State<Simulator>, Query(query): Query<LinkQuery>) -> Response {
+    let account = lock(&sim.inner.account);
+    let links: Vec<Value> = account
+        .links
+        .values()
+        .filter(|l| {
+            query
+                .reference_id
+                .as_ref()
+                .is_none_or(|r| *r == l.reference_id)
+        })
+        .filter(|l| {
+            query
+                .payment_id
+                .as_ref()
+                .is_none_or(|p| l.payments.contains(p))
+        })
+        .map(|l| account.link_json(l))
+        .collect();
+    reply(Ok(json!({ "payment_links": links })))
+}
+
+async fn get_link(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let account = lock(&sim.inner.account);
+    reply(account.link(&id).map(|l| account.link_json(l)))
+}
+
+async fn cancel_link(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(lock(&sim.inner.account).cancel_link(&id))
+}
+
+async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
+    reply(json_body(&body).and_then(|b| lock(&sim.inner.account).create_invoice(&b)))
+}
+
+#[derive(Deserialize)]
+struct InvoiceQuery {
+    receipt: Option<String>,
+    customer_id: Option<String>,
+}
+
+async fn list_invoices(
+    State(sim): State<Simulator>,
+    Query(query): Query<InvoiceQuery>,
+) -> Response {
+    let account = lock(&sim.inner.account);
+    let items: Vec<Value> = account
+        .invoices
+        .values()
+        .filter(|i| query.receipt.as_ref().is_none_or(|r| *r == i.receipt))
+        .filter(|i| {
+            query
+                .customer_id
+                .as_ref()
+                .is_none_or(|c| *c == i.customer_id)
+        })
+        .map(|i| account.invoice_json(i))
+        .collect();
+    reply(Ok(
+        json!({"entity": "collection", "count": items.len(), "items": items}),
+    ))
+}
+
+async fn get_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let account = lock(&sim.inner.account);
+    reply(account.invoice(&id).map(|i| account.invoice_json(i)))
+}
+
+async fn cancel_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(lock(&sim.inner.account).cancel_invoice(&id))
+}
+
+async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let account = lock(&sim.inner.account);
+    reply(
+        account
+            .payments
+            .get(&id)
+            .map(|p| p.json())
+            .ok_or_else(|| ApiError::not_found(&id)),
+    )
+}
+
+// ---------- /_sim ----------
+
+async fn add_fault(State(sim): State<Simulator>, Json(request): Json<FaultRequest>) -> Response {
+    sim.add_fault(request.fault, request.count);
+    reply(Ok(json!({"queued": lock(&sim.inner.faults).len()})))
+}
+
+async fn clear_faults(State(sim): State<Simulator>) -> Response {
+    lock(&sim.inner.faults).clear();
+    reply(Ok(json!({"queued": 0})))
+}
+
+async fn requests(State(sim): State<Simulator>) -> Response {
+    reply(Ok(json!(sim.requests())))
+}
+
+async fn clear_requests(State(sim): State<Simulator>) -> Response {
+    lock(&sim.inner.requests).clear();
+    reply(Ok(json!([])))
+}
+
+async fn deliveries(State(sim): State<Simulator>) -> Response {
+    reply(Ok(json!(sim.deliveries())))
+}
+
+#[derive(Deserialize)]
+struct TargetRequest {
+    url: String,
+    secret: String,
+}
+
+async fn set_webhook_target(
+    State(sim): State<Simulator>,
+    Json(target): Json<TargetRequest>,
+) -> Response {
+    sim.set_webhook_target(Some(WebhookTarget {
+        url: target.url,
+        secret: Secret::new(target.secret),
+    }));
+    reply(Ok(json!({"ok": true})))
+}
+
+/// The body of a control action: what the customer pays, and how to deliver the webhooks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ActionRequest {
+    amount: Option<u64>,
+    method: Option<String>,
+    #[serde(flatten)]
+    delivery: DeliveryOptions,
+}
+
+fn action_reply(
+    sim: &Simulator,
+    result: Result<Vec<Event>, ApiError>,
+    delivery: DeliveryOptions,
+) -> Response {
+    reply(result.map(|events| {
+        let payments: Vec<Value> = events
+            .iter()
+            .filter(|e| e.name.starts_with("payment."))
+            .filter_map(|e| e.payload.iter().find(|(k, _)| *k == "payment"))
+            .map(|(_, p)| p["id"].clone())
+            .collect();
+        let mut payments_unique = payments;
+        payments_unique.dedup();
+        json!({"payments": payments_unique, "events": sim.deliver(events, delivery)})
+    }))
+}
+
+async fn link_action(
+    State(sim): State<Simulator>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let request: ActionRequest = serde_json::from_slice(&body).unwrap_or_default();
+    let method = request.method.as_deref().unwrap_or("upi");
+    let result = {
+        let mut account = lock(&sim.inner.account);
+        match action.as_str() {
+            "pay" => account.pay_link(&id, request.amount, method),
+            "fail" => account.fail_link_payment(&id, method),
+            "expire" => account.expire_link(&id),
+            "cancel" => account.cancel_link_with_event(&id),
+            other => Err(ApiError::bad_request(
+                &format!("unknown action {other}"),
+                None,
+            )),
+        }
+    };
+    action_reply(&sim, result, request.delivery)
+}
+
+async fn invoice_action(
+    State(sim): State<Simulator>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let request: ActionRequest = serde_json::from_slice(&body).unwrap_or_default();
+    let method = request.method.as_deref().unwrap_or("card");
+    let result = {
+        let mut account = lock(&sim.inner.account);
+        match action.as_str() {
+            "pay" => account.pay_invoice(&id, request.amount, method),
+            "expire" => account.expire_invoice(&id),
+            other => Err(ApiError::bad_request(
+                &format!("unknown action {other}"),
+                None,
+            )),
+        }
+    };
+    action_reply(&sim, result, request.delivery)
+}
