@@ -7,8 +7,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use razorpay_sim::{SimConfig, Simulator, WebhookTarget};
 use shared::secret::Secret;
+use simulators::razorpay::{SimConfig, Simulator, WebhookTarget};
 
 fn arg(args: &[String], flag: &str, env: &str) -> Option<String> {
     args.windows(2)

@@ -10,10 +10,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use razorpay_sim::{RunningSim, SimConfig, Simulator, WebhookTarget};
 use serde_json::{Value, json};
 use shared::secret::Secret;
 use shared::signature::{SignatureError, verify_razorpay_webhook};
+use simulators::razorpay::{RunningSim, SimConfig, Simulator, WebhookTarget};
 
 const WEBHOOK_SECRET: &str = "sim_webhook_secret";
 
@@ -95,7 +95,7 @@ async fn create_link(sim: &RunningSim, accept_partial: bool) -> String {
 }
 
 fn shared_id() -> String {
-    razorpay_sim::new_id("ref_")
+    simulators::razorpay::new_id("ref_")
 }
 
 async fn control(sim: &RunningSim, path: &str, body: Value) -> Value {

@@ -1,4 +1,4 @@
-//! A Razorpay API simulator: stateful and in memory, with Razorpay's rules, error bodies and
+//! The Razorpay API simulator: stateful and in memory, with Razorpay's rules, error bodies and
 //! signed webhooks, for the local stack and the tests (think stripe-mock).
 //!
 //! - `/v1/...`: customers, payment links, invoices, payments, behind HTTP Basic auth.
@@ -8,9 +8,8 @@
 mod events;
 mod state;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -21,11 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::secret::Secret;
 use shared::signature::razorpay_sign;
 
+use crate::common::{self, Delivery, Fault, HasRecorder, LoggedRequest, Recorder, lock};
 pub use events::Event;
 use state::Account;
 pub use state::{ApiError, new_id};
@@ -59,52 +59,6 @@ impl SimConfig {
     }
 }
 
-/// A fault to inject into the next `/v1` calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Fault {
-    /// Answer with this status (500, 502, 503, 429...) without doing anything.
-    Status { status: u16 },
-    /// Hang this long without doing anything, then answer 504.
-    Hang { ms: u64 },
-    /// Do the work, then hang this long before answering (the caller times out not knowing
-    /// the work was done).
-    HangAfter { ms: u64 },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct FaultRequest {
-    #[serde(flatten)]
-    fault: Fault,
-    #[serde(default = "one")]
-    count: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// One `/v1` request as the simulator saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoggedRequest {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    /// The status answered; 0 while no answer was sent (or the caller gave up first).
-    pub status: u16,
-}
-
-/// One webhook delivery (an event, or a duplicate of one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub event_id: String,
-    pub event: String,
-    pub attempts: u32,
-    /// The last HTTP status the target answered, if it answered.
-    pub status: Option<u16>,
-    pub delivered: bool,
-}
-
 /// How to deliver the webhooks of one control action.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(default)]
@@ -120,22 +74,20 @@ pub struct DeliveryOptions {
 struct Inner {
     config: Mutex<SimConfig>,
     account: Mutex<Account>,
-    faults: Mutex<VecDeque<Fault>>,
-    requests: Mutex<Vec<LoggedRequest>>,
-    deliveries: Mutex<Vec<Delivery>>,
+    recorder: Recorder,
     http: reqwest::Client,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The simulator; cheap to clone (shared state).
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Inner>,
+}
+
+impl HasRecorder for Simulator {
+    fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
 }
 
 /// A simulator serving on a loopback port.
@@ -157,9 +109,7 @@ impl Simulator {
             inner: Arc::new(Inner {
                 config: Mutex::new(config),
                 account: Mutex::new(Account::default()),
-                faults: Mutex::new(VecDeque::new()),
-                requests: Mutex::new(Vec::new()),
-                deliveries: Mutex::new(Vec::new()),
+                recorder: Recorder::default(),
                 http,
             }),
         })
@@ -167,14 +117,7 @@ impl Simulator {
 
     /// Serves on `addr` (port 0 picks a free one) until the task is aborted.
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<RunningSim> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = self.router();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "razorpay-sim stopped");
-            }
-        });
+        let (url, task) = common::serve(self.router(), addr).await?;
         Ok(RunningSim {
             url,
             sim: self,
@@ -194,10 +137,7 @@ impl Simulator {
             .route("/v1/invoices/{id}/cancel", post(cancel_invoice))
             .route("/v1/payments/{id}", get(get_payment))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
-        let control = Router::new()
-            .route("/_sim/faults", post(add_fault).delete(clear_faults))
-            .route("/_sim/requests", get(requests).delete(clear_requests))
-            .route("/_sim/webhooks", get(deliveries))
+        let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
             .route("/_sim/invoices/{id}/{action}", post(invoice_action));
@@ -205,16 +145,15 @@ impl Simulator {
     }
 
     pub fn add_fault(&self, fault: Fault, count: u32) {
-        let mut faults = lock(&self.inner.faults);
-        faults.extend(std::iter::repeat_n(fault, count as usize));
+        self.inner.recorder.add_fault(fault, count);
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        lock(&self.inner.requests).clone()
+        self.inner.recorder.requests()
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
-        lock(&self.inner.deliveries).clone()
+        self.inner.recorder.deliveries()
     }
 
     pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
@@ -272,35 +211,21 @@ impl Simulator {
         event: String,
         body: Vec<u8>,
     ) {
-        let signature = razorpay_sign(&target.secret, &body);
-        let mut delivery = Delivery {
-            event_id: event_id.clone(),
-            event,
-            attempts: 0,
-            status: None,
-            delivered: false,
-        };
-        for attempt in 1..=attempts.max(1) {
-            delivery.attempts = attempt;
-            let result = self
-                .inner
-                .http
-                .post(&target.url)
-                .header("content-type", "application/json")
-                .header("x-razorpay-signature", &signature)
-                .header("x-razorpay-event-id", &event_id)
-                .body(body.clone())
-                .send()
-                .await;
-            delivery.status = result.as_ref().ok().map(|r| r.status().as_u16());
-            if result.is_ok_and(|r| r.status().is_success()) {
-                delivery.delivered = true;
-                break;
-            }
-            // Razorpay backs off exponentially for 24 h; here: 100 ms, doubling.
-            tokio::time::sleep(Duration::from_millis(100 << (attempt - 1).min(6))).await;
-        }
-        lock(&self.inner.deliveries).push(delivery);
+        let headers = [
+            ("x-razorpay-signature", razorpay_sign(&target.secret, &body)),
+            ("x-razorpay-event-id", event_id.clone()),
+        ];
+        self.inner
+            .recorder
+            .deliver(
+                &self.inner.http,
+                &target.url,
+                &headers,
+                (event_id, event),
+                body,
+                attempts,
+            )
+            .await;
     }
 }
 
@@ -330,58 +255,28 @@ async fn gate(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().to_string();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    // Logged on arrival: a request whose caller gave up (the handler is dropped) stays in the
-    // log with status 0, "no answer sent".
-    let index = {
-        let mut log = lock(&sim.inner.requests);
-        log.push(LoggedRequest {
-            method,
-            path,
-            query,
-            status: 0,
-        });
-        log.len() - 1
+    let authorized = authorized(&sim, &headers);
+    sim.inner
+        .recorder
+        .gate(request, next, authorized, error_response)
+        .await
+}
+
+/// Razorpay's body for a status the simulator was told to answer (a fault, or 401).
+fn error_response(status: u16) -> Response {
+    let (code, description) = match status {
+        401 => ("BAD_REQUEST_ERROR", "Authentication failed"),
+        429 => ("BAD_REQUEST_ERROR", "Too many requests"),
+        _ => (
+            "SERVER_ERROR",
+            "The server encountered an error. The incident has been reported to admins.",
+        ),
     };
-    let fault = lock(&sim.inner.faults).pop_front();
-    let response = match fault {
-        Some(Fault::Status { status }) => {
-            let (code, description) = if status == 429 {
-                ("BAD_REQUEST_ERROR", "Too many requests")
-            } else {
-                (
-                    "SERVER_ERROR",
-                    "The server encountered an error. The incident has been reported to admins.",
-                )
-            };
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                Json(json!({"error": {"code": code, "description": description}})),
-            )
-                .into_response()
-        }
-        Some(Fault::Hang { ms }) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            StatusCode::GATEWAY_TIMEOUT.into_response()
-        }
-        other => {
-            let response = if authorized(&sim, &headers) {
-                next.run(request).await
-            } else {
-                reply(Err(ApiError::unauthorized()))
-            };
-            if let Some(Fault::HangAfter { ms }) = other {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            response
-        }
-    };
-    if let Some(entry) = lock(&sim.inner.requests).get_mut(index) {
-        entry.status = response.status().as_u16();
-    }
-    response
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(json!({"error": {"code": code, "description": description}})),
+    )
+        .into_response()
 }
 
 fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
@@ -510,29 +405,6 @@ async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Re
 }
 
 // ---------- /_sim ----------
-
-async fn add_fault(State(sim): State<Simulator>, Json(request): Json<FaultRequest>) -> Response {
-    sim.add_fault(request.fault, request.count);
-    reply(Ok(json!({"queued": lock(&sim.inner.faults).len()})))
-}
-
-async fn clear_faults(State(sim): State<Simulator>) -> Response {
-    lock(&sim.inner.faults).clear();
-    reply(Ok(json!({"queued": 0})))
-}
-
-async fn requests(State(sim): State<Simulator>) -> Response {
-    reply(Ok(json!(sim.requests())))
-}
-
-async fn clear_requests(State(sim): State<Simulator>) -> Response {
-    lock(&sim.inner.requests).clear();
-    reply(Ok(json!([])))
-}
-
-async fn deliveries(State(sim): State<Simulator>) -> Response {
-    reply(Ok(json!(sim.deliveries())))
-}
 
 #[derive(Deserialize)]
 struct TargetRequest {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::state::{Account, ApiError, Payment, new_id, now};
+use super::state::{Account, ApiError, Payment, new_id, now};
 
 /// One webhook event: its name and what its `payload` contains.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,13 +4,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use razorpay_sim::{Fault, RunningSim, SimConfig, Simulator};
 use shared::http::{RetryPolicy, Timeouts};
 use shared::razorpay::wire::{
     CustomerRequest, InvoiceRequest, LineItemRequest, LinkCustomer, Notes, PaymentLinkRequest,
 };
 use shared::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
 use shared::secret::Secret;
+use simulators::Fault;
+use simulators::razorpay::{RunningSim, SimConfig, Simulator};
 
 const KEY_ID: &str = "rzp_test_client";
 const KEY_SECRET: &str = "client_key_secret";
