@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod flexprice;
 pub mod http;
 pub mod jobs;
 pub mod keys;

@@ -14,6 +14,22 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// A Razorpay-style id: the prefix and 14 case-sensitive alphanumerics.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = (0..14)
+        .map(|_| ALPHANUMERIC[fastrand::usize(..ALPHANUMERIC.len())] as char)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

@@ -3,6 +3,7 @@
 //! signed webhooks, fault injection and request logs (think stripe-mock).
 
 pub mod common;
+pub mod flexprice;
 pub mod razorpay;
 
 pub use common::{Delivery, Fault, LoggedRequest};

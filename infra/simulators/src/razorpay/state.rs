@@ -2,26 +2,11 @@
 //! payments, with Razorpay's rules and its error texts (`reference/razorpay-api.md`).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use shared::money::{Currency, Money};
 
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/// A Razorpay-looking id: the prefix and 14 case-sensitive alphanumerics.
-pub fn new_id(prefix: &str) -> String {
-    let tail: String = (0..14)
-        .map(|_| ALPHANUMERIC[fastrand::usize(..ALPHANUMERIC.len())] as char)
-        .collect();
-    format!("{prefix}{tail}")
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::common::{new_id, now};
 
 /// A Razorpay error: HTTP status and the `{"error":{...}}` body.
 #[derive(Debug, Clone, PartialEq)]

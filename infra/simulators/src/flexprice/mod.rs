@@ -1,0 +1,666 @@
+//! The Flexprice API simulator: customers, invoices with line items, taxes, discounts and
+//! prepaid credits, finalize and void (with Svix-signed `invoice.update.finalized` and
+//! `invoice.update.voided` webhooks), payments recorded under idempotency keys with the
+//! invoice recomputed, and metadata updates. Auth: the `x-api-key` header.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::money::{Currency, Money};
+use shared::secret::Secret;
+use shared::signature::SvixSecret;
+
+use crate::common::{
+    self, Delivery, Fault, HasRecorder, LoggedRequest, Recorder, lock, new_id, now,
+};
+
+/// A Flexprice error: status and `{"code","message","http_status_code"}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "validation_error", message)
+    }
+
+    fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(404, "not_found", format!("{what} {id} not found"))
+    }
+
+    fn response(&self) -> Response {
+        (
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(json!({"code": self.code, "message": self.message, "http_status_code": self.status})),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LineItem {
+    id: String,
+    display_name: String,
+    entity_type: String,
+    amount: Money,
+    quantity: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Invoice {
+    id: String,
+    customer_id: String,
+    currency: Currency,
+    status: String,
+    invoice_number: String,
+    due_date: Option<String>,
+    line_items: Vec<LineItem>,
+    taxes: Vec<(String, Money)>,
+    discount: Money,
+    credits: Money,
+    paid: Money,
+    metadata: BTreeMap<String, String>,
+    version: u64,
+}
+
+impl Invoice {
+    fn subtotal(&self) -> Money {
+        let minor = self.line_items.iter().map(|li| li.amount.minor()).sum();
+        Money::from_minor(minor, self.currency)
+    }
+
+    fn tax(&self) -> Money {
+        Money::from_minor(
+            self.taxes.iter().map(|(_, m)| m.minor()).sum(),
+            self.currency,
+        )
+    }
+
+    fn total(&self) -> Money {
+        let minor =
+            (self.subtotal().minor() + self.tax().minor()).saturating_sub(self.discount.minor());
+        Money::from_minor(minor, self.currency)
+    }
+
+    fn due(&self) -> Money {
+        Money::from_minor(
+            self.total().minor().saturating_sub(self.credits.minor()),
+            self.currency,
+        )
+    }
+
+    fn remaining(&self) -> Money {
+        Money::from_minor(
+            self.due().minor().saturating_sub(self.paid.minor()),
+            self.currency,
+        )
+    }
+
+    fn payment_status(&self) -> &'static str {
+        match self.paid.minor().cmp(&self.due().minor()) {
+            std::cmp::Ordering::Less => "PENDING",
+            std::cmp::Ordering::Equal => "SUCCEEDED",
+            std::cmp::Ordering::Greater => "OVERPAID",
+        }
+    }
+
+    fn json(&self) -> Value {
+        let currency = self.currency.code().to_ascii_lowercase();
+        let items: Vec<Value> = self
+            .line_items
+            .iter()
+            .map(|li| json!({"id": li.id, "invoice_id": self.id, "customer_id": self.customer_id,
+                "display_name": li.display_name, "plan_display_name": li.display_name,
+                "entity_type": li.entity_type, "amount": li.amount.to_decimal_string(),
+                "quantity": li.quantity.to_string(), "currency": currency, "metadata": {},
+                "prepaid_credits_applied": "0", "line_item_discount": "0", "invoice_level_discount": "0"}))
+            .collect();
+        let taxes: Vec<Value> = self
+            .taxes
+            .iter()
+            .map(|(name, amount)| json!({"name": name, "amount": amount.to_decimal_string()}))
+            .collect();
+        json!({"id": self.id, "customer_id": self.customer_id, "invoice_type": "SUBSCRIPTION",
+            "invoice_status": self.status, "payment_status": self.payment_status(),
+            "currency": currency, "amount_due": self.due().to_decimal_string(),
+            "amount_paid": self.paid.to_decimal_string(),
+            "amount_remaining": self.remaining().to_decimal_string(),
+            "subtotal": self.subtotal().to_decimal_string(), "total": self.total().to_decimal_string(),
+            "total_discount": self.discount.to_decimal_string(),
+            "total_tax": self.tax().to_decimal_string(),
+            "total_prepaid_credits_applied": self.credits.to_decimal_string(),
+            "invoice_number": self.invoice_number, "due_date": self.due_date,
+            "metadata": self.metadata, "line_items": items, "taxes": taxes, "version": self.version})
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Payment {
+    id: String,
+    idempotency_key: String,
+    invoice_id: String,
+    amount: Money,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Payment {
+    fn json(&self) -> Value {
+        json!({"id": self.id, "idempotency_key": self.idempotency_key, "destination_type": "INVOICE",
+            "destination_id": self.invoice_id, "payment_method_type": "OFFLINE",
+            "amount": self.amount.to_decimal_string(),
+            "currency": self.amount.currency().code().to_ascii_lowercase(),
+            "payment_status": "SUCCEEDED", "metadata": self.metadata})
+    }
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    customers: BTreeMap<String, Value>,
+    invoices: BTreeMap<String, Invoice>,
+    payments: BTreeMap<String, Payment>,
+    next_number: u64,
+}
+
+/// Where the simulator sends its webhooks, and the `whsec_` secret it signs them with.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: Secret<String>,
+}
+
+struct Inner {
+    api_key: Secret<String>,
+    webhook: Mutex<Option<WebhookTarget>>,
+    data: Mutex<Data>,
+    recorder: Recorder,
+    http: reqwest::Client,
+}
+
+/// The simulator; cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+impl HasRecorder for Simulator {
+    fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+}
+
+/// A simulator serving on a loopback port.
+pub struct RunningSim {
+    pub url: String,
+    pub sim: Simulator,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+fn decimal(body: &Value, field: &str, currency: Currency) -> Result<Money, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(Money::from_minor(0, currency)),
+        Some(Value::String(text)) => {
+            Money::parse(text, currency).map_err(|e| ApiError::validation(format!("{field}: {e}")))
+        }
+        Some(_) => Err(ApiError::validation(format!(
+            "{field} must be a decimal string"
+        ))),
+    }
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Simulator {
+    pub fn new(api_key: &str, webhook: Option<WebhookTarget>) -> Result<Simulator, String> {
+        let http = shared::http::client(shared::http::Timeouts {
+            connect: Duration::from_secs(2),
+            total: Duration::from_secs(15),
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Simulator {
+            inner: Arc::new(Inner {
+                api_key: Secret::new(api_key.to_owned()),
+                webhook: Mutex::new(webhook),
+                data: Mutex::new(Data::default()),
+                recorder: Recorder::default(),
+                http,
+            }),
+        })
+    }
+
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<RunningSim> {
+        let (url, task) = common::serve(self.router(), addr).await?;
+        Ok(RunningSim {
+            url,
+            sim: self,
+            task,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/v1/customers", post(create_customer))
+            .route("/v1/customers/{id}", get(get_customer))
+            .route("/v1/invoices", post(create_invoice))
+            .route("/v1/invoices/{id}", get(get_invoice).put(update_invoice))
+            .route("/v1/invoices/{id}/finalize", post(finalize_invoice))
+            .route("/v1/invoices/{id}/void", post(void_invoice))
+            .route("/v1/payments", post(record_payment))
+            .route("/v1/payments/{id}", get(get_payment))
+            .layer(middleware::from_fn_with_state(self.clone(), gate));
+        let control = common::control_routes::<Simulator>()
+            .route("/_sim/webhook-target", post(set_webhook_target));
+        api.merge(control).with_state(self.clone())
+    }
+
+    pub fn add_fault(&self, fault: Fault, count: u32) {
+        self.inner.recorder.add_fault(fault, count);
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.inner.recorder.requests()
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.recorder.deliveries()
+    }
+
+    pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
+        *lock(&self.inner.webhook) = target;
+    }
+
+    /// Sends `{"event_type": event, "invoice": ...}`, signed the Svix way, in the background.
+    fn send_invoice_event(&self, event: &str, invoice: Value) -> Option<String> {
+        let target = lock(&self.inner.webhook).clone()?;
+        let secret = SvixSecret::parse(&target.secret).ok()?;
+        let body = serde_json::to_vec(&json!({"event_type": event, "invoice": invoice})).ok()?;
+        let id = new_id("msg_");
+        let timestamp = now();
+        let headers = [
+            ("svix-id", id.clone()),
+            ("svix-timestamp", timestamp.to_string()),
+            ("svix-signature", secret.sign(&id, timestamp, &body)),
+        ];
+        let sim = self.clone();
+        let event = (id.clone(), event.to_owned());
+        tokio::spawn(async move {
+            sim.inner
+                .recorder
+                .deliver(&sim.inner.http, &target.url, &headers, event, body, 5)
+                .await;
+        });
+        Some(id)
+    }
+}
+
+async fn gate(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let authorized = headers
+        .get("x-api-key")
+        .is_some_and(|k| k.as_bytes() == sim.inner.api_key.expose().as_bytes());
+    sim.inner
+        .recorder
+        .gate(request, next, authorized, |status| {
+            let (code, message) = match status {
+                401 => ("unauthorized", "invalid or missing API key"),
+                429 => ("rate_limited", "too many requests"),
+                _ => ("internal_error", "internal server error"),
+            };
+            ApiError::new(status, code, message).response()
+        })
+        .await
+}
+
+fn reply(status: StatusCode, result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(value) => (status, Json(value)).into_response(),
+        Err(error) => error.response(),
+    }
+}
+
+fn body_json(bytes: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::validation("the request body is not valid JSON"))
+}
+
+async fn create_customer(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::validation("name is required"))?;
+        let external_id = body
+            .get("external_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::validation("external_id is required"))?;
+        let customer = json!({"id": new_id("cust_"), "external_id": external_id, "name": name,
+            "email": body.get("email"), "contact": body.get("contact"),
+            "metadata": string_map(body.get("metadata"))});
+        let id = customer["id"].as_str().unwrap_or_default().to_owned();
+        lock(&sim.inner.data).customers.insert(id, customer.clone());
+        Ok(customer)
+    });
+    reply(StatusCode::CREATED, result)
+}
+
+async fn get_customer(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let data = lock(&sim.inner.data);
+    reply(
+        StatusCode::OK,
+        data.customers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("customer", &id)),
+    )
+}
+
+async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let mut data = lock(&sim.inner.data);
+        let customer_id = body
+            .get("customer_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if !data.customers.contains_key(&customer_id) {
+            return Err(ApiError::not_found("customer", &customer_id));
+        }
+        let currency = Currency::from_code(
+            body.get("currency")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| ApiError::validation(format!("currency: {e}")))?;
+        let mut line_items = Vec::new();
+        for item in body
+            .get("line_items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            line_items.push(LineItem {
+                id: new_id("li_"),
+                display_name: item
+                    .get("display_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Charge")
+                    .to_owned(),
+                entity_type: item
+                    .get("entity_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("plan")
+                    .to_owned(),
+                amount: decimal(item, "amount", currency)?,
+                quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
+            });
+        }
+        let mut taxes = Vec::new();
+        for tax in body
+            .get("taxes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = tax
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("Tax")
+                .to_owned();
+            taxes.push((name, decimal(tax, "amount", currency)?));
+        }
+        data.next_number += 1;
+        let invoice = Invoice {
+            id: new_id("inv_"),
+            customer_id,
+            currency,
+            status: "DRAFT".to_owned(),
+            invoice_number: format!("INV-{:04}", data.next_number),
+            due_date: body
+                .get("due_date")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            line_items,
+            taxes,
+            discount: decimal(&body, "total_discount", currency)?,
+            credits: decimal(&body, "prepaid_credits_applied", currency)?,
+            paid: Money::from_minor(0, currency),
+            metadata: string_map(body.get("metadata")),
+            version: 1,
+        };
+        let json = invoice.json();
+        data.invoices.insert(invoice.id.clone(), invoice);
+        Ok(json)
+    });
+    reply(StatusCode::CREATED, result)
+}
+
+async fn get_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let data = lock(&sim.inner.data);
+    reply(
+        StatusCode::OK,
+        data.invoices
+            .get(&id)
+            .map(Invoice::json)
+            .ok_or_else(|| ApiError::not_found("invoice", &id)),
+    )
+}
+
+async fn update_invoice(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let mut data = lock(&sim.inner.data);
+        let invoice = data
+            .invoices
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("invoice", &id))?;
+        if let Some(metadata) = body.get("metadata") {
+            // Flexprice replaces the metadata with what is sent.
+            invoice.metadata = string_map(Some(metadata));
+            invoice.version += 1;
+        }
+        Ok(invoice.json())
+    });
+    reply(StatusCode::OK, result)
+}
+
+/// Moves an invoice from `from` to `to` and sends `event`.
+fn transition(
+    sim: &Simulator,
+    id: &str,
+    from: &[&str],
+    to: &str,
+    event: &str,
+) -> Result<Value, ApiError> {
+    let json = {
+        let mut data = lock(&sim.inner.data);
+        let invoice = data
+            .invoices
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found("invoice", id))?;
+        if !from.contains(&invoice.status.as_str()) || (to == "VOIDED" && invoice.paid.minor() > 0)
+        {
+            return Err(ApiError::new(
+                400,
+                "invalid_operation",
+                format!("invoice {id} is {} and cannot become {to}", invoice.status),
+            ));
+        }
+        invoice.status = to.to_owned();
+        invoice.version += 1;
+        invoice.json()
+    };
+    sim.send_invoice_event(event, json.clone());
+    Ok(json)
+}
+
+async fn finalize_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(
+        StatusCode::OK,
+        transition(
+            &sim,
+            &id,
+            &["DRAFT"],
+            "FINALIZED",
+            "invoice.update.finalized",
+        ),
+    )
+}
+
+async fn void_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(
+        StatusCode::OK,
+        transition(
+            &sim,
+            &id,
+            &["DRAFT", "FINALIZED"],
+            "VOIDED",
+            "invoice.update.voided",
+        ),
+    )
+}
+
+async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let field = |name: &str| {
+            body.get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if field("destination_type") != "INVOICE" {
+            return Err(ApiError::validation("destination_type must be INVOICE"));
+        }
+        if field("payment_method_type") != "OFFLINE"
+            || body.get("process_payment") != Some(&Value::Bool(true))
+        {
+            return Err(ApiError::validation(
+                "the simulator records OFFLINE payments with process_payment true only",
+            ));
+        }
+        let key = field("idempotency_key");
+        if key.is_empty() {
+            return Err(ApiError::validation("idempotency_key is required"));
+        }
+        let mut data = lock(&sim.inner.data);
+        let invoice_id = field("destination_id");
+        let invoice = data
+            .invoices
+            .get(&invoice_id)
+            .ok_or_else(|| ApiError::not_found("invoice", &invoice_id))?;
+        let currency = Currency::from_code(&field("currency"))
+            .map_err(|e| ApiError::validation(format!("currency: {e}")))?;
+        if currency != invoice.currency {
+            return Err(ApiError::validation("currency does not match the invoice"));
+        }
+        let amount = decimal(&body, "amount", currency)?;
+        if amount.is_zero() {
+            return Err(ApiError::validation("amount must be greater than 0"));
+        }
+        if let Some(existing) = data.payments.values().find(|p| p.idempotency_key == key) {
+            return if existing.invoice_id == invoice_id && existing.amount == amount {
+                Ok((StatusCode::OK, existing.json()))
+            } else {
+                Err(ApiError::new(
+                    409,
+                    "already_exists",
+                    "idempotency_key was used for another payment",
+                ))
+            };
+        }
+        if invoice.status != "FINALIZED" {
+            return Err(ApiError::new(
+                400,
+                "invalid_operation",
+                format!("invoice is {}", invoice.status),
+            ));
+        }
+        let payment = Payment {
+            id: new_id("pay_"),
+            idempotency_key: key,
+            invoice_id: invoice_id.clone(),
+            amount,
+            metadata: string_map(body.get("metadata")),
+        };
+        if let Some(invoice) = data.invoices.get_mut(&invoice_id) {
+            invoice.paid = invoice.paid.checked_add(amount).unwrap_or(invoice.paid);
+            invoice.version += 1;
+        }
+        let json = payment.json();
+        data.payments.insert(payment.id.clone(), payment);
+        Ok((StatusCode::CREATED, json))
+    });
+    match result {
+        Ok((status, value)) => (status, Json(value)).into_response(),
+        Err(error) => error.response(),
+    }
+}
+
+async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let data = lock(&sim.inner.data);
+    reply(
+        StatusCode::OK,
+        data.payments
+            .get(&id)
+            .map(Payment::json)
+            .ok_or_else(|| ApiError::not_found("payment", &id)),
+    )
+}
+
+#[derive(Deserialize)]
+struct TargetRequest {
+    url: String,
+    secret: String,
+}
+
+async fn set_webhook_target(
+    State(sim): State<Simulator>,
+    Json(target): Json<TargetRequest>,
+) -> Response {
+    sim.set_webhook_target(Some(WebhookTarget {
+        url: target.url,
+        secret: Secret::new(target.secret),
+    }));
+    Json(json!({"ok": true})).into_response()
+}
