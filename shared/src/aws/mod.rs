@@ -108,7 +108,7 @@ where
 
 /// A one-line description of an SDK error (code and message; AWS error messages carry no
 /// secret values).
-fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+pub fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

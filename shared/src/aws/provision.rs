@@ -53,6 +53,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
 #[derive(Debug, Clone)]
 pub struct Queues {
     pub url: String,
+    pub arn: String,
     pub dlq_url: String,
     pub dlq_arn: String,
 }
@@ -94,15 +95,7 @@ pub async fn create_queues(
         .await?
         .queue_url
         .ok_or("CreateQueue returned no URL")?;
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or("GetQueueAttributes returned no QueueArn")?;
+    let dlq_arn = queue_arn(client, &dlq_url).await?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": settings.max_receive_count.to_string(),
@@ -123,9 +116,24 @@ pub async fn create_queues(
         .await?
         .queue_url
         .ok_or("CreateQueue returned no URL")?;
+    let arn = queue_arn(client, &url).await?;
     Ok(Queues {
         url,
+        arn,
         dlq_url,
         dlq_arn,
     })
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("GetQueueAttributes returned no QueueArn")?;
+    Ok(arn)
 }

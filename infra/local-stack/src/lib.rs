@@ -1,0 +1,360 @@
+//! The whole system on one machine, without Docker or an AWS account: the moto AWS emulator
+//! (installed like the test harness does), the table, job queue + DLQ and secrets of
+//! `template.yaml`, both simulators, a local API gateway in front of the function handlers,
+//! and an SQS poller feeding the worker. Seeds a demo tenant.
+
+pub mod demo;
+pub mod gateway;
+pub mod poller;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use shared::aws::Adapters;
+use shared::aws::provision::{self, QueueSettings, Queues};
+use shared::aws::store::{Item, s};
+use shared::config::Config;
+use shared::keys::{Key, TenantScope};
+use shared::secret::Secret;
+use simulators::common::new_id;
+
+pub const TENANT_ID: &str = "demo";
+pub const ENVIRONMENT_ID: &str = "sandbox";
+pub const RAZORPAY_KEY_ID: &str = "rzp_test_localdemo";
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The gateway's port; 0 picks a free one.
+    pub gateway_port: u16,
+    pub api_key: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub flexprice_webhook_secret: Option<String>,
+    /// Shorter than the template's 180 s, so that redelivery and the DLQ show within seconds.
+    pub visibility_timeout_secs: u32,
+    /// Names the table, the queues and the secret prefix; stacks sharing one emulator (tests)
+    /// need different ones.
+    pub resource_prefix: String,
+}
+
+impl Options {
+    /// Defaults, overridden by `FLEXRZP_LOCAL_API_KEY`, `FLEXRZP_LOCAL_WEBHOOK_SECRET` and
+    /// `FLEXRZP_LOCAL_FLEXPRICE_WEBHOOK_SECRET`.
+    pub fn from_env(gateway_port: u16) -> Options {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Options {
+            gateway_port,
+            api_key: var("FLEXRZP_LOCAL_API_KEY"),
+            webhook_secret: var("FLEXRZP_LOCAL_WEBHOOK_SECRET"),
+            flexprice_webhook_secret: var("FLEXRZP_LOCAL_FLEXPRICE_WEBHOOK_SECRET"),
+            visibility_timeout_secs: 1,
+            resource_prefix: "flexrzp-local".to_owned(),
+        }
+    }
+}
+
+/// What the READY line tells (a public interface: keep it stable).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Ready {
+    pub gateway_url: String,
+    pub razorpay_sim_url: String,
+    pub flexprice_sim_url: String,
+    pub tenant_id: String,
+    pub environment_id: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+    pub flexprice_webhook_secret: String,
+    pub customer_id: String,
+    pub invoice_ids: Vec<String>,
+}
+
+/// A running stack. Dropping it stops the servers and the poller; moto stops with the process.
+pub struct LocalStack {
+    pub ready: Ready,
+    pub adapters: Arc<Adapters>,
+    pub queues: Queues,
+    pub razorpay: simulators::razorpay::Simulator,
+    pub flexprice: simulators::flexprice::Simulator,
+    pub flexprice_api_key: String,
+    pub razorpay_key_secret: String,
+    pub poller: Arc<poller::PollerStats>,
+    pub sdk: aws_config::SdkConfig,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn random(len: usize) -> String {
+    new_id("")
+        .chars()
+        .chain(new_id("").chars())
+        .chain(new_id("").chars())
+        .take(len)
+        .collect()
+}
+
+/// The hash under which an API key is stored (the key itself never is).
+pub fn api_key_hash(api_key: &str) -> String {
+    hex::encode(Sha256::digest(api_key.as_bytes()))
+}
+
+impl LocalStack {
+    pub async fn start(options: Options) -> Result<LocalStack, String> {
+        let moto = tokio::task::spawn_blocking(|| testkit::moto().endpoint().to_owned())
+            .await
+            .map_err(|e| format!("the moto emulator did not start: {e}"))?;
+        let sdk = testkit::sdk_config(&moto).await;
+        let table = options.resource_prefix.clone();
+        let secret_prefix = format!("{table}/secrets");
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        provision::create_table(&dynamodb, &table)
+            .await
+            .map_err(|e| format!("creating the table: {e:?}"))?;
+        let settings = QueueSettings {
+            visibility_timeout_secs: options.visibility_timeout_secs,
+            ..QueueSettings::default()
+        };
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queues = provision::create_queues(&sqs, &format!("{table}-jobs"), settings)
+            .await
+            .map_err(|e| format!("creating the queues: {e:?}"))?;
+        let adapters = Arc::new(Adapters::new(
+            &sdk,
+            Config {
+                table_name: table.clone(),
+                job_queue_url: queues.url.clone(),
+                secret_prefix: secret_prefix.clone(),
+            },
+        ));
+
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            options.gateway_port,
+        )))
+        .await
+        .map_err(|e| {
+            format!(
+                "the gateway cannot listen on port {}: {e}",
+                options.gateway_port
+            )
+        })?;
+        let gateway_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let router = gateway::router(adapters.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the gateway stopped");
+            }
+        })];
+
+        let api_key = options
+            .api_key
+            .unwrap_or_else(|| format!("fxr_{}", random(32)));
+        let webhook_secret = options.webhook_secret.unwrap_or_else(|| random(24));
+        let flexprice_webhook_secret = options.flexprice_webhook_secret.unwrap_or_else(|| {
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(random(24))
+            )
+        });
+        let razorpay_key_secret = random(24);
+        let flexprice_api_key = format!("fp_{}", random(24));
+
+        let mut razorpay_config =
+            simulators::razorpay::SimConfig::new(RAZORPAY_KEY_ID, &razorpay_key_secret);
+        razorpay_config.webhook = Some(simulators::razorpay::WebhookTarget {
+            url: format!("{gateway_url}/v1/webhooks/razorpay/{TENANT_ID}/{ENVIRONMENT_ID}"),
+            secret: Secret::new(webhook_secret.clone()),
+        });
+        let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let razorpay = simulators::razorpay::Simulator::new(razorpay_config)?
+            .serve(localhost)
+            .await
+            .map_err(|e| e.to_string())?;
+        let flexprice = simulators::flexprice::Simulator::new(
+            &flexprice_api_key,
+            Some(simulators::flexprice::WebhookTarget {
+                url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
+                secret: Secret::new(flexprice_webhook_secret.clone()),
+            }),
+        )?
+        .serve(localhost)
+        .await
+        .map_err(|e| e.to_string())?;
+        tasks.push(razorpay.task);
+        tasks.push(flexprice.task);
+
+        let (customer_id, invoice_ids) = seed_flexprice(&flexprice.url, &flexprice_api_key).await?;
+        let account_id = razorpay.sim.account_id();
+        seed_tenant(
+            &sdk,
+            &adapters,
+            &secret_prefix,
+            &api_key,
+            &json!({
+                "key_id": RAZORPAY_KEY_ID, "key_secret": razorpay_key_secret,
+                "webhook_secret": webhook_secret, "flexprice_api_key": flexprice_api_key,
+                "flexprice_webhook_secret": flexprice_webhook_secret,
+                "razorpay_api_url": razorpay.url, "flexprice_api_url": flexprice.url,
+            }),
+            &account_id,
+        )
+        .await?;
+
+        let stats = Arc::new(poller::PollerStats::default());
+        tasks.push(tokio::spawn(poller::run(
+            adapters.clone(),
+            sqs,
+            queues.url.clone(),
+            queues.arn.clone(),
+            stats.clone(),
+        )));
+
+        Ok(LocalStack {
+            ready: Ready {
+                gateway_url,
+                razorpay_sim_url: razorpay.url,
+                flexprice_sim_url: flexprice.url,
+                tenant_id: TENANT_ID.into(),
+                environment_id: ENVIRONMENT_ID.into(),
+                api_key,
+                webhook_secret,
+                flexprice_webhook_secret,
+                customer_id,
+                invoice_ids,
+            },
+            adapters,
+            queues,
+            razorpay: razorpay.sim,
+            flexprice: flexprice.sim,
+            flexprice_api_key,
+            razorpay_key_secret,
+            poller: stats,
+            sdk,
+            tasks,
+        })
+    }
+
+    /// `READY {json}`.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "READY {}",
+            serde_json::to_string(&self.ready).unwrap_or_default()
+        )
+    }
+}
+
+/// A Flexprice customer and two finalized invoices, INR and USD, each owing over 1,000.00.
+async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>), String> {
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        let http = http.clone();
+        let request = http
+            .post(format!("{url}{path}"))
+            .header("x-api-key", api_key)
+            .json(&body);
+        async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!(
+                    "seeding Flexprice: {path} answered {}",
+                    response.status()
+                ));
+            }
+            response.json::<Value>().await.map_err(|e| e.to_string())
+        }
+    };
+    let customer = post(
+        "/v1/customers".into(),
+        json!({"external_id": "demo-customer-1", "name": "Ada Lovelace",
+        "email": "ada@example.com", "contact": "+919876543210"}),
+    )
+    .await?;
+    let customer_id = customer["id"].as_str().unwrap_or_default().to_owned();
+    let invoices = [
+        json!({"customer_id": customer_id, "currency": "inr", "due_date": "2026-12-31T00:00:00Z",
+            "line_items": [
+                {"display_name": "Pro plan", "entity_type": "plan", "amount": "999.00"},
+                {"display_name": "API calls (12,050)", "entity_type": "usage", "amount": "120.50"},
+                {"display_name": "Seats", "entity_type": "addon", "amount": "300.00", "quantity": 3}],
+            "taxes": [{"name": "GST 18%", "amount": "255.51"}]}),
+        json!({"customer_id": customer_id, "currency": "usd", "due_date": "2026-12-31T00:00:00Z",
+            "line_items": [
+                {"display_name": "Growth plan", "entity_type": "plan", "amount": "900.00"},
+                {"display_name": "Overage", "entity_type": "usage", "amount": "250.75"},
+                {"display_name": "Priority support", "entity_type": "addon", "amount": "99.25"}],
+            "total_discount": "25.00"}),
+    ];
+    let mut ids = Vec::new();
+    for invoice in invoices {
+        let created = post("/v1/invoices".into(), invoice).await?;
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        post(format!("/v1/invoices/{id}/finalize"), json!({})).await?;
+        ids.push(id);
+    }
+    Ok((customer_id, ids))
+}
+
+/// The demo tenant's connection: secrets in Secrets Manager, settings and the API key (by
+/// hash) in the table. These formats are provisional until the connection API lands.
+async fn seed_tenant(
+    sdk: &aws_config::SdkConfig,
+    adapters: &Adapters,
+    secret_prefix: &str,
+    api_key: &str,
+    secrets: &Value,
+    account_id: &str,
+) -> Result<(), String> {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(format!("{secret_prefix}/{TENANT_ID}/{ENVIRONMENT_ID}"))
+        .secret_string(secrets.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "storing the demo secrets: {}",
+                shared::aws::describe_sdk_error(&e)
+            )
+        })?;
+    let scope = TenantScope::new(TENANT_ID, ENVIRONMENT_ID).map_err(|e| e.to_string())?;
+    let connection = Item::from([
+        ("status".to_owned(), s("ACTIVE")),
+        (
+            "invoice_outbound_sync".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        ),
+        ("razorpay_account_id".to_owned(), s(account_id)),
+        ("key_id".to_owned(), s(RAZORPAY_KEY_ID)),
+    ]);
+    let store = &adapters.store;
+    store
+        .create(&scope.key("CONNECTION", "razorpay"), connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key = Key {
+        pk: format!("APIKEY#{}", api_key_hash(api_key)),
+        sk: "APIKEY".into(),
+    };
+    let attrs: Item = BTreeMap::from([
+        ("tenant_id", TENANT_ID),
+        ("environment_id", ENVIRONMENT_ID),
+        ("status", "ACTIVE"),
+    ])
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), s(v)))
+    .collect();
+    store.create(&key, attrs).await.map_err(|e| e.to_string())
+}

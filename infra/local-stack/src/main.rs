@@ -1,0 +1,68 @@
+//! `local-stack up [--port 3000]`: runs the whole system locally and prints the READY line.
+//! `local-stack demo [--port 0]`: starts it, drives the flows that exist, prints a summary.
+
+use local_stack::{LocalStack, Options};
+
+fn port(args: &[String], default: u16) -> Result<u16, String> {
+    match args.windows(2).find(|pair| pair[0] == "--port") {
+        Some(pair) => pair[1]
+            .parse()
+            .map_err(|_| format!("--port {} is not a port number", pair[1])),
+        None => Ok(default),
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("up");
+    let result = match command {
+        "up" => up(&args).await,
+        "demo" => demo(&args).await,
+        other => Err(format!("unknown command {other:?}; use `up` or `demo`")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("local-stack: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(args: &[String]) -> Result<std::process::ExitCode, String> {
+    let stack = LocalStack::start(Options::from_env(port(args, 3000)?)).await?;
+    println!("{}", stack.ready_line());
+    shutdown_signal().await;
+    eprintln!("local-stack: shutting down");
+    drop(stack);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn demo(args: &[String]) -> Result<std::process::ExitCode, String> {
+    println!("starting the local stack (moto, simulators, gateway, SQS poller)...");
+    let stack = LocalStack::start(Options::from_env(port(args, 0)?)).await?;
+    println!("{}", stack.ready_line());
+    let ok = local_stack::demo::run(&stack).await;
+    drop(stack);
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
