@@ -12,6 +12,7 @@ use shared::money::Money;
 use shared::razorpay::wire::{CustomerRequest, LinkCustomer, Notes, PaymentLinkRequest};
 use shared::razorpay::{RazorpayClient, RazorpayConfig};
 use shared::secret::Secret;
+use simulators::HasRecorder;
 
 use crate::LocalStack;
 

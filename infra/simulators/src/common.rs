@@ -188,9 +188,39 @@ impl Recorder {
     }
 }
 
-/// State types that own a [`Recorder`].
+/// State types that own a [`Recorder`]: fault injection and the logs, for tests and tools.
 pub trait HasRecorder: Clone + Send + Sync + 'static {
     fn recorder(&self) -> &Recorder;
+
+    /// Makes the next `count` API calls fail this way.
+    fn add_fault(&self, fault: Fault, count: u32) {
+        self.recorder().add_fault(fault, count);
+    }
+
+    /// Every API request so far.
+    fn requests(&self) -> Vec<LoggedRequest> {
+        self.recorder().requests()
+    }
+
+    /// Every webhook delivery so far (recorded when its last attempt is done).
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.recorder().deliveries()
+    }
+}
+
+/// A simulator serving on a loopback port.
+pub struct Running<S> {
+    pub url: String,
+    pub sim: S,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// A command-line flag's value (`--flag value`), else the environment variable.
+pub fn cli_arg(args: &[String], flag: &str, env: &str) -> Option<String> {
+    args.windows(2)
+        .find(|pair| pair[0] == flag)
+        .map(|pair| pair[1].clone())
+        .or_else(|| std::env::var(env).ok())
 }
 
 /// `/_sim/faults` (POST adds `{"kind":"status","status":500,"count":1}`, DELETE clears),

@@ -6,4 +6,4 @@ pub mod common;
 pub mod flexprice;
 pub mod razorpay;
 
-pub use common::{Delivery, Fault, LoggedRequest};
+pub use common::{Delivery, Fault, HasRecorder, LoggedRequest, Running};

@@ -18,6 +18,7 @@ use shared::money::{Currency, Money};
 use shared::secret::Secret;
 use shared::signature::{SignatureError, SvixHeaders, SvixSecret};
 use simulators::Fault;
+use simulators::HasRecorder;
 use simulators::flexprice::{RunningSim, Simulator, WebhookTarget};
 
 const API_KEY: &str = "fp_test_key";

@@ -11,6 +11,7 @@ use shared::razorpay::wire::{
 use shared::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
 use shared::secret::Secret;
 use simulators::Fault;
+use simulators::HasRecorder;
 use simulators::razorpay::{RunningSim, SimConfig, Simulator};
 
 const KEY_ID: &str = "rzp_test_client";

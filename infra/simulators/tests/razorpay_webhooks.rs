@@ -13,6 +13,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use shared::secret::Secret;
 use shared::signature::{SignatureError, verify_razorpay_webhook};
+use simulators::HasRecorder;
 use simulators::razorpay::{RunningSim, SimConfig, Simulator, WebhookTarget};
 
 const WEBHOOK_SECRET: &str = "sim_webhook_secret";

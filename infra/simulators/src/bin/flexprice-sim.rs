@@ -6,28 +6,22 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use shared::secret::Secret;
+use simulators::common::cli_arg;
 use simulators::flexprice::{Simulator, WebhookTarget};
-
-fn arg(args: &[String], flag: &str, env: &str) -> Option<String> {
-    args.windows(2)
-        .find(|pair| pair[0] == flag)
-        .map(|pair| pair[1].clone())
-        .or_else(|| std::env::var(env).ok())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
     let args: Vec<String> = std::env::args().collect();
-    let port: u16 = arg(&args, "--port", "FLEXPRICE_SIM_PORT")
+    let port: u16 = cli_arg(&args, "--port", "FLEXPRICE_SIM_PORT")
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(4020);
-    let api_key =
-        arg(&args, "--api-key", "FLEXPRICE_SIM_API_KEY").unwrap_or_else(|| "fp_sim_api_key".into());
+    let api_key = cli_arg(&args, "--api-key", "FLEXPRICE_SIM_API_KEY")
+        .unwrap_or_else(|| "fp_sim_api_key".into());
     let webhook = match (
-        arg(&args, "--webhook-url", "FLEXPRICE_SIM_WEBHOOK_URL"),
-        arg(&args, "--webhook-secret", "FLEXPRICE_SIM_WEBHOOK_SECRET"),
+        cli_arg(&args, "--webhook-url", "FLEXPRICE_SIM_WEBHOOK_URL"),
+        cli_arg(&args, "--webhook-secret", "FLEXPRICE_SIM_WEBHOOK_SECRET"),
     ) {
         (Some(url), Some(secret)) => Some(WebhookTarget {
             url,

@@ -8,31 +8,25 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use shared::secret::Secret;
+use simulators::common::cli_arg;
 use simulators::razorpay::{SimConfig, Simulator, WebhookTarget};
-
-fn arg(args: &[String], flag: &str, env: &str) -> Option<String> {
-    args.windows(2)
-        .find(|pair| pair[0] == flag)
-        .map(|pair| pair[1].clone())
-        .or_else(|| std::env::var(env).ok())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
     let args: Vec<String> = std::env::args().collect();
-    let port: u16 = arg(&args, "--port", "RAZORPAY_SIM_PORT")
+    let port: u16 = cli_arg(&args, "--port", "RAZORPAY_SIM_PORT")
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(4010);
     let key_id =
-        arg(&args, "--key-id", "RAZORPAY_SIM_KEY_ID").unwrap_or_else(|| "rzp_test_sim".into());
-    let key_secret = arg(&args, "--key-secret", "RAZORPAY_SIM_KEY_SECRET")
+        cli_arg(&args, "--key-id", "RAZORPAY_SIM_KEY_ID").unwrap_or_else(|| "rzp_test_sim".into());
+    let key_secret = cli_arg(&args, "--key-secret", "RAZORPAY_SIM_KEY_SECRET")
         .unwrap_or_else(|| "sim_key_secret".into());
     let mut config = SimConfig::new(&key_id, &key_secret);
     if let (Some(url), Some(secret)) = (
-        arg(&args, "--webhook-url", "RAZORPAY_SIM_WEBHOOK_URL"),
-        arg(&args, "--webhook-secret", "RAZORPAY_SIM_WEBHOOK_SECRET"),
+        cli_arg(&args, "--webhook-url", "RAZORPAY_SIM_WEBHOOK_URL"),
+        cli_arg(&args, "--webhook-secret", "RAZORPAY_SIM_WEBHOOK_SECRET"),
     ) {
         config.webhook = Some(WebhookTarget {
             url,

@@ -21,9 +21,7 @@ use shared::money::{Currency, Money};
 use shared::secret::Secret;
 use shared::signature::SvixSecret;
 
-use crate::common::{
-    self, Delivery, Fault, HasRecorder, LoggedRequest, Recorder, lock, new_id, now,
-};
+use crate::common::{self, HasRecorder, Recorder, lock, new_id, now};
 
 /// A Flexprice error: status and `{"code","message","http_status_code"}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,12 +208,7 @@ impl HasRecorder for Simulator {
     }
 }
 
-/// A simulator serving on a loopback port.
-pub struct RunningSim {
-    pub url: String,
-    pub sim: Simulator,
-    pub task: tokio::task::JoinHandle<()>,
-}
+pub type RunningSim = common::Running<Simulator>;
 
 fn decimal(body: &Value, field: &str, currency: Currency) -> Result<Money, ApiError> {
     match body.get(field) {
@@ -286,18 +279,6 @@ impl Simulator {
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target));
         api.merge(control).with_state(self.clone())
-    }
-
-    pub fn add_fault(&self, fault: Fault, count: u32) {
-        self.inner.recorder.add_fault(fault, count);
-    }
-
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.inner.recorder.requests()
-    }
-
-    pub fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.recorder.deliveries()
     }
 
     pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {

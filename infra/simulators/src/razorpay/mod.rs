@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use shared::secret::Secret;
 use shared::signature::razorpay_sign;
 
-use crate::common::{self, Delivery, Fault, HasRecorder, LoggedRequest, Recorder, lock};
+use crate::common::{self, HasRecorder, Recorder, lock};
 pub use events::Event;
 use state::Account;
 pub use state::{ApiError, new_id};
@@ -90,12 +90,7 @@ impl HasRecorder for Simulator {
     }
 }
 
-/// A simulator serving on a loopback port.
-pub struct RunningSim {
-    pub url: String,
-    pub sim: Simulator,
-    pub task: tokio::task::JoinHandle<()>,
-}
+pub type RunningSim = common::Running<Simulator>;
 
 impl Simulator {
     pub fn new(config: SimConfig) -> Result<Simulator, String> {
@@ -142,18 +137,6 @@ impl Simulator {
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
             .route("/_sim/invoices/{id}/{action}", post(invoice_action));
         api.merge(control).with_state(self.clone())
-    }
-
-    pub fn add_fault(&self, fault: Fault, count: u32) {
-        self.inner.recorder.add_fault(fault, count);
-    }
-
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.inner.recorder.requests()
-    }
-
-    pub fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.recorder.deliveries()
     }
 
     pub fn set_webhook_target(&self, target: Option<WebhookTarget>) {
