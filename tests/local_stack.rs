@@ -82,7 +82,8 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
         "{}/v1/webhooks/razorpay/demo/sandbox",
         stack.ready.gateway_url
     );
-    let response = reqwest::Client::new()
+    let response = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(&url)
         .header("x-razorpay-signature", signature)
         .header("x-razorpay-event-id", "evt_e2e_1")
@@ -103,7 +104,8 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
         "POST /v1/webhooks/razorpay/{tenant_id}/{environment_id} is part of the API but is not implemented yet."
     );
     // Routes the template does not have are the gateway's own 404.
-    let missing = reqwest::Client::new()
+    let missing = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!(
             "{}/v1/webhooks/stripe/demo/sandbox",
             stack.ready.gateway_url
@@ -113,7 +115,8 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     // A non-UTF-8 body arrives base64-encoded in the event and reaches the handler.
-    let binary = reqwest::Client::new()
+    let binary = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(&url)
         .body(vec![0xff, 0xfe, 0x00])
         .send()

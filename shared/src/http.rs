@@ -88,12 +88,18 @@ impl RetryPolicy {
 
 static TLS_PROVIDER: Once = Once::new();
 
-/// A reqwest client with the given timeouts, on rustls with ring.
-pub fn client(timeouts: Timeouts) -> Result<reqwest::Client, reqwest::Error> {
+/// Installs ring as the process's rustls provider (once). reqwest is built without a provider
+/// of its own, so a client made any other way than [`client`] needs this first.
+pub fn install_tls_provider() {
     TLS_PROVIDER.call_once(|| {
         // Fails only if another provider was installed first, which this build never does.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A reqwest client with the given timeouts, on rustls with ring.
+pub fn client(timeouts: Timeouts) -> Result<reqwest::Client, reqwest::Error> {
+    install_tls_provider();
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)

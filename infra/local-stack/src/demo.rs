@@ -170,7 +170,13 @@ pub async fn run(stack: &LocalStack) -> bool {
     }
 
     // 3. The tenant API through the gateway.
-    let http = reqwest::Client::new();
+    let http = match shared::http::client(shared::http::Timeouts::default()) {
+        Ok(http) => http,
+        Err(e) => {
+            report.record("HTTP client", Outcome::Failed(e.to_string()));
+            return false;
+        }
+    };
     let body = json!({"amount": inr_remaining.map(|m| m.to_decimal_string()), "currency": "inr",
         "destination_id": stack.ready.invoice_ids[0], "destination_type": "INVOICE",
         "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay", "process_payment": true});

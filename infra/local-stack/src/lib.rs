@@ -258,7 +258,8 @@ impl LocalStack {
 
 /// A Flexprice customer and two finalized invoices, INR and USD, each owing over 1,000.00.
 async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>), String> {
-    let http = reqwest::Client::new();
+    let http =
+        shared::http::client(shared::http::Timeouts::default()).map_err(|e| e.to_string())?;
     let post = |path: String, body: Value| {
         let http = http.clone();
         let request = http

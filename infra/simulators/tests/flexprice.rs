@@ -70,7 +70,8 @@ fn client(sim: &RunningSim, key: &str) -> FlexpriceClient {
 }
 
 async fn post(sim: &RunningSim, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
+    let response = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}{path}", sim.url))
         .header("x-api-key", API_KEY)
         .json(&body)

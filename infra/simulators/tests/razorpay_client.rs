@@ -150,7 +150,8 @@ async fn customers_links_invoices_and_payments_round_trip() {
             .is_empty()
     );
 
-    let paid: serde_json::Value = reqwest::Client::new()
+    let paid: serde_json::Value = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
         .json(&serde_json::json!({}))
         .send()
@@ -299,7 +300,8 @@ async fn the_simulators_rules_come_back_as_typed_errors() {
     );
 
     // Without fail_existing "0", a second customer with the same email and contact is refused.
-    let raw = reqwest::Client::new()
+    let raw = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}/v1/customers", sim.url))
         .basic_auth(KEY_ID, Some(KEY_SECRET))
         .json(&serde_json::json!({"name": "Ada", "email": "a@b.co", "contact": "+919876543210"}));

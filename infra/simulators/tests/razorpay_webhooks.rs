@@ -79,7 +79,8 @@ async fn setup() -> (RunningSim, Receiver) {
 }
 
 async fn create_link(sim: &RunningSim, accept_partial: bool) -> String {
-    let link: Value = reqwest::Client::new()
+    let link: Value = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}/v1/payment_links", sim.url))
         .basic_auth("rzp_test_hooks", Some("hooks_secret"))
         .json(
@@ -100,7 +101,8 @@ fn shared_id() -> String {
 }
 
 async fn control(sim: &RunningSim, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
+    let response = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}/_sim/{path}", sim.url))
         .json(&body)
         .send()
@@ -261,7 +263,8 @@ async fn failed_payments_cancellations_and_invoices_send_their_events() {
     assert_eq!(payment["captured"], false);
     assert_eq!(event_name(&received[1]), "payment_link.cancelled");
     // Paying a cancelled link is refused.
-    let refused = reqwest::Client::new()
+    let refused = shared::http::client(shared::http::Timeouts::default())
+        .expect("an HTTP client")
         .post(format!("{}/_sim/payment_links/{link_id}/pay", sim.url))
         .json(&json!({}))
         .send()
