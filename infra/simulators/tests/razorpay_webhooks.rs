@@ -272,3 +272,57 @@ async fn failed_payments_cancellations_and_invoices_send_their_events() {
         .unwrap();
     assert_eq!(refused.status(), 400);
 }
+
+#[tokio::test]
+async fn paying_an_invoice_in_parts_sends_partially_paid_then_paid() {
+    let (sim, receiver) = setup().await;
+    let http = shared::http::client(shared::http::Timeouts::default()).expect("an HTTP client");
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth("rzp_test_hooks", Some("hooks_secret"));
+    let customer: Value = auth(http.post(format!("{}/v1/customers", sim.url)))
+        .json(&json!({"name": "Ada", "email": "ada@example.com", "fail_existing": "0"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let invoice: Value = auth(http.post(format!("{}/v1/invoices", sim.url)))
+        .json(
+            &json!({"type": "invoice", "customer_id": customer["id"], "currency": "INR",
+            "receipt": "inv_fp_parts", "partial_payment": true,
+            "line_items": [{"name": "Usage", "amount": 150000, "currency": "INR", "quantity": 1}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = invoice["id"].as_str().unwrap();
+    control(
+        &sim,
+        &format!("invoices/{id}/pay"),
+        json!({"amount": 50000}),
+    )
+    .await;
+    control(&sim, &format!("invoices/{id}/pay"), json!({})).await;
+    let received = wait_for(&receiver, 6).await;
+    let names: Vec<String> = received.iter().map(event_name).collect();
+    assert_eq!(names[2], "invoice.partially_paid");
+    assert_eq!(names[5], "invoice.paid");
+    let paid: Value = serde_json::from_slice(&received[5].body).unwrap();
+    assert_eq!(paid["contains"], json!(["payment", "order", "invoice"]));
+    let entity = &paid["payload"]["invoice"]["entity"];
+    assert_eq!(
+        (
+            entity["status"].as_str(),
+            entity["amount_paid"].as_u64(),
+            entity["amount_due"].as_u64()
+        ),
+        (Some("paid"), Some(150000), Some(0))
+    );
+    let payment = &paid["payload"]["payment"]["entity"];
+    assert_eq!(payment["invoice_id"], id);
+    assert_eq!(payment["amount"], 100000);
+    assert_eq!(payment["order_id"], invoice["order_id"]);
+}
