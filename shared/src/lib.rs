@@ -1,6 +1,7 @@
 //! The shared core of flexrzp: domain types, services and the AWS adapters every Lambda
 //! function uses. Business rules live here, never in a function crate.
 
+pub mod apikeys;
 pub mod aws;
 pub mod clock;
 pub mod config;

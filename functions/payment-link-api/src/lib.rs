@@ -2,10 +2,11 @@
 //! (DESIGN §3.3).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
-//! code. Until the flows land, every route answers 501 problem+json: it exists in the API, it
-//! does not pretend to work.
+//! code. Every route needs an API key (401 otherwise); until the flows land, an authenticated
+//! request answers 501 problem+json: the route exists, it does not pretend to work.
 
 use lambda_http::{Body, Request, Response};
+use shared::apikeys::{self, ApiKeyError};
 use shared::aws::Adapters;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
@@ -29,11 +30,30 @@ pub const ROUTES: [Route; 7] = [
     RETRY_INVOICE_SYNC,
 ];
 
-/// Handles one API request.
-pub async fn handle(_adapters: &Adapters, request: Request) -> Response<Body> {
-    let problem = match route(&ROUTES, request.method().as_str(), request.uri().path()) {
-        Ok((route, _params)) => Problem::not_implemented(&route.describe()),
-        Err(problem) => problem,
+/// Handles one API request: route, then authenticate (the API key decides tenant and
+/// environment), then the route's flow.
+pub async fn handle(adapters: &Adapters, request: Request) -> Response<Body> {
+    problem_or(adapters, request)
+        .await
+        .to_response()
+        .map(Body::from)
+}
+
+async fn problem_or(adapters: &Adapters, request: Request) -> Problem {
+    let (route, _params) = match route(&ROUTES, request.method().as_str(), request.uri().path()) {
+        Ok(matched) => matched,
+        Err(problem) => return problem,
     };
-    problem.to_response().map(Body::from)
+    let header = request
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok());
+    match apikeys::authenticate(&adapters.store, header).await {
+        Ok(_scope) => Problem::not_implemented(&route.describe()),
+        Err(ApiKeyError::Unauthorized) => ApiKeyError::unauthorized_problem(),
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed");
+            Problem::internal()
+        }
+    }
 }

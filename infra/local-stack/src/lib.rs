@@ -7,18 +7,16 @@ pub mod demo;
 pub mod gateway;
 pub mod poller;
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use shared::aws::Adapters;
 use shared::aws::provision::{self, QueueSettings, Queues};
 use shared::aws::store::{Item, s};
 use shared::config::Config;
-use shared::keys::{Key, TenantScope};
+use shared::keys::TenantScope;
 use shared::secret::Secret;
 use simulators::common::new_id;
 
@@ -101,11 +99,6 @@ fn random(len: usize) -> String {
         .chain(new_id("").chars())
         .take(len)
         .collect()
-}
-
-/// The hash under which an API key is stored (the key itself never is).
-pub fn api_key_hash(api_key: &str) -> String {
-    hex::encode(Sha256::digest(api_key.as_bytes()))
 }
 
 impl LocalStack {
@@ -308,8 +301,8 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
     Ok((customer_id, ids))
 }
 
-/// The demo tenant's connection: secrets in Secrets Manager, settings and the API key (by
-/// hash) in the table. These formats are provisional until the connection API lands.
+/// The demo tenant's connection: secrets in Secrets Manager, settings in the table (formats
+/// provisional until the connection API lands), and its API key.
 async fn seed_tenant(
     sdk: &aws_config::SdkConfig,
     adapters: &Adapters,
@@ -345,17 +338,14 @@ async fn seed_tenant(
         .create(&scope.key("CONNECTION", "razorpay"), connection)
         .await
         .map_err(|e| e.to_string())?;
-    let key = Key {
-        pk: format!("APIKEY#{}", api_key_hash(api_key)),
-        sk: "APIKEY".into(),
-    };
-    let attrs: Item = BTreeMap::from([
-        ("tenant_id", TENANT_ID),
-        ("environment_id", ENVIRONMENT_ID),
-        ("status", "ACTIVE"),
-    ])
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), s(v)))
-    .collect();
-    store.create(&key, attrs).await.map_err(|e| e.to_string())
+    shared::apikeys::create(
+        store,
+        &shared::clock::SystemClock,
+        &scope,
+        "local stack",
+        Some(api_key.to_owned()),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }

@@ -39,6 +39,7 @@ fn up_prints_ready_serves_and_stops_on_sigterm() {
         shared::http::client(shared::http::Timeouts::default())
             .expect("an HTTP client")
             .get(format!("{gateway}/api/v1/payments/pay_1"))
+            .header("x-api-key", "fxr_fixed_for_test")
             .send()
             .await
             .map(|r| r.status().as_u16())
