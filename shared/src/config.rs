@@ -24,6 +24,10 @@ pub struct Config {
     pub job_queue_url: String,
     /// `SECRET_PREFIX`: per-tenant secrets live under `{prefix}/{tenant}/{environment}`.
     pub secret_prefix: String,
+    /// `RAZORPAY_API_URL`, default Razorpay's production API.
+    pub razorpay_api_url: String,
+    /// `FLEXPRICE_API_URL`, default Flexprice Cloud.
+    pub flexprice_api_url: String,
 }
 
 impl Config {
@@ -54,10 +58,23 @@ impl Config {
                 reason: "use letters, digits and /_+=.@- only",
             });
         }
+        let url = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = lookup(name).unwrap_or_else(|| default.to_owned());
+            if value.starts_with("https://") || value.starts_with("http://") {
+                Ok(value.trim_end_matches('/').to_owned())
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: "it must be an http(s) URL",
+                })
+            }
+        };
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             job_queue_url: required("JOB_QUEUE_URL")?,
             secret_prefix: secret_prefix.trim_end_matches('/').to_owned(),
+            razorpay_api_url: url("RAZORPAY_API_URL", crate::razorpay::DEFAULT_BASE_URL)?,
+            flexprice_api_url: url("FLEXPRICE_API_URL", crate::flexprice::DEFAULT_BASE_URL)?,
         })
     }
 }
@@ -80,6 +97,8 @@ mod tests {
         let config = from(&[("TABLE_NAME", "t"), ("JOB_QUEUE_URL", "http://q")]).unwrap();
         assert_eq!(config.table_name, "t");
         assert_eq!(config.secret_prefix, "flexrzp");
+        assert_eq!(config.razorpay_api_url, "https://api.razorpay.com");
+        assert_eq!(config.flexprice_api_url, "https://api.cloud.flexprice.io");
         let config = from(&[
             ("TABLE_NAME", "t"),
             ("JOB_QUEUE_URL", "q"),

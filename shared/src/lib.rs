@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod flexprice;
 pub mod http;
 pub mod jobs;

@@ -25,6 +25,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
+    /// `true` when the same request may succeed later (a dependency was unavailable).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 impl Problem {
@@ -36,6 +39,7 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            retryable: false,
         }
     }
 

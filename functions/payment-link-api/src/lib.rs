@@ -8,6 +8,7 @@
 use lambda_http::{Body, Request, Response};
 use shared::apikeys::{self, ApiKeyError};
 use shared::aws::Adapters;
+use shared::connection;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
 
@@ -33,27 +34,53 @@ pub const ROUTES: [Route; 7] = [
 /// Handles one API request: route, then authenticate (the API key decides tenant and
 /// environment), then the route's flow.
 pub async fn handle(adapters: &Adapters, request: Request) -> Response<Body> {
-    problem_or(adapters, request)
-        .await
-        .to_response()
-        .map(Body::from)
+    match respond(adapters, &request).await {
+        Ok((status, body)) => json_response(status, body),
+        Err(problem) => problem.to_response().map(Body::from),
+    }
 }
 
-async fn problem_or(adapters: &Adapters, request: Request) -> Problem {
-    let (route, _params) = match route(&ROUTES, request.method().as_str(), request.uri().path()) {
-        Ok(matched) => matched,
-        Err(problem) => return problem,
-    };
+fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body> {
+    let mut response = Response::new(body.map_or(Body::Empty, |b| Body::from(b.to_string())));
+    *response.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    if response.body() != &Body::Empty {
+        response.headers_mut().insert(
+            lambda_http::http::header::CONTENT_TYPE,
+            lambda_http::http::HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+async fn respond(
+    adapters: &Adapters,
+    request: &Request,
+) -> Result<(u16, Option<serde_json::Value>), Problem> {
+    let (route, _params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
     let header = request
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok());
-    match apikeys::authenticate(&adapters.store, header).await {
-        Ok(_scope) => Problem::not_implemented(&route.describe()),
-        Err(ApiKeyError::Unauthorized) => ApiKeyError::unauthorized_problem(),
+    let scope = match apikeys::authenticate(&adapters.store, header).await {
+        Ok(scope) => scope,
+        Err(ApiKeyError::Unauthorized) => return Err(ApiKeyError::unauthorized_problem()),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
-            Problem::internal()
+            return Err(Problem::internal());
         }
+    };
+    let body = request.body().as_ref();
+    match route {
+        PUT_CONNECTION => connection::put(adapters, &scope, body)
+            .await
+            .map(|(created, view)| (if created { 201 } else { 200 }, Some(view))),
+        GET_CONNECTION => connection::get(adapters, &scope)
+            .await
+            .map(|view| (200, Some(view))),
+        DELETE_CONNECTION => connection::delete(adapters, &scope)
+            .await
+            .map(|()| (204, None)),
+        other => Err(Problem::not_implemented(&other.describe())),
     }
 }

@@ -23,7 +23,7 @@ async fn new_key(env: &TestEnv, tenant: &str) -> apikeys::NewApiKey {
 }
 
 #[tokio::test]
-async fn an_authenticated_request_reaches_every_route() {
+async fn an_authenticated_request_reaches_every_route_not_built_yet() {
     let env = TestEnv::new().await;
     let adapters = env.adapters();
     let key = new_key(&env, "tenant_a").await;
@@ -32,7 +32,15 @@ async fn an_authenticated_request_reaches_every_route() {
     sample.headers_mut().remove("x-api-key");
     let response = payment_link_api::handle(&adapters, with_key(sample, key.key.expose())).await;
     assert_eq!(response.status(), 501);
+    let connection_routes = [
+        payment_link_api::PUT_CONNECTION,
+        payment_link_api::GET_CONNECTION,
+        payment_link_api::DELETE_CONNECTION,
+    ];
     for route in payment_link_api::ROUTES {
+        if connection_routes.contains(&route) {
+            continue;
+        }
         let path = route
             .template
             .replace("{payment_id}", "pay_1")

@@ -169,7 +169,6 @@ pub async fn run(stack: &LocalStack) -> bool {
         ),
     }
 
-    // 3. The tenant API through the gateway.
     let http = match shared::http::client(shared::http::Timeouts::default()) {
         Ok(http) => http,
         Err(e) => {
@@ -177,6 +176,38 @@ pub async fn run(stack: &LocalStack) -> bool {
             return false;
         }
     };
+
+    // 3. The tenant's connection, read through the gateway with its API key.
+    let connection = http
+        .get(format!(
+            "{}/api/v1/connections/razorpay",
+            stack.ready.gateway_url
+        ))
+        .header("x-api-key", &stack.ready.api_key)
+        .send()
+        .await;
+    report.record(
+        "GET /api/v1/connections/razorpay through the gateway",
+        match connection {
+            Ok(r) if r.status() == 200 => match r.json::<serde_json::Value>().await {
+                Ok(view) if view["key_secret"] == "********" => Outcome::Done(format!(
+                    "key {} connected, invoice sync {}, secrets redacted",
+                    view["key_id"].as_str().unwrap_or("?"),
+                    if view["invoice_outbound_sync"] == true {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                )),
+                Ok(view) => Outcome::Failed(format!("unexpected view {view}")),
+                Err(e) => Outcome::Failed(e.to_string()),
+            },
+            Ok(r) => Outcome::Failed(format!("answered {}", r.status())),
+            Err(e) => Outcome::Failed(e.to_string()),
+        },
+    );
+
+    // 4. The tenant API through the gateway.
     let body = json!({"amount": inr_remaining.map(|m| m.to_decimal_string()), "currency": "inr",
         "destination_id": stack.ready.invoice_ids[0], "destination_type": "INVOICE",
         "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay", "process_payment": true});
@@ -193,7 +224,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         Err(e) => Outcome::Failed(e.to_string()),
     });
 
-    // 4. The customer pays; Razorpay signs and delivers the webhooks to the gateway.
+    // 5. The customer pays; Razorpay signs and delivers the webhooks to the gateway.
     if let Some(link_id) = link_id {
         let paid = http
             .post(format!(
@@ -228,7 +259,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         });
     }
 
-    // 5. A job through the queue, the SQS poller and the worker.
+    // 6. A job through the queue, the SQS poller and the worker.
     let scope = TenantScope::new(&stack.ready.tenant_id, &stack.ready.environment_id);
     let job = scope.map(|scope| {
         Job::new(

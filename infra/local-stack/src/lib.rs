@@ -14,7 +14,6 @@ use base64::Engine;
 use serde_json::{Value, json};
 use shared::aws::Adapters;
 use shared::aws::provision::{self, QueueSettings, Queues};
-use shared::aws::store::{Item, s};
 use shared::config::Config;
 use shared::keys::TenantScope;
 use shared::secret::Secret;
@@ -121,15 +120,6 @@ impl LocalStack {
         let queues = provision::create_queues(&sqs, &format!("{table}-jobs"), settings)
             .await
             .map_err(|e| format!("creating the queues: {e:?}"))?;
-        let adapters = Arc::new(Adapters::new(
-            &sdk,
-            Config {
-                table_name: table.clone(),
-                job_queue_url: queues.url.clone(),
-                secret_prefix: secret_prefix.clone(),
-            },
-        ));
-
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((
             Ipv4Addr::LOCALHOST,
             options.gateway_port,
@@ -145,13 +135,6 @@ impl LocalStack {
             "http://{}",
             listener.local_addr().map_err(|e| e.to_string())?
         );
-        let router = gateway::router(adapters.clone());
-        let mut tasks = vec![tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "the gateway stopped");
-            }
-        })];
-
         let api_key = options
             .api_key
             .unwrap_or_else(|| format!("fxr_{}", random(32)));
@@ -186,23 +169,39 @@ impl LocalStack {
         .serve(localhost)
         .await
         .map_err(|e| e.to_string())?;
-        tasks.push(razorpay.task);
-        tasks.push(flexprice.task);
+        // The functions call the simulators as they would call Razorpay and Flexprice.
+        let adapters = Arc::new(Adapters::new(
+            &sdk,
+            Config {
+                table_name: table.clone(),
+                job_queue_url: queues.url.clone(),
+                secret_prefix: secret_prefix.clone(),
+                razorpay_api_url: razorpay.url.clone(),
+                flexprice_api_url: flexprice.url.clone(),
+            },
+        ));
+        let router = gateway::router(adapters.clone());
+        let mut tasks = vec![
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the gateway stopped");
+                }
+            }),
+            razorpay.task,
+            flexprice.task,
+        ];
 
         let (customer_id, invoice_ids) = seed_flexprice(&flexprice.url, &flexprice_api_key).await?;
         let account_id = razorpay.sim.account_id();
         seed_tenant(
-            &sdk,
             &adapters,
-            &secret_prefix,
             &api_key,
             &json!({
                 "key_id": RAZORPAY_KEY_ID, "key_secret": razorpay_key_secret,
                 "webhook_secret": webhook_secret, "flexprice_api_key": flexprice_api_key,
                 "flexprice_webhook_secret": flexprice_webhook_secret,
-                "razorpay_api_url": razorpay.url, "flexprice_api_url": flexprice.url,
+                "invoice_outbound_sync": true, "razorpay_account_id": account_id,
             }),
-            &account_id,
         )
         .await?;
 
@@ -301,51 +300,21 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
     Ok((customer_id, ids))
 }
 
-/// The demo tenant's connection: secrets in Secrets Manager, settings in the table (formats
-/// provisional until the connection API lands), and its API key.
-async fn seed_tenant(
-    sdk: &aws_config::SdkConfig,
-    adapters: &Adapters,
-    secret_prefix: &str,
-    api_key: &str,
-    secrets: &Value,
-    account_id: &str,
-) -> Result<(), String> {
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(format!("{secret_prefix}/{TENANT_ID}/{ENVIRONMENT_ID}"))
-        .secret_string(secrets.to_string())
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "storing the demo secrets: {}",
-                shared::aws::describe_sdk_error(&e)
-            )
-        })?;
+/// The demo tenant: its API key, and its Razorpay connection made through the connection
+/// service (which checks the credentials against the Razorpay simulator).
+async fn seed_tenant(adapters: &Adapters, api_key: &str, connection: &Value) -> Result<(), String> {
     let scope = TenantScope::new(TENANT_ID, ENVIRONMENT_ID).map_err(|e| e.to_string())?;
-    let connection = Item::from([
-        ("status".to_owned(), s("ACTIVE")),
-        (
-            "invoice_outbound_sync".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
-        ),
-        ("razorpay_account_id".to_owned(), s(account_id)),
-        ("key_id".to_owned(), s(RAZORPAY_KEY_ID)),
-    ]);
-    let store = &adapters.store;
-    store
-        .create(&scope.key("CONNECTION", "razorpay"), connection)
-        .await
-        .map_err(|e| e.to_string())?;
     shared::apikeys::create(
-        store,
+        &adapters.store,
         &shared::clock::SystemClock,
         &scope,
         "local stack",
         Some(api_key.to_owned()),
     )
     .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    shared::connection::put(adapters, &scope, connection.to_string().as_bytes())
+        .await
+        .map(|_| ())
+        .map_err(|problem| format!("connecting the demo tenant: {}", problem.detail))
 }

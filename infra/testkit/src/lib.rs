@@ -84,6 +84,8 @@ impl TestEnv {
                 table_name: self.table.clone(),
                 job_queue_url: self.queues.url.clone(),
                 secret_prefix: self.secret_prefix.clone(),
+                razorpay_api_url: shared::razorpay::DEFAULT_BASE_URL.to_owned(),
+                flexprice_api_url: shared::flexprice::DEFAULT_BASE_URL.to_owned(),
             },
         )
     }

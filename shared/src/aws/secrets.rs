@@ -94,6 +94,69 @@ impl SecretsCache {
         self.fetch_into(id, &mut cached).await
     }
 
+    /// Stores `value` as the secret's current value (creating the secret if needed) and
+    /// caches it.
+    pub async fn put(&self, id: &str, value: Secret<String>) -> Result<(), SecretsError> {
+        let aws = |source: AwsError| SecretsError::Aws {
+            id: id.to_owned(),
+            source,
+        };
+        let updated = self
+            .client
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value.expose())
+            .send()
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                self.client
+                    .create_secret()
+                    .name(id)
+                    .secret_string(value.expose())
+                    .send()
+                    .await
+                    .map_err(|e| aws(AwsError::from_sdk("CreateSecret", &e)))?;
+            }
+            Err(e) => return Err(aws(AwsError::from_sdk("PutSecretValue", &e))),
+        }
+        let slot = self.slot(id);
+        *slot.lock().await = Some(Cached {
+            value: Arc::new(value),
+            fetched_at_ms: self.clock.now_millis(),
+        });
+        Ok(())
+    }
+
+    /// Deletes the secret at once (no recovery window) and forgets it.
+    pub async fn delete(&self, id: &str) -> Result<(), SecretsError> {
+        let deleted = self
+            .client
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) => {}
+            Err(e) => {
+                return Err(SecretsError::Aws {
+                    id: id.to_owned(),
+                    source: AwsError::from_sdk("DeleteSecret", &e),
+                });
+            }
+        }
+        *self.slot(id).lock().await = None;
+        Ok(())
+    }
+
     async fn fetch_into(
         &self,
         id: &str,

@@ -280,6 +280,18 @@ impl Store {
         Ok(output.item)
     }
 
+    /// Puts an item, replacing whatever was there (for settings that are simply overwritten).
+    pub async fn put(&self, key: &Key, attrs: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(key, attrs)))
+            .send()
+            .await
+            .map_err(|e| aws_error("PutItem", &e))?;
+        Ok(())
+    }
+
     /// Puts an item only if its key is free; otherwise [`StoreError::AlreadyExists`] with the
     /// stored item.
     pub async fn create(&self, key: &Key, attrs: Item) -> Result<(), StoreError> {

@@ -265,6 +265,13 @@ impl RazorpayClient {
             .await
     }
 
+    /// One harmless authenticated call (lists at most one customer): `Ok` when Razorpay
+    /// accepts the key pair.
+    pub async fn check_credentials(&self) -> Result<(), RazorpayError> {
+        let _: Collection<Customer> = self.read("/v1/customers", &[("count", "1")]).await?;
+        Ok(())
+    }
+
     pub async fn get_customer(&self, id: &str) -> Result<Customer, RazorpayError> {
         self.read(&format!("/v1/customers/{id}"), &[]).await
     }

@@ -122,7 +122,7 @@ impl Simulator {
 
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/v1/customers", post(create_customer))
+            .route("/v1/customers", post(create_customer).get(list_customers))
             .route("/v1/customers/{id}", get(get_customer))
             .route("/v1/payment_links", post(create_link).get(list_links))
             .route("/v1/payment_links/{id}", get(get_link))
@@ -281,6 +281,14 @@ fn authorized(sim: &Simulator, headers: &HeaderMap) -> bool {
 
 async fn create_customer(State(sim): State<Simulator>, body: Bytes) -> Response {
     reply(json_body(&body).and_then(|b| lock(&sim.inner.account).create_customer(&b)))
+}
+
+async fn list_customers(State(sim): State<Simulator>) -> Response {
+    let account = lock(&sim.inner.account);
+    let items: Vec<Value> = account.customers.values().map(|c| c.json()).collect();
+    reply(Ok(
+        json!({"entity": "collection", "count": items.len(), "items": items}),
+    ))
 }
 
 async fn get_customer(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

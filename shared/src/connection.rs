@@ -1,0 +1,414 @@
+//! A tenant/environment's Razorpay connection (the seed's "Step 1"): credentials in Secrets
+//! Manager (one secret per tenant/environment), settings in the table.
+//!
+//! Changing the webhook secret keeps the previous one accepted for 25 hours: Razorpay retries
+//! an event for 24 hours, signed with the secret it was first sent with.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::aws::Adapters;
+use crate::aws::secrets::SecretsError;
+use crate::aws::store::{Item, ItemExt, STATUS, StoreError, n, s};
+use crate::keys::{Key, TenantScope};
+use crate::problem::{Classify, FieldProblem, Problem};
+use crate::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
+use crate::secret::Secret;
+
+/// How long a replaced webhook secret is still accepted.
+pub const PREVIOUS_SECRET_GRACE_SECS: u64 = 25 * 3600;
+const REDACTED: &str = "********";
+
+/// What the connection's secret holds. Kept private to this module: the only place that
+/// serializes secret values, and only to write them to Secrets Manager.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredSecrets {
+    key_id: String,
+    key_secret: String,
+    webhook_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_webhook_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_webhook_secret_until: Option<u64>,
+    flexprice_api_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    flexprice_webhook_secret: Option<String>,
+}
+
+/// The connection's credentials, as the services use them.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key_id: String,
+    pub key_secret: Secret<String>,
+    /// Current first, then the previous one while its grace period lasts.
+    pub webhook_secrets: Vec<Secret<String>>,
+    pub flexprice_api_key: Secret<String>,
+    pub flexprice_webhook_secret: Option<Secret<String>>,
+}
+
+/// The secret's name for a scope.
+pub fn secret_id(prefix: &str, scope: &TenantScope) -> String {
+    format!("{prefix}/{}/{}", scope.tenant_id(), scope.environment_id())
+}
+
+fn settings_key(scope: &TenantScope) -> Key {
+    scope.key("CONNECTION", "razorpay")
+}
+
+fn field_problem(status: u16, problems: Vec<FieldProblem>) -> Problem {
+    let detail = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Problem {
+        errors: problems,
+        ..Problem::new(
+            status,
+            "invalid-request",
+            "The request is not valid",
+            detail,
+        )
+    }
+}
+
+fn unavailable(what: &str) -> Problem {
+    let mut problem = Problem::new(
+        503,
+        "unavailable",
+        "Temporarily unavailable",
+        format!("{what} is unavailable; retry the request."),
+    );
+    problem.retryable = true;
+    problem
+}
+
+fn store_problem(e: &StoreError) -> Problem {
+    tracing::error!(error = %e, "connection storage failed");
+    if e.is_retryable() {
+        unavailable("Storage")
+    } else {
+        Problem::internal()
+    }
+}
+
+fn secrets_problem(e: &SecretsError) -> Problem {
+    tracing::error!(error = %e, "connection secret storage failed");
+    if e.is_retryable() {
+        unavailable("Secret storage")
+    } else {
+        Problem::internal()
+    }
+}
+
+/// A validated `PUT` body.
+struct Request {
+    key_id: String,
+    key_secret: Secret<String>,
+    webhook_secret: Secret<String>,
+    flexprice_api_key: Secret<String>,
+    flexprice_webhook_secret: Option<Secret<String>>,
+    invoice_outbound_sync: bool,
+    razorpay_account_id: Option<String>,
+}
+
+fn parse_request(body: &[u8]) -> Result<Request, Problem> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        field_problem(
+            400,
+            vec![FieldProblem {
+                field: "body".into(),
+                rule: "json_object".into(),
+                detail: "the body must be a JSON object".into(),
+            }],
+        )
+    })?;
+    let mut problems = Vec::new();
+    let mut text = |name: &str, required: bool| -> Option<String> {
+        match value.get(name) {
+            Some(Value::String(v)) if !v.trim().is_empty() => Some(v.clone()),
+            None | Some(Value::Null) if !required => None,
+            None | Some(Value::Null) => {
+                problems.push(FieldProblem {
+                    field: name.into(),
+                    rule: "required".into(),
+                    detail: format!("{name} is required"),
+                });
+                None
+            }
+            Some(_) => {
+                problems.push(FieldProblem {
+                    field: name.into(),
+                    rule: "non_empty_string".into(),
+                    detail: format!("{name} must be a non-empty string"),
+                });
+                None
+            }
+        }
+    };
+    let key_id = text("key_id", true);
+    let key_secret = text("key_secret", true);
+    let webhook_secret = text("webhook_secret", true);
+    let flexprice_api_key = text("flexprice_api_key", true);
+    let flexprice_webhook_secret = text("flexprice_webhook_secret", false);
+    let razorpay_account_id = text("razorpay_account_id", false);
+    let invoice_outbound_sync = match value.get("invoice_outbound_sync") {
+        Some(Value::Bool(b)) => Some(*b),
+        None => {
+            problems.push(FieldProblem {
+                field: "invoice_outbound_sync".into(),
+                rule: "required".into(),
+                detail: "invoice_outbound_sync is required".into(),
+            });
+            None
+        }
+        Some(_) => {
+            problems.push(FieldProblem {
+                field: "invoice_outbound_sync".into(),
+                rule: "boolean".into(),
+                detail: "invoice_outbound_sync must be true or false".into(),
+            });
+            None
+        }
+    };
+    if let Some(id) = &key_id
+        && !(id.starts_with("rzp_test_") || id.starts_with("rzp_live_"))
+    {
+        problems.push(FieldProblem {
+            field: "key_id".into(),
+            rule: "razorpay_key_id".into(),
+            detail: "key_id must start with rzp_test_ or rzp_live_".into(),
+        });
+    }
+    match (
+        key_id,
+        key_secret,
+        webhook_secret,
+        flexprice_api_key,
+        invoice_outbound_sync,
+    ) {
+        (
+            Some(key_id),
+            Some(key_secret),
+            Some(webhook_secret),
+            Some(flexprice_api_key),
+            Some(sync),
+        ) if problems.is_empty() => Ok(Request {
+            key_id,
+            key_secret: Secret::new(key_secret),
+            webhook_secret: Secret::new(webhook_secret),
+            flexprice_api_key: Secret::new(flexprice_api_key),
+            flexprice_webhook_secret: flexprice_webhook_secret.map(Secret::new),
+            invoice_outbound_sync: sync,
+            razorpay_account_id,
+        }),
+        _ => Err(field_problem(422, problems)),
+    }
+}
+
+async fn read_secrets(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Option<StoredSecrets>, Problem> {
+    let id = secret_id(&adapters.config.secret_prefix, scope);
+    match adapters.secrets.get(&id).await {
+        Ok(value) => serde_json::from_str(value.expose()).map(Some).map_err(|_| {
+            tracing::error!(secret = %id, "the connection secret is not in the expected shape");
+            Problem::internal()
+        }),
+        Err(SecretsError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(secrets_problem(&e)),
+    }
+}
+
+/// The credentials of a connected scope, `None` when it is not connected. Expired previous
+/// webhook secrets are left out.
+pub async fn credentials(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Option<Credentials>, Problem> {
+    let Some(stored) = read_secrets(adapters, scope).await? else {
+        return Ok(None);
+    };
+    let now = adapters.clock.now_secs();
+    let mut webhook_secrets = vec![Secret::new(stored.webhook_secret)];
+    if let (Some(previous), Some(until)) = (
+        stored.previous_webhook_secret,
+        stored.previous_webhook_secret_until,
+    ) && until > now
+    {
+        webhook_secrets.push(Secret::new(previous));
+    }
+    Ok(Some(Credentials {
+        key_id: stored.key_id,
+        key_secret: Secret::new(stored.key_secret),
+        webhook_secrets,
+        flexprice_api_key: Secret::new(stored.flexprice_api_key),
+        flexprice_webhook_secret: stored.flexprice_webhook_secret.map(Secret::new),
+    }))
+}
+
+/// `PUT /api/v1/connections/razorpay`: checks the credentials, then stores them. Answers the
+/// redacted view and whether the connection is new.
+pub async fn put(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    body: &[u8],
+) -> Result<(bool, Value), Problem> {
+    let request = parse_request(body)?;
+    let client = RazorpayClient::new(RazorpayConfig::new(
+        &adapters.config.razorpay_api_url,
+        &request.key_id,
+        request.key_secret.clone(),
+    ))
+    .map_err(|_| Problem::internal())?;
+    match client.check_credentials().await {
+        Ok(()) => {}
+        Err(RazorpayError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
+            return Err(field_problem(
+                422,
+                vec![FieldProblem {
+                    field: "key_secret".into(),
+                    rule: "razorpay_credentials".into(),
+                    detail: format!(
+                        "Razorpay refused the key pair (HTTP {status}); check key_id and key_secret"
+                    ),
+                }],
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check Razorpay credentials");
+            return Err(unavailable("Razorpay"));
+        }
+    }
+    let now = adapters.clock.now_secs();
+    let existing = read_secrets(adapters, scope).await?;
+    let created = existing.is_none();
+    let (previous, until) = match &existing {
+        Some(old) if old.webhook_secret != *request.webhook_secret.expose() => (
+            Some(old.webhook_secret.clone()),
+            Some(now + PREVIOUS_SECRET_GRACE_SECS),
+        ),
+        Some(old) => (
+            old.previous_webhook_secret.clone(),
+            old.previous_webhook_secret_until,
+        ),
+        None => (None, None),
+    };
+    let stored = StoredSecrets {
+        key_id: request.key_id.clone(),
+        key_secret: request.key_secret.expose().clone(),
+        webhook_secret: request.webhook_secret.expose().clone(),
+        previous_webhook_secret: previous,
+        previous_webhook_secret_until: until.filter(|u| *u > now),
+        flexprice_api_key: request.flexprice_api_key.expose().clone(),
+        flexprice_webhook_secret: request
+            .flexprice_webhook_secret
+            .as_ref()
+            .map(|s| s.expose().clone()),
+    };
+    let serialized = serde_json::to_string(&stored).map_err(|_| Problem::internal())?;
+    adapters
+        .secrets
+        .put(
+            &secret_id(&adapters.config.secret_prefix, scope),
+            Secret::new(serialized),
+        )
+        .await
+        .map_err(|e| secrets_problem(&e))?;
+    let mut settings = Item::from([
+        (STATUS.to_owned(), s("ACTIVE")),
+        ("key_id".to_owned(), s(&request.key_id)),
+        (
+            "invoice_outbound_sync".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(request.invoice_outbound_sync),
+        ),
+        ("updated_at".to_owned(), n(now)),
+    ]);
+    if let Some(account) = &request.razorpay_account_id {
+        settings.insert("razorpay_account_id".to_owned(), s(account));
+    }
+    adapters
+        .store
+        .put(&settings_key(scope), settings)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    Ok((
+        created,
+        view(
+            &stored_settings(adapters, scope).await?.unwrap_or_default(),
+            Some(&stored),
+            now,
+        ),
+    ))
+}
+
+async fn stored_settings(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Option<Item>, Problem> {
+    adapters
+        .store
+        .get(&settings_key(scope))
+        .await
+        .map_err(|e| store_problem(&e))
+}
+
+/// The connection as the API shows it: every secret redacted.
+fn view(settings: &Item, secrets: Option<&StoredSecrets>, now: u64) -> Value {
+    let sync = matches!(
+        settings.get("invoice_outbound_sync"),
+        Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+    );
+    let previous_until = secrets
+        .and_then(|s| s.previous_webhook_secret_until)
+        .filter(|u| *u > now);
+    json!({
+        "provider": "razorpay",
+        "status": settings.str_attr(STATUS),
+        "key_id": settings.str_attr("key_id"),
+        "key_secret": REDACTED,
+        "webhook_secret": REDACTED,
+        "flexprice_api_key": REDACTED,
+        "flexprice_webhook_secret": secrets.and_then(|s| s.flexprice_webhook_secret.as_ref()).map(|_| REDACTED),
+        "previous_webhook_secret_accepted_until": previous_until,
+        "invoice_outbound_sync": sync,
+        "razorpay_account_id": settings.str_attr("razorpay_account_id"),
+        "updated_at": settings.u64_attr("updated_at"),
+    })
+}
+
+fn not_connected() -> Problem {
+    Problem::new(
+        404,
+        "not-connected",
+        "Not connected",
+        "This tenant and environment have no Razorpay connection.",
+    )
+}
+
+/// `GET /api/v1/connections/razorpay`.
+pub async fn get(adapters: &Adapters, scope: &TenantScope) -> Result<Value, Problem> {
+    let settings = stored_settings(adapters, scope)
+        .await?
+        .ok_or_else(not_connected)?;
+    let secrets = read_secrets(adapters, scope).await?;
+    Ok(view(&settings, secrets.as_ref(), adapters.clock.now_secs()))
+}
+
+/// `DELETE /api/v1/connections/razorpay`: removes the credentials and the settings.
+pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Problem> {
+    stored_settings(adapters, scope)
+        .await?
+        .ok_or_else(not_connected)?;
+    adapters
+        .secrets
+        .delete(&secret_id(&adapters.config.secret_prefix, scope))
+        .await
+        .map_err(|e| secrets_problem(&e))?;
+    adapters
+        .store
+        .delete(&settings_key(scope), &[])
+        .await
+        .map_err(|e| store_problem(&e))
+}
