@@ -6,6 +6,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod customers;
 pub mod flexprice;
 pub mod http;
 pub mod jobs;

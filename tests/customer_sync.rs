@@ -1,0 +1,208 @@
+//! Customer sync against the emulator and both simulators.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shared::aws::store::ItemExt;
+use shared::customers::{self, CustomerSyncError, Synced};
+use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
+use shared::keys::TenantScope;
+use shared::razorpay::{RazorpayClient, RazorpayConfig};
+use shared::secret::Secret;
+use simulators::HasRecorder;
+use testkit::TestEnv;
+
+struct Setup {
+    env: TestEnv,
+    razorpay_sim: simulators::razorpay::RunningSim,
+    flexprice_url: String,
+    razorpay: RazorpayClient,
+    flexprice: FlexpriceClient,
+    scope: TenantScope,
+}
+
+async fn setup() -> Setup {
+    let env = TestEnv::new().await;
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let razorpay_sim = simulators::razorpay::Simulator::new(simulators::razorpay::SimConfig::new(
+        "rzp_test_sync",
+        "sync_secret",
+    ))
+    .unwrap()
+    .serve(local)
+    .await
+    .unwrap();
+    let flexprice_sim = simulators::flexprice::Simulator::new("fp_sync_key", None)
+        .unwrap()
+        .serve(local)
+        .await
+        .unwrap();
+    let razorpay = RazorpayClient::new(RazorpayConfig::new(
+        &razorpay_sim.url,
+        "rzp_test_sync",
+        Secret::new("sync_secret".into()),
+    ))
+    .unwrap();
+    let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
+        &flexprice_sim.url,
+        Secret::new("fp_sync_key".into()),
+    ))
+    .unwrap();
+    Setup {
+        env,
+        razorpay_sim,
+        flexprice_url: flexprice_sim.url,
+        razorpay,
+        flexprice,
+        scope: TenantScope::new("tenant_sync", "live").unwrap(),
+    }
+}
+
+async fn flexprice_customer(s: &Setup, body: Value) -> String {
+    let created: Value = shared::http::client(shared::http::Timeouts::default())
+        .unwrap()
+        .post(format!("{}/v1/customers", s.flexprice_url))
+        .header("x-api-key", "fp_sync_key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+fn customer_creates(s: &Setup) -> usize {
+    s.razorpay_sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/customers")
+        .count()
+}
+
+#[tokio::test]
+async fn first_sync_creates_then_the_mapping_answers() {
+    let s = setup().await;
+    let id = flexprice_customer(
+        &s,
+        json!({"external_id": "e1", "name": "Ada Lovelace", "email": "ada@example.com"}),
+    )
+    .await;
+    let store = s.env.store();
+    let first = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    assert!(matches!(first, Synced::Created(_)), "{first:?}");
+    let second = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    assert_eq!(second, Synced::Mapped(first.razorpay_id().to_owned()));
+    assert_eq!(customer_creates(&s), 1);
+    // Both directions are stored, and the Razorpay customer carries our ids in its notes.
+    let back = store
+        .get(&s.scope.key("RZP_CUSTOMER", first.razorpay_id()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.str_attr("flexprice_customer_id"), Some(id.as_str()));
+    let rzp = s.razorpay.get_customer(first.razorpay_id()).await.unwrap();
+    assert_eq!(rzp.notes.get("flexprice_customer_id"), Some(id.as_str()));
+    assert_eq!(rzp.notes.get("tenant_id"), Some("tenant_sync"));
+}
+
+#[tokio::test]
+async fn concurrent_first_syncs_end_with_one_customer_and_one_mapping() {
+    let s = Arc::new(setup().await);
+    let id = flexprice_customer(&s, json!({"external_id": "e2", "name": "Grace Hopper", "email": "grace@example.com", "contact": "+919812345678"})).await;
+    let syncs = (0..10).map(|_| {
+        let s = s.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id).await
+        })
+    });
+    let results: Vec<Synced> = futures::future::join_all(syncs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let ids: std::collections::HashSet<&str> = results.iter().map(Synced::razorpay_id).collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    // Razorpay (fail_existing "0") returned one customer however often it was asked.
+    let listed: Value = shared::http::client(shared::http::Timeouts::default())
+        .unwrap()
+        .get(format!("{}/v1/customers", s.razorpay_sim.url))
+        .basic_auth("rzp_test_sync", Some("sync_secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 1);
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Synced::Created(_)))
+        .count();
+    assert!(created <= 1, "{results:?}");
+}
+
+#[tokio::test]
+async fn a_customer_without_email_or_contact_is_a_clear_422() {
+    let s = setup().await;
+    let id = flexprice_customer(&s, json!({"external_id": "e3", "name": "Nobody"})).await;
+    let err = customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CustomerSyncError::NoContact { .. }),
+        "{err:?}"
+    );
+    let problem = err.to_problem();
+    assert_eq!(problem.status, 422);
+    assert!(
+        problem.detail.contains("neither an email nor a contact"),
+        "{}",
+        problem.detail
+    );
+    assert_eq!(customer_creates(&s), 0);
+    let missing = customers::ensure(
+        &s.env.store(),
+        &s.razorpay,
+        &s.flexprice,
+        &s.scope,
+        "cust_missing",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(missing, CustomerSyncError::NotFound { .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_flexprice_customers_with_one_email_and_contact_share_the_razorpay_customer() {
+    let s = setup().await;
+    let body = |ext: &str| json!({"external_id": ext, "name": "Twin", "email": "twin@example.com", "contact": "+919800000000"});
+    let a = flexprice_customer(&s, body("ea")).await;
+    let b = flexprice_customer(&s, body("eb")).await;
+    let store = s.env.store();
+    let first = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &a)
+        .await
+        .unwrap();
+    let second = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &b)
+        .await
+        .unwrap();
+    assert_eq!(first.razorpay_id(), second.razorpay_id());
+    assert!(
+        store
+            .get(&s.scope.key("CUSTOMER", &b))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
