@@ -12,6 +12,7 @@ pub mod http;
 pub mod jobs;
 pub mod keys;
 pub mod money;
+pub mod payments;
 pub mod problem;
 pub mod razorpay;
 pub mod routing;

@@ -8,9 +8,9 @@
 use lambda_http::{Body, Request, Response};
 use shared::apikeys::{self, ApiKeyError};
 use shared::aws::Adapters;
-use shared::connection;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
+use shared::{connection, payments};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
@@ -57,7 +57,7 @@ async fn respond(
     adapters: &Adapters,
     request: &Request,
 ) -> Result<(u16, Option<serde_json::Value>), Problem> {
-    let (route, _params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
+    let (route, params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
     let header = request
         .headers()
         .get("x-api-key")
@@ -81,6 +81,18 @@ async fn respond(
         DELETE_CONNECTION => connection::delete(adapters, &scope)
             .await
             .map(|()| (204, None)),
+        CREATE_PAYMENT => payments::create(adapters, &scope, body)
+            .await
+            .map(|created| (if created.new { 201 } else { 200 }, Some(created.payment))),
+        GET_PAYMENT => {
+            let id = params
+                .get("payment_id")
+                .map(String::as_str)
+                .unwrap_or_default();
+            payments::get(adapters, &scope, id)
+                .await
+                .map(|p| (200, Some(p)))
+        }
         other => Err(Problem::not_implemented(&other.describe())),
     }
 }

@@ -9,8 +9,6 @@ use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
 use shared::jobs::{Job, Task};
 use shared::keys::TenantScope;
 use shared::money::Money;
-use shared::razorpay::wire::{CustomerRequest, LinkCustomer, Notes, PaymentLinkRequest};
-use shared::razorpay::{RazorpayClient, RazorpayConfig};
 use shared::secret::Secret;
 use simulators::HasRecorder;
 
@@ -105,70 +103,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         Err(e) => report.record("Flexprice invoices", Outcome::Failed(e.to_string())),
     }
 
-    // 2. A Razorpay customer and payment link, with the demo tenant's keys.
-    let razorpay = RazorpayClient::new(RazorpayConfig::new(
-        &stack.ready.razorpay_sim_url,
-        crate::RAZORPAY_KEY_ID,
-        Secret::new(stack.razorpay_key_secret.clone()),
-    ));
-    let mut link_id = None;
-    match (&razorpay, inr_remaining) {
-        (Ok(client), Some(amount)) => {
-            let customer = client
-                .create_customer(&CustomerRequest {
-                    name: "Ada Lovelace".into(),
-                    email: Some("ada@example.com".into()),
-                    contact: Some("+919876543210".into()),
-                    notes: Notes::from([(
-                        "flexprice_customer_id",
-                        stack.ready.customer_id.as_str(),
-                    )]),
-                    ..CustomerRequest::default()
-                })
-                .await;
-            let reference = simulators::common::new_id("demo_");
-            let link = match customer {
-                Ok(_) => client
-                    .create_payment_link(&PaymentLinkRequest {
-                        amount: amount.minor(),
-                        currency: "INR".into(),
-                        reference_id: reference.clone(),
-                        customer: Some(LinkCustomer {
-                            name: Some("Ada Lovelace".into()),
-                            email: Some("ada@example.com".into()),
-                            contact: None,
-                        }),
-                        notes: Notes::from([
-                            ("flexprice_payment_id", reference.as_str()),
-                            ("flexprice_invoice_id", stack.ready.invoice_ids[0].as_str()),
-                        ]),
-                        ..PaymentLinkRequest::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match link {
-                Ok(link) => {
-                    report.record(
-                        "Razorpay customer and payment link",
-                        Outcome::Done(format!("{} for {amount} at {}", link.id, link.short_url)),
-                    );
-                    link_id = Some(link.id);
-                }
-                Err(e) => report.record("Razorpay customer and payment link", Outcome::Failed(e)),
-            }
-        }
-        (Err(e), _) => report.record(
-            "Razorpay customer and payment link",
-            Outcome::Failed(e.to_string()),
-        ),
-        (_, None) => report.record(
-            "Razorpay customer and payment link",
-            Outcome::Failed("no INR invoice to collect".into()),
-        ),
-    }
-
+    let mut link_id: Option<String> = None;
     let http = match shared::http::client(shared::http::Timeouts::default()) {
         Ok(http) => http,
         Err(e) => {
@@ -177,7 +112,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         }
     };
 
-    // 3. The tenant's connection, read through the gateway with its API key.
+    // 2. The tenant's connection, read through the gateway with its API key.
     let connection = http
         .get(format!(
             "{}/api/v1/connections/razorpay",
@@ -207,7 +142,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         },
     );
 
-    // 4. The tenant API through the gateway.
+    // 3. A payment link for the INR invoice, through the gateway.
     let body = json!({"amount": inr_remaining.map(|m| m.to_decimal_string()), "currency": "inr",
         "destination_id": stack.ready.invoice_ids[0], "destination_type": "INVOICE",
         "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay", "process_payment": true});
@@ -217,14 +152,30 @@ pub async fn run(stack: &LocalStack) -> bool {
         .json(&body)
         .send()
         .await;
-    report.record("POST /api/v1/payments through the gateway", match api {
-        Ok(r) if r.status().is_success() => Outcome::Done(format!("answered {}", r.status())),
-        Ok(r) if r.status() == 501 => Outcome::Pending("the gateway reached payment-link-api, which answered 501: payment links are not built yet".into()),
+    let outcome = match api {
+        Ok(r) if r.status().is_success() => {
+            let status = r.status();
+            match r.json::<serde_json::Value>().await {
+                Ok(p) => {
+                    link_id = p["gateway_tracking_id"].as_str().map(str::to_owned);
+                    Outcome::Done(format!(
+                        "{status}: payment {} {} for {} {}, pay at {}",
+                        p["id"].as_str().unwrap_or("?"),
+                        p["payment_status"].as_str().unwrap_or("?"),
+                        p["amount"].as_str().unwrap_or("?"),
+                        p["currency"].as_str().unwrap_or("?"),
+                        p["payment_url"].as_str().unwrap_or("?")
+                    ))
+                }
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
         Ok(r) => Outcome::Failed(format!("answered {}", r.status())),
         Err(e) => Outcome::Failed(e.to_string()),
-    });
+    };
+    report.record("POST /api/v1/payments through the gateway", outcome);
 
-    // 5. The customer pays; Razorpay signs and delivers the webhooks to the gateway.
+    // 4. The customer pays the link; Razorpay signs and delivers the webhooks to the gateway.
     if let Some(link_id) = link_id {
         let paid = http
             .post(format!(
@@ -259,7 +210,7 @@ pub async fn run(stack: &LocalStack) -> bool {
         });
     }
 
-    // 6. A job through the queue, the SQS poller and the worker.
+    // 5. A job through the queue, the SQS poller and the worker.
     let scope = TenantScope::new(&stack.ready.tenant_id, &stack.ready.environment_id);
     let job = scope.map(|scope| {
         Job::new(

@@ -1,0 +1,287 @@
+//! `POST /api/v1/payments` and `GET /api/v1/payments/{id}` end to end on the local stack.
+
+use local_stack::{LocalStack, Options};
+use serde_json::{Value, json};
+use simulators::HasRecorder;
+
+async fn stack() -> LocalStack {
+    let mut options = Options::from_env(0);
+    options.resource_prefix = simulators::common::new_id("pay-").to_lowercase();
+    LocalStack::start(options)
+        .await
+        .expect("the local stack starts")
+}
+
+fn http() -> reqwest::Client {
+    shared::http::client(shared::http::Timeouts::default()).unwrap()
+}
+
+async fn post(stack: &LocalStack, key: &str, body: &Value) -> (u16, Value) {
+    let response = http()
+        .post(format!("{}/api/v1/payments", stack.ready.gateway_url))
+        .header("x-api-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The seed's body for the seeded INR invoice, which owes 1675.01.
+fn seed_body(stack: &LocalStack, amount: Value) -> Value {
+    json!({"amount": amount, "currency": "inr", "destination_id": stack.ready.invoice_ids[0],
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "process_payment": true,
+        "success_url": "https://example.com/paid", "cancel_url": "https://example.com/cancelled"})
+}
+
+fn count(stack: &LocalStack, method: &str, path: &str) -> usize {
+    stack
+        .razorpay
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path == path && r.status == 200)
+        .count()
+}
+
+#[tokio::test]
+async fn the_seed_body_creates_one_link_and_a_retry_returns_it() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let body = seed_body(&stack, json!(1120.50));
+    let (status, payment) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["payment_status"], "PENDING");
+    assert_eq!(payment["amount"], "1120.50");
+    assert_eq!(payment["amount_minor"], 112050);
+    assert_eq!(payment["currency"], "INR");
+    let link_id = payment["gateway_tracking_id"].as_str().unwrap();
+    assert!(link_id.starts_with("plink_"));
+    assert!(
+        payment["payment_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://rzp.io/")
+    );
+    assert_eq!(count(&stack, "POST", "/v1/customers"), 1);
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+
+    let (again, same) = post(&stack, &key, &body).await;
+    assert_eq!((again, &same["id"]), (200, &payment["id"]));
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+
+    // The link carries our ids in its notes, never line items or caller metadata.
+    let link: Value = http()
+        .get(format!(
+            "{}/v1/payment_links/{link_id}",
+            stack.ready.razorpay_sim_url
+        ))
+        .basic_auth(
+            local_stack::RAZORPAY_KEY_ID,
+            Some(&stack.razorpay_key_secret),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(link["reference_id"], payment["id"]);
+    assert_eq!(
+        link["notes"]["flexprice_invoice_id"],
+        stack.ready.invoice_ids[0].as_str()
+    );
+    assert_eq!(link["callback_url"], "https://example.com/paid");
+    assert_eq!(link["callback_method"], "get");
+
+    let got = http()
+        .get(format!(
+            "{}/api/v1/payments/{}",
+            stack.ready.gateway_url,
+            payment["id"].as_str().unwrap()
+        ))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.json::<Value>().await.unwrap()["gateway_tracking_id"],
+        link_id
+    );
+}
+
+#[tokio::test]
+async fn a_different_body_under_the_same_key_is_409() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let mut first = seed_body(&stack, json!("100.00"));
+    first["idempotency_key"] = json!("order-7");
+    assert_eq!(post(&stack, &key, &first).await.0, 201);
+    let mut second = seed_body(&stack, json!("200.00"));
+    second["idempotency_key"] = json!("order-7");
+    let (status, problem) = post(&stack, &key, &second).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "idempotency_key");
+}
+
+#[tokio::test]
+async fn ten_concurrent_identical_requests_make_one_payment_and_one_link() {
+    let stack = std::sync::Arc::new(stack().await);
+    let requests = (0..10).map(|_| {
+        let stack = stack.clone();
+        tokio::spawn(async move {
+            let body = seed_body(&stack, json!("500.00"));
+            post(&stack, &stack.ready.api_key, &body).await
+        })
+    });
+    let results: Vec<(u16, Value)> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(_, p)| p["id"].as_str().unwrap_or("none").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 201).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|(s, _)| *s == 201 || *s == 200),
+        "{results:?}"
+    );
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+}
+
+#[tokio::test]
+async fn each_validation_rule_names_its_field() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let mut cases: Vec<(Value, u16, &str, &str)> = vec![
+        (
+            seed_body(&stack, json!("0.50")),
+            422,
+            "amount",
+            "currency_minimum",
+        ),
+        (
+            seed_body(&stack, json!("1675.02")),
+            422,
+            "amount",
+            "invoice_remaining",
+        ),
+        (
+            seed_body(&stack, json!("10.005")),
+            422,
+            "amount",
+            "currency_precision",
+        ),
+        (seed_body(&stack, json!("0")), 422, "amount", "positive"),
+        (
+            seed_body(&stack, json!("-5")),
+            422,
+            "amount",
+            "non_negative",
+        ),
+        (
+            seed_body(&stack, json!("1e3")),
+            422,
+            "amount",
+            "no_exponent_notation",
+        ),
+    ];
+    let mut usd = seed_body(&stack, json!("10.00"));
+    usd["currency"] = json!("usd");
+    cases.push((usd, 422, "currency", "invoice_currency"));
+    let mut missing = seed_body(&stack, json!("10.00"));
+    missing["destination_id"] = json!("inv_missing");
+    cases.push((missing, 422, "destination_id", "invoice_exists"));
+    let mut customer = seed_body(&stack, json!("10.00"));
+    customer["destination_type"] = json!("CUSTOMER");
+    cases.push((customer, 422, "destination_type", "supported_value"));
+    let mut no_amount = seed_body(&stack, json!("10.00"));
+    no_amount.as_object_mut().unwrap().remove("amount");
+    cases.push((no_amount, 400, "amount", "required"));
+    for (body, status, field, rule) in cases {
+        let (got, problem) = post(&stack, &key, &body).await;
+        assert_eq!(got, status, "{field}/{rule}: {problem}");
+        assert_eq!(
+            (
+                problem["errors"][0]["field"].as_str(),
+                problem["errors"][0]["rule"].as_str()
+            ),
+            (Some(field), Some(rule)),
+            "{problem}"
+        );
+    }
+    let (_, problem) = post(&stack, &key, &seed_body(&stack, json!("0.50"))).await;
+    assert_eq!(
+        problem["errors"][0]["detail"],
+        "amount 0.50 INR is below the minimum 1.00 INR"
+    );
+    let (_, problem) = post(&stack, &key, &seed_body(&stack, json!("1675.02"))).await;
+    assert_eq!(
+        problem["errors"][0]["detail"],
+        "amount 1675.02 exceeds the invoice's remaining 1675.01"
+    );
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 0);
+}
+
+#[tokio::test]
+async fn a_razorpay_500_on_the_link_still_makes_exactly_one_link() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    // Sync the customer first so the next fault lands on the link create.
+    assert_eq!(
+        post(&stack, &key, &seed_body(&stack, json!("1.00")))
+            .await
+            .0,
+        201
+    );
+    stack
+        .razorpay
+        .add_fault(simulators::Fault::Status { status: 500 }, 1);
+    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("2.00"))).await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(
+        count(&stack, "POST", "/v1/payment_links"),
+        2,
+        "one link per payment"
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_key_cannot_read_a_payment() {
+    let stack = stack().await;
+    let (_, payment) = post(
+        &stack,
+        &stack.ready.api_key,
+        &seed_body(&stack, json!("3.00")),
+    )
+    .await;
+    let other = shared::apikeys::create(
+        &stack.adapters.store,
+        &shared::clock::SystemClock,
+        &shared::keys::TenantScope::new("intruder", "sandbox").unwrap(),
+        "other",
+        None,
+    )
+    .await
+    .unwrap();
+    let response = http()
+        .get(format!(
+            "{}/api/v1/payments/{}",
+            stack.ready.gateway_url,
+            payment["id"].as_str().unwrap()
+        ))
+        .header("x-api-key", other.key.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
