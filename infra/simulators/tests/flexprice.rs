@@ -305,6 +305,15 @@ async fn errors_are_typed_and_timeouts_bounded() {
 async fn finalize_and_void_send_svix_signed_webhooks() {
     let (sim, seen) = setup().await;
     let (_, invoice_id) = seed(&sim).await;
+    // Each event is delivered from its own task: wait for the first before the second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the finalized webhook did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     post(&sim, &format!("/v1/invoices/{invoice_id}/void"), json!({})).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.lock().unwrap().len() < 2 {

@@ -254,6 +254,8 @@ async fn failed_payments_cancellations_and_invoices_send_their_events() {
     let (sim, receiver) = setup().await;
     let link_id = create_link(&sim, false).await;
     control(&sim, &format!("payment_links/{link_id}/fail"), json!({})).await;
+    // Each action delivers from its own task: wait for the first before the next.
+    wait_for(&receiver, 1).await;
     control(&sim, &format!("payment_links/{link_id}/cancel"), json!({})).await;
     let received = wait_for(&receiver, 2).await;
     let failed: Value = serde_json::from_slice(&received[0].body).unwrap();
@@ -305,6 +307,8 @@ async fn paying_an_invoice_in_parts_sends_partially_paid_then_paid() {
         json!({"amount": 50000}),
     )
     .await;
+    // Each action delivers from its own task: wait for the first before the next.
+    wait_for(&receiver, 3).await;
     control(&sim, &format!("invoices/{id}/pay"), json!({})).await;
     let received = wait_for(&receiver, 6).await;
     let names: Vec<String> = received.iter().map(event_name).collect();
