@@ -12,8 +12,13 @@ async fn stack() -> LocalStack {
         .expect("the local stack starts")
 }
 
+/// Longer than the service's own Razorpay timeout, which one test waits out.
 fn http() -> reqwest::Client {
-    shared::http::client(shared::http::Timeouts::default()).unwrap()
+    shared::http::client(shared::http::Timeouts {
+        connect: std::time::Duration::from_secs(2),
+        total: std::time::Duration::from_secs(30),
+    })
+    .unwrap()
 }
 
 async fn post(stack: &LocalStack, key: &str, body: &Value) -> (u16, Value) {
@@ -284,4 +289,98 @@ async fn another_tenants_key_cannot_read_a_payment() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+}
+
+async fn flexprice(stack: &LocalStack, path: &str, body: Value) -> Value {
+    http()
+        .post(format!("{}{path}", stack.ready.flexprice_sim_url))
+        .header("x-api-key", &stack.flexprice_api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn draft_voided_and_paid_invoices_are_refused() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let draft = flexprice(
+        &stack,
+        "/v1/invoices",
+        json!({"customer_id": stack.ready.customer_id, "currency": "inr",
+        "line_items": [{"display_name": "Plan", "amount": "500.00"}]}),
+    )
+    .await;
+    let draft_id = draft["id"].as_str().unwrap().to_owned();
+    let mut body = seed_body(&stack, json!("10.00"));
+    body["destination_id"] = json!(draft_id);
+    let (status, problem) = post(&stack, &key, &body).await;
+    assert_eq!(
+        (status, problem["errors"][0]["rule"].as_str()),
+        (422, Some("invoice_finalized")),
+        "{problem}"
+    );
+
+    flexprice(&stack, &format!("/v1/invoices/{draft_id}/void"), json!({})).await;
+    let (status, problem) = post(&stack, &key, &body).await;
+    assert_eq!(
+        (status, problem["errors"][0]["rule"].as_str()),
+        (422, Some("invoice_not_voided")),
+        "{problem}"
+    );
+
+    let usd = stack.ready.invoice_ids[1].clone();
+    flexprice(
+        &stack,
+        "/v1/payments",
+        json!({"destination_type": "INVOICE", "destination_id": usd,
+        "payment_method_type": "OFFLINE", "amount": "1225.00", "currency": "usd",
+        "process_payment": true, "idempotency_key": "paid-elsewhere"}),
+    )
+    .await;
+    let mut paid = seed_body(&stack, json!("10.00"));
+    paid["destination_id"] = json!(usd);
+    paid["currency"] = json!("USD");
+    let (status, problem) = post(&stack, &key, &paid).await;
+    assert_eq!(
+        (status, problem["errors"][0]["rule"].as_str()),
+        (422, Some("invoice_unpaid")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_link_whose_answer_timed_out_is_adopted_not_created_twice() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    assert_eq!(
+        post(&stack, &key, &seed_body(&stack, json!("1.00")))
+            .await
+            .0,
+        201
+    );
+    // The next Razorpay call (the link create) succeeds, but its answer outlives the timeout.
+    stack
+        .razorpay
+        .add_fault(simulators::Fault::HangAfter { ms: 9000 }, 1);
+    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("2.00"))).await;
+    assert_eq!(status, 201, "{payment}");
+    let creates = stack
+        .razorpay
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/payment_links")
+        .count();
+    assert_eq!(creates, 2, "one create per payment, none repeated");
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    let found = stack
+        .razorpay
+        .requests()
+        .iter()
+        .any(|r| r.path == "/v1/payment_links" && r.query.contains("reference_id"));
+    assert!(found, "the link {link} was found by reference_id");
 }
