@@ -33,6 +33,10 @@ struct StoredSecrets {
     flexprice_api_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     flexprice_webhook_secret: Option<String>,
+    /// Also kept here (not only in the settings item) so that webhook intake reads it from
+    /// the cached secret, without a table read per event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    razorpay_account_id: Option<String>,
 }
 
 /// The connection's credentials, as the services use them.
@@ -44,6 +48,8 @@ pub struct Credentials {
     pub webhook_secrets: Vec<Secret<String>>,
     pub flexprice_api_key: Secret<String>,
     pub flexprice_webhook_secret: Option<Secret<String>>,
+    /// When set, webhooks must carry this `account_id`.
+    pub razorpay_account_id: Option<String>,
 }
 
 /// The secret's name for a scope.
@@ -210,8 +216,21 @@ async fn read_secrets(
     adapters: &Adapters,
     scope: &TenantScope,
 ) -> Result<Option<StoredSecrets>, Problem> {
+    read_secrets_from(adapters, scope, false).await
+}
+
+async fn read_secrets_from(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    fresh: bool,
+) -> Result<Option<StoredSecrets>, Problem> {
     let id = secret_id(&adapters.config.secret_prefix, scope);
-    match adapters.secrets.get(&id).await {
+    let value = if fresh {
+        adapters.secrets.refresh(&id).await
+    } else {
+        adapters.secrets.get(&id).await
+    };
+    match value {
         Ok(value) => serde_json::from_str(value.expose()).map(Some).map_err(|_| {
             tracing::error!(secret = %id, "the connection secret is not in the expected shape");
             Problem::internal()
@@ -227,7 +246,24 @@ pub async fn credentials(
     adapters: &Adapters,
     scope: &TenantScope,
 ) -> Result<Option<Credentials>, Problem> {
-    let Some(stored) = read_secrets(adapters, scope).await? else {
+    credentials_from(adapters, scope, false).await
+}
+
+/// Like [`credentials`], but read from Secrets Manager, not the cache (after a signature
+/// mismatch that a rotation may explain).
+pub async fn fresh_credentials(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Option<Credentials>, Problem> {
+    credentials_from(adapters, scope, true).await
+}
+
+async fn credentials_from(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    fresh: bool,
+) -> Result<Option<Credentials>, Problem> {
+    let Some(stored) = read_secrets_from(adapters, scope, fresh).await? else {
         return Ok(None);
     };
     let now = adapters.clock.now_secs();
@@ -245,6 +281,7 @@ pub async fn credentials(
         webhook_secrets,
         flexprice_api_key: Secret::new(stored.flexprice_api_key),
         flexprice_webhook_secret: stored.flexprice_webhook_secret.map(Secret::new),
+        razorpay_account_id: stored.razorpay_account_id,
     }))
 }
 
@@ -302,6 +339,7 @@ pub async fn put(
         previous_webhook_secret: previous,
         previous_webhook_secret_until: until.filter(|u| *u > now),
         flexprice_api_key: request.flexprice_api_key.expose().clone(),
+        razorpay_account_id: request.razorpay_account_id.clone(),
         flexprice_webhook_secret: request
             .flexprice_webhook_secret
             .as_ref()

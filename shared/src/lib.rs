@@ -9,6 +9,7 @@ pub mod connection;
 pub mod customers;
 pub mod flexprice;
 pub mod http;
+pub mod intake;
 pub mod jobs;
 pub mod keys;
 pub mod money;

@@ -1,11 +1,12 @@
 //! Inbound webhooks: Razorpay payment events and Flexprice invoice events (DESIGN §3.1).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
-//! code. Until the intake flows land, both routes answer 501 problem+json: they exist in the
-//! API, they do not pretend to accept events.
+//! code. Razorpay events go through `shared::intake`; the Flexprice route answers 501
+//! problem+json until invoice sync lands: it exists, it does not pretend to accept events.
 
 use lambda_http::{Body, Request, Response};
 use shared::aws::Adapters;
+use shared::intake;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
 
@@ -19,10 +20,37 @@ pub const FLEXPRICE_WEBHOOK: Route = Route::new(
 pub const ROUTES: [Route; 2] = [RAZORPAY_WEBHOOK, FLEXPRICE_WEBHOOK];
 
 /// Handles one webhook request.
-pub async fn handle(_adapters: &Adapters, request: Request) -> Response<Body> {
-    let problem = match route(&ROUTES, request.method().as_str(), request.uri().path()) {
-        Ok((route, _params)) => Problem::not_implemented(&route.describe()),
-        Err(problem) => problem,
-    };
-    problem.to_response().map(Body::from)
+pub async fn handle(adapters: &Adapters, request: Request) -> Response<Body> {
+    match respond(adapters, &request).await {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body.to_string()));
+            response.headers_mut().insert(
+                lambda_http::http::header::CONTENT_TYPE,
+                lambda_http::http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(problem) => problem.to_response().map(Body::from),
+    }
+}
+
+async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::Value, Problem> {
+    let (route, params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
+    if route != RAZORPAY_WEBHOOK {
+        return Err(Problem::not_implemented(&route.describe()));
+    }
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    intake::razorpay(
+        adapters,
+        intake::Delivery {
+            tenant_id: param("tenant_id"),
+            environment_id: param("environment_id"),
+            signature: header("x-razorpay-signature"),
+            event_id: header("x-razorpay-event-id"),
+            trace_id: header("x-amzn-trace-id"),
+            body: request.body().as_ref(),
+        },
+    )
+    .await
 }

@@ -4,14 +4,14 @@ use testkit::TestEnv;
 use testkit::http::{problem, request, request_from_event};
 
 #[tokio::test]
-async fn the_razorpay_route_is_not_implemented_yet_and_says_so() {
+async fn an_event_for_an_unconnected_tenant_is_a_generic_404() {
     let env = TestEnv::new().await;
     let event = include_str!("../../../events/razorpay-payment-captured.json");
     let response = webhook_receiver::handle(&env.adapters(), request_from_event(event)).await;
-    assert_eq!(response.status(), 501);
+    assert_eq!(response.status(), 404);
     assert_eq!(
         problem(&response)["detail"],
-        "POST /v1/webhooks/razorpay/{tenant_id}/{environment_id} is part of the API but is not implemented yet."
+        "There is nothing at this address."
     );
 }
 
@@ -21,6 +21,7 @@ async fn unknown_paths_and_methods_are_problems() {
     let adapters = env.adapters();
     let cases = [
         ("POST", "/v1/webhooks/flexprice/t1/live", 501),
+        ("POST", "/v1/webhooks/razorpay/t1/live", 404),
         ("GET", "/v1/webhooks/razorpay/t1/live", 405),
         ("POST", "/v1/webhooks/razorpay/t1", 404),
         ("POST", "/v1/webhooks/stripe/t1/live", 404),

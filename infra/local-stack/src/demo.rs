@@ -202,7 +202,10 @@ pub async fn run(stack: &LocalStack) -> bool {
         report.record("Payment and signed Razorpay webhooks", if !arrived {
             Outcome::Failed(format!("webhooks did not reach the gateway: {statuses:?}"))
         } else if deliveries.iter().all(|d| d.delivered) {
-            Outcome::Done(statuses.join(", "))
+            Outcome::Done(format!(
+                "{}; each verified, claimed once and queued for the worker",
+                statuses.join(", ")
+            ))
         } else if deliveries.iter().all(|d| d.status == Some(501)) {
             Outcome::Pending(format!("{} signed webhooks reached webhook-receiver, which answered 501: webhook intake is not built yet", deliveries.len()))
         } else {
@@ -252,7 +255,7 @@ pub async fn run(stack: &LocalStack) -> bool {
             let (_, messages, _, failed) = stack.poller.snapshot();
             if parked {
                 Outcome::Pending(format!(
-                    "the poller handed the job to invoice-sync {failed} times ({messages} deliveries in all); the worker failed it each time (invoice sync is not built yet) and SQS parked it in the DLQ"
+                    "the job reached invoice-sync through the poller and was failed at every delivery (the worker's flows are not built yet); after maxReceiveCount SQS parked it in the DLQ ({messages} deliveries to the worker in all, {failed} failed, counting the webhook events' jobs)"
                 ))
             } else {
                 Outcome::Failed(format!(

@@ -1,0 +1,159 @@
+//! Razorpay webhook intake end to end on the local stack: verified, claimed once, enqueued.
+
+use local_stack::{LocalStack, Options};
+use serde_json::{Value, json};
+use shared::secret::Secret;
+use shared::signature::razorpay_sign;
+
+const SECRET: &str = "webhooks_test_secret";
+
+async fn stack() -> LocalStack {
+    let mut options = Options::from_env(0);
+    options.webhook_secret = Some(SECRET.into());
+    options.resource_prefix = simulators::common::new_id("hook-").to_lowercase();
+    LocalStack::start(options)
+        .await
+        .expect("the local stack starts")
+}
+
+fn event(stack: &LocalStack, name: &str, payment_id: &str) -> String {
+    json!({"entity": "event", "account_id": stack.razorpay.account_id(), "event": name, "contains": ["payment"],
+        "payload": {"payment": {"entity": {"id": payment_id, "entity": "payment", "amount": 10000,
+        "currency": "INR", "status": "captured", "notes": []}}}, "created_at": 1764060000})
+    .to_string()
+}
+
+async fn deliver(
+    stack: &LocalStack,
+    tenant: &str,
+    body: &str,
+    secret: &str,
+    event_id: &str,
+) -> (u16, Value) {
+    let signature = razorpay_sign(&Secret::new(secret.to_owned()), body.as_bytes());
+    let response = shared::http::client(shared::http::Timeouts::default())
+        .unwrap()
+        .post(format!(
+            "{}/v1/webhooks/razorpay/{tenant}/sandbox",
+            stack.ready.gateway_url
+        ))
+        .header("x-razorpay-signature", signature)
+        .header("x-razorpay-event-id", event_id)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn accepted_once_duplicates_acknowledged_conflicts_refused() {
+    let stack = stack().await;
+    let body = event(&stack, "payment.captured", "pay_A");
+    let (status, first) = deliver(&stack, "demo", &body, SECRET, "evt_1").await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (200, Some("accepted")),
+        "{first}"
+    );
+    let (status, again) = deliver(&stack, "demo", &body, SECRET, "evt_1").await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+    let other = event(&stack, "payment.captured", "pay_B");
+    let (status, conflict) = deliver(&stack, "demo", &other, SECRET, "evt_1").await;
+    assert_eq!(status, 409, "{conflict}");
+    // The accepted event became exactly one job for the worker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stack.poller.snapshot().1 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never reached the worker"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Events we do not handle are acknowledged and recorded as ignored.
+    let refund = event(&stack, "refund.created", "pay_C");
+    let (status, ignored) = deliver(&stack, "demo", &refund, SECRET, "evt_2").await;
+    assert_eq!((status, ignored["status"].as_str()), (200, Some("ignored")));
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_own_status() {
+    let stack = stack().await;
+    let body = event(&stack, "payment.captured", "pay_D");
+    assert_eq!(
+        deliver(&stack, "demo", &body, "wrong-secret", "evt_3")
+            .await
+            .0,
+        401
+    );
+    let unsigned = shared::http::client(shared::http::Timeouts::default())
+        .unwrap()
+        .post(format!(
+            "{}/v1/webhooks/razorpay/demo/sandbox",
+            stack.ready.gateway_url
+        ))
+        .header("x-razorpay-event-id", "evt_4")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    // Unknown tenant and impossible tenant ids: the same generic 404.
+    let (unknown, a) = deliver(&stack, "nobody", &body, SECRET, "evt_5").await;
+    let (bad_id, b) = deliver(&stack, "de%23mo", &body, SECRET, "evt_6").await;
+    assert_eq!((unknown, bad_id), (404, 404));
+    assert_eq!(a, b);
+    let huge = "x".repeat(65 * 1024);
+    assert_eq!(deliver(&stack, "demo", &huge, SECRET, "evt_7").await.0, 413);
+    assert_eq!(
+        deliver(&stack, "demo", "{not json", SECRET, "evt_8")
+            .await
+            .0,
+        400
+    );
+    let mut foreign: Value = serde_json::from_str(&body).unwrap();
+    foreign["account_id"] = json!("acc_SomeoneElse000");
+    assert_eq!(
+        deliver(&stack, "demo", &foreign.to_string(), SECRET, "evt_9")
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_previous_secret_still_verifies_after_a_rotation() {
+    let stack = stack().await;
+    let put = shared::http::client(shared::http::Timeouts::default())
+        .unwrap()
+        .put(format!(
+            "{}/api/v1/connections/razorpay",
+            stack.ready.gateway_url
+        ))
+        .header("x-api-key", &stack.ready.api_key)
+        .json(
+            &json!({"key_id": local_stack::RAZORPAY_KEY_ID, "key_secret": stack.razorpay_key_secret,
+            "webhook_secret": "rotated_secret", "flexprice_api_key": stack.flexprice_api_key,
+            "invoice_outbound_sync": true, "razorpay_account_id": stack.razorpay.account_id()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let old = event(&stack, "payment.captured", "pay_E");
+    assert_eq!(deliver(&stack, "demo", &old, SECRET, "evt_10").await.0, 200);
+    let new = event(&stack, "payment.captured", "pay_F");
+    assert_eq!(
+        deliver(&stack, "demo", &new, "rotated_secret", "evt_11")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        deliver(&stack, "demo", &new, "never_configured", "evt_12")
+            .await
+            .0,
+        401
+    );
+}
