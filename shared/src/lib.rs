@@ -16,6 +16,7 @@ pub mod money;
 pub mod payments;
 pub mod problem;
 pub mod razorpay;
+pub mod reconcile;
 pub mod routing;
 pub mod secret;
 pub mod signature;

@@ -287,6 +287,7 @@ fn view(item: &Item) -> Value {
         "payment_gateway": "razorpay",
         "amount": attr("amount"),
         "amount_minor": item.u64_attr("amount_minor"),
+        "amount_paid_minor": item.u64_attr("amount_paid").unwrap_or(0),
         "currency": attr("currency"),
         "payment_status": attr(STATUS),
         "gateway_tracking_id": attr("gateway_tracking_id"),

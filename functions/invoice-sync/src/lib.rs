@@ -13,8 +13,9 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::aws::Adapters;
 use shared::aws::queue::TRACE_ID_ATTRIBUTE;
-use shared::jobs::Job;
+use shared::jobs::{Job, Task};
 use shared::problem::{Classify, ErrorClass};
+use shared::reconcile::{self, ApplyError};
 use thiserror::Error;
 
 /// Why one job failed.
@@ -24,11 +25,18 @@ pub enum JobError {
     Poison { reason: String },
     #[error("{kind} jobs are not implemented yet")]
     NotImplemented { kind: &'static str },
+    #[error("the job failed and may succeed later: {0}")]
+    Retryable(String),
+    #[error("the job cannot succeed as it is: {0}")]
+    Permanent(String),
 }
 
 impl Classify for JobError {
     fn class(&self) -> ErrorClass {
-        ErrorClass::Permanent
+        match self {
+            JobError::Retryable(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
     }
 }
 
@@ -92,11 +100,25 @@ where
     Ok(response)
 }
 
-/// Runs one job.
-pub async fn run_job(_adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> {
-    Err(JobError::NotImplemented {
-        kind: job.task.kind(),
-    })
+/// Runs one job. Until its flow lands, a job kind fails as not implemented: it is retried
+/// and parked in the DLQ, never dropped.
+pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> {
+    let scope = job.scope().map_err(|e| JobError::Poison {
+        reason: e.to_string(),
+    })?;
+    match &job.task {
+        Task::ApplyRazorpayEvent { event_id, body } => {
+            match reconcile::apply(&adapters, &scope, body).await {
+                Ok(applied) => {
+                    tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
+                    Ok(())
+                }
+                Err(ApplyError::Retryable(reason)) => Err(JobError::Retryable(reason)),
+                Err(ApplyError::Permanent(reason)) => Err(JobError::Permanent(reason)),
+            }
+        }
+        other => Err(JobError::NotImplemented { kind: other.kind() }),
+    }
 }
 
 /// The Lambda handler: one SQS batch.

@@ -213,7 +213,36 @@ pub async fn run(stack: &LocalStack) -> bool {
         });
     }
 
-    // 5. A job through the queue, the SQS poller and the worker.
+    // 5. The captured payment reaches Flexprice and settles the invoice.
+    if let Ok(client) = &flexprice {
+        let invoice_id = stack.ready.invoice_ids[0].clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = String::new();
+        let mut settled = false;
+        while Instant::now() < deadline {
+            if let Ok(invoice) = client.get_invoice(&invoice_id).await {
+                last = format!(
+                    "{} (paid {}, remaining {})",
+                    invoice.payment_status, invoice.amount_paid, invoice.amount_remaining
+                );
+                if invoice.payment_status == "SUCCEEDED" {
+                    settled = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        report.record(
+            "Flexprice invoice settled by the captured payment",
+            if settled {
+                Outcome::Done(format!("{invoice_id} is {last}, recorded once"))
+            } else {
+                Outcome::Failed(format!("{invoice_id} is {last}"))
+            },
+        );
+    }
+
+    // 6. A job through the queue, the SQS poller and the worker.
     let scope = TenantScope::new(&stack.ready.tenant_id, &stack.ready.environment_id);
     let job = scope.map(|scope| {
         Job::new(
@@ -255,7 +284,7 @@ pub async fn run(stack: &LocalStack) -> bool {
             let (_, messages, _, failed) = stack.poller.snapshot();
             if parked {
                 Outcome::Pending(format!(
-                    "the job reached invoice-sync through the poller and was failed at every delivery (the worker's flows are not built yet); after maxReceiveCount SQS parked it in the DLQ ({messages} deliveries to the worker in all, {failed} failed, counting the webhook events' jobs)"
+                    "the job reached invoice-sync through the poller and was failed at every delivery (invoice sync is not built yet); after maxReceiveCount SQS parked it in the DLQ ({messages} deliveries to the worker in all, {failed} failed, counting the webhook events' jobs)"
                 ))
             } else {
                 Outcome::Failed(format!(
