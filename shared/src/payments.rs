@@ -295,7 +295,8 @@ fn view(item: &Item) -> Value {
         "razorpay_customer_id": attr("razorpay_customer_id"),
         "razorpay_invoice_id": attr("razorpay_invoice_id"),
         "metadata": metadata,
-        "attempts": [],
+        "attempts": attr("attempts").and_then(|a| serde_json::from_str::<Value>(a).ok()).unwrap_or_else(|| json!([])),
+        "failure_reason": attr("failure_reason"),
         "created_at": item.u64_attr("created_at"),
         "updated_at": item.u64_attr("updated_at"),
     })

@@ -1,7 +1,9 @@
-//! Applying Razorpay events to payments (DESIGN §3.2, "apply Razorpay event"), so far for
-//! money captured on payment links: `payment.captured`, `payment_link.paid` and
-//! `payment_link.partially_paid`. `payment.authorized` changes nothing. Every other event is
-//! refused as not applied yet, so its job is parked in the DLQ rather than dropped.
+//! Applying Razorpay events to payment-link payments (DESIGN §3.2, "apply Razorpay event"):
+//! `payment.captured`, `payment_link.paid` and `payment_link.partially_paid` count the money;
+//! `payment.failed` records an attempt and leaves the payment open (the customer may retry);
+//! `payment_link.expired` and `payment_link.cancelled` fail it unless it SUCCEEDED; a late
+//! failure never undoes SUCCEEDED. `payment.authorized` changes nothing. Invoice events are
+//! refused as not applied yet, so their jobs are parked in the DLQ rather than dropped.
 //!
 //! Exactly once: the Razorpay payment is recorded into Flexprice with
 //! `idempotency_key = "razorpay:{pay_id}"` (Flexprice dedupes), then counted on our payment in
@@ -38,12 +40,23 @@ struct Event {
 #[derive(Deserialize)]
 struct Payload {
     #[serde(default)]
-    payment: Option<Wrapped>,
+    payment: Option<Wrapped<RazorpayPayment>>,
+    #[serde(default)]
+    payment_link: Option<Wrapped<RazorpayLink>>,
 }
 
 #[derive(Deserialize)]
-struct Wrapped {
-    entity: RazorpayPayment,
+struct Wrapped<T> {
+    entity: T,
+}
+
+#[derive(Deserialize)]
+struct RazorpayLink {
+    id: String,
+    #[serde(default)]
+    reference_id: Option<String>,
+    #[serde(default)]
+    notes: crate::razorpay::wire::Notes,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +67,12 @@ struct RazorpayPayment {
     status: String,
     #[serde(default)]
     notes: crate::razorpay::wire::Notes,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    error_reason: Option<String>,
 }
 
 fn retryable(e: impl std::fmt::Display) -> ApplyError {
@@ -69,6 +88,10 @@ pub enum Applied {
     AlreadyCounted,
     /// Counted; the payment is now in this status.
     Counted { status: String },
+    /// A failed attempt was recorded; the payment stays open.
+    AttemptRecorded,
+    /// The link ended unpaid; the payment FAILED.
+    Failed,
 }
 
 /// Applies one Razorpay event (its raw body) for `scope`.
@@ -82,6 +105,10 @@ pub async fn apply(
     match event.event.as_str() {
         "payment.authorized" => return Ok(Applied::NoChange),
         "payment.captured" | "payment_link.paid" | "payment_link.partially_paid" => {}
+        "payment.failed" => return record_attempt(adapters, scope, event.payload).await,
+        "payment_link.expired" | "payment_link.cancelled" => {
+            return link_ended(adapters, scope, event.payload, &event.event).await;
+        }
         other => {
             return Err(ApplyError::Permanent(format!(
                 "{other} events are not applied yet"
@@ -226,4 +253,124 @@ pub async fn apply(
         }
         Err(e) => Err(retryable(format!("the payment changed meanwhile: {e}"))),
     }
+}
+
+/// Our payment named by a link or payment's notes (or the link's `reference_id`), checked to
+/// belong to `scope`.
+async fn our_payment(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    notes: &crate::razorpay::wire::Notes,
+    reference_id: Option<&str>,
+) -> Result<(crate::keys::Key, Item), ApplyError> {
+    if notes
+        .get("tenant_id")
+        .is_some_and(|t| t != scope.tenant_id())
+        || notes
+            .get("environment_id")
+            .is_some_and(|e| e != scope.environment_id())
+    {
+        return Err(ApplyError::Permanent(
+            "the event belongs to another tenant or environment".into(),
+        ));
+    }
+    let payment_id = notes
+        .get("flexprice_payment_id")
+        .or(reference_id)
+        .ok_or_else(|| ApplyError::Permanent("the event names no payment of ours".into()))?;
+    let key = scope.key("PAYMENT", payment_id);
+    let item = adapters
+        .store
+        .get(&key)
+        .await
+        .map_err(retryable)?
+        .ok_or_else(|| ApplyError::Permanent(format!("no payment {payment_id}")))?;
+    Ok((key, item))
+}
+
+/// `payment.failed`: one attempt per Razorpay payment id; the status is left as it is.
+async fn record_attempt(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    payload: Payload,
+) -> Result<Applied, ApplyError> {
+    let failed = payload
+        .payment
+        .ok_or_else(|| ApplyError::Permanent("the event carries no payment".into()))?
+        .entity;
+    let (key, item) = our_payment(adapters, scope, &failed.notes, None).await?;
+    let mut attempts: Vec<serde_json::Value> = item
+        .str_attr("attempts")
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default();
+    if attempts
+        .iter()
+        .any(|a| a["razorpay_payment_id"] == failed.id.as_str())
+    {
+        return Ok(Applied::NoChange);
+    }
+    attempts.push(serde_json::json!({
+        "razorpay_payment_id": failed.id,
+        "status": "FAILED",
+        "error_code": failed.error_code,
+        "error_description": failed.error_description,
+        "error_reason": failed.error_reason,
+        "at": adapters.clock.now_secs(),
+    }));
+    let update = Update {
+        expect: vec![Expect::Version(item.u64_attr(VERSION).unwrap_or(0))],
+        set: Item::from([(
+            "attempts".to_owned(),
+            s(serde_json::Value::from(attempts).to_string()),
+        )]),
+        bump_version: true,
+        ..Update::default()
+    };
+    adapters
+        .store
+        .update(&key, &update)
+        .await
+        .map_err(|e| retryable(format!("the payment changed meanwhile: {e}")))?;
+    Ok(Applied::AttemptRecorded)
+}
+
+/// `payment_link.expired` / `payment_link.cancelled`: FAILED, unless the money came in.
+async fn link_ended(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    payload: Payload,
+    event: &str,
+) -> Result<Applied, ApplyError> {
+    let link = payload
+        .payment_link
+        .ok_or_else(|| ApplyError::Permanent("the event carries no payment link".into()))?
+        .entity;
+    let (key, item) =
+        our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?;
+    let status = item.str_attr(STATUS).unwrap_or_default().to_owned();
+    if !matches!(status.as_str(), "INITIATED" | "PENDING") {
+        return Ok(Applied::NoChange);
+    }
+    let update = Update {
+        expect: vec![
+            Expect::Status(status),
+            Expect::Version(item.u64_attr(VERSION).unwrap_or(0)),
+        ],
+        set: Item::from([
+            (STATUS.to_owned(), s("FAILED")),
+            (
+                "failure_reason".to_owned(),
+                s(format!("{event} ({})", link.id)),
+            ),
+            ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+        ]),
+        bump_version: true,
+        ..Update::default()
+    };
+    adapters
+        .store
+        .update(&key, &update)
+        .await
+        .map_err(|e| retryable(format!("the payment changed meanwhile: {e}")))?;
+    Ok(Applied::Failed)
 }
