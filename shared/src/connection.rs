@@ -368,17 +368,11 @@ pub async fn put(
     }
     adapters
         .store
-        .put(&settings_key(scope), settings)
+        .put(&settings_key(scope), settings.clone())
         .await
         .map_err(|e| store_problem(&e))?;
-    Ok((
-        created,
-        view(
-            &stored_settings(adapters, scope).await?.unwrap_or_default(),
-            Some(&stored),
-            now,
-        ),
-    ))
+    // The view is built from what was just written: no read back.
+    Ok((created, view(&settings, Some(&stored), now)))
 }
 
 async fn stored_settings(

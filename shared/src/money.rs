@@ -50,17 +50,8 @@ impl Currency {
 
     /// Looks a code up case-insensitively ("inr" and "INR" are the same currency).
     pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
-        let upper = code.to_ascii_uppercase();
-        let tables: [(&[&'static str], u8); 3] =
-            [(EXPONENT_0, 0), (EXPONENT_2, 2), (EXPONENT_3, 3)];
-        tables
-            .iter()
-            .find_map(|(table, exponent)| {
-                table.iter().find(|c| **c == upper).map(|c| Currency {
-                    code: c,
-                    exponent: *exponent,
-                })
-            })
+        Currency::all()
+            .find(|c| c.code.eq_ignore_ascii_case(code))
             .ok_or_else(|| MoneyError::UnsupportedCurrency {
                 code: code.to_owned(),
             })

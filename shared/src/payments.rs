@@ -334,12 +334,8 @@ pub async fn create(
                 "this tenant and environment have no Razorpay connection",
             )
         })?;
-    let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
-        &adapters.config.flexprice_api_url,
-        credentials.flexprice_api_key.clone(),
-    ))
-    .map_err(|_| Problem::internal())?;
-    let invoice = match flexprice.get_invoice(&request.invoice_id).await {
+    let clients = Clients::new(adapters, &credentials)?;
+    let invoice = match clients.flexprice.get_invoice(&request.invoice_id).await {
         Ok(invoice) => invoice,
         Err(FlexpriceError::Api { status: 404, .. }) => {
             return Err(invalid(
@@ -433,7 +429,7 @@ pub async fn create(
     match link(
         adapters,
         scope,
-        &credentials,
+        &clients,
         &invoice,
         &request,
         amount,
@@ -521,33 +517,52 @@ async fn take_over_or_wait(
     }
 }
 
+/// The tenant's Razorpay and Flexprice clients, built once per request.
+struct Clients {
+    razorpay: RazorpayClient,
+    flexprice: FlexpriceClient,
+}
+
+impl Clients {
+    fn new(adapters: &Adapters, credentials: &connection::Credentials) -> Result<Clients, Problem> {
+        let razorpay = RazorpayClient::new(RazorpayConfig::new(
+            &adapters.config.razorpay_api_url,
+            &credentials.key_id,
+            credentials.key_secret.clone(),
+        ))
+        .map_err(|_| Problem::internal())?;
+        let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
+            &adapters.config.flexprice_api_url,
+            credentials.flexprice_api_key.clone(),
+        ))
+        .map_err(|_| Problem::internal())?;
+        Ok(Clients {
+            razorpay,
+            flexprice,
+        })
+    }
+}
+
 /// Customer sync and the Razorpay link; returns the attributes that make the payment PENDING.
 #[allow(clippy::too_many_arguments)]
 async fn link(
     adapters: &Adapters,
     scope: &TenantScope,
-    credentials: &connection::Credentials,
+    clients: &Clients,
     invoice: &Invoice,
     request: &Request,
     amount: Money,
     payment_id: &str,
     fresh: bool,
 ) -> Result<Item, Problem> {
-    let razorpay = RazorpayClient::new(RazorpayConfig::new(
-        &adapters.config.razorpay_api_url,
-        &credentials.key_id,
-        credentials.key_secret.clone(),
-    ))
-    .map_err(|_| Problem::internal())?;
-    let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
-        &adapters.config.flexprice_api_url,
-        credentials.flexprice_api_key.clone(),
-    ))
-    .map_err(|_| Problem::internal())?;
+    let Clients {
+        razorpay,
+        flexprice,
+    } = clients;
     let customer = customers::ensure(
         &adapters.store,
-        &razorpay,
-        &flexprice,
+        razorpay,
+        flexprice,
         scope,
         &invoice.customer_id,
     )

@@ -262,10 +262,6 @@ impl Store {
         Store::new(Client::new(config), table)
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// Reads an item, strongly consistent.
     pub async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let output = self

@@ -137,10 +137,6 @@ impl RazorpayClient {
         })
     }
 
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
