@@ -384,3 +384,55 @@ async fn a_link_whose_answer_timed_out_is_adopted_not_created_twice() {
         .any(|r| r.path == "/v1/payment_links" && r.query.contains("reference_id"));
     assert!(found, "the link {link} was found by reference_id");
 }
+
+#[tokio::test]
+async fn flexprice_unavailable_is_a_retryable_503_and_the_retry_succeeds() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    // The client tries a read three times; all three fail.
+    stack
+        .flexprice
+        .add_fault(simulators::Fault::Status { status: 503 }, 3);
+    let body = seed_body(&stack, json!("5.00"));
+    let (status, problem) = post(&stack, &key, &body).await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["retryable"], true, "{problem}");
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 0);
+    let (status, payment) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+}
+
+#[tokio::test]
+async fn an_invoice_synced_to_razorpay_still_gets_a_link_and_the_response_says_so() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let invoice = stack.ready.invoice_ids[0].clone();
+    let response = http()
+        .put(format!(
+            "{}/v1/invoices/{invoice}",
+            stack.ready.flexprice_sim_url
+        ))
+        .header("x-api-key", &stack.flexprice_api_key)
+        .json(&json!({"metadata": {"razorpay_invoice_id": "inv_synced123"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("7.00"))).await;
+    assert_eq!(status, 201, "{payment}");
+    assert!(
+        payment["gateway_tracking_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("plink_")),
+        "a payment link, not the invoice: {payment}"
+    );
+    assert_eq!(payment["razorpay_invoice_id"], "inv_synced123");
+    assert!(
+        payment["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("inv_synced123")),
+        "{payment}"
+    );
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+}

@@ -278,6 +278,14 @@ fn view(item: &Item) -> Value {
     let metadata: Value = attr("metadata")
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or_else(|| json!({}));
+    // An invoice synced to a Razorpay invoice can be paid there too; the link is a second
+    // way to pay the same invoice, and the caller is told so.
+    let notice = attr("razorpay_invoice_id").map(|rzp| {
+        format!(
+            "invoice {} is also synced to Razorpay invoice {rzp}; this payment link is a separate way to pay it",
+            attr("invoice_id").unwrap_or_default()
+        )
+    });
     json!({
         "id": attr("payment_id"),
         "idempotency_key": attr("idempotency_key"),
@@ -297,6 +305,7 @@ fn view(item: &Item) -> Value {
         "metadata": metadata,
         "attempts": attr("attempts").and_then(|a| serde_json::from_str::<Value>(a).ok()).unwrap_or_else(|| json!([])),
         "failure_reason": attr("failure_reason"),
+        "notice": notice,
         "created_at": item.u64_attr("created_at"),
         "updated_at": item.u64_attr("updated_at"),
     })
