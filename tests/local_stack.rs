@@ -126,8 +126,10 @@ async fn a_failing_job_goes_through_the_poller_to_the_worker_and_lands_in_the_dl
     let scope = TenantScope::new("demo", "sandbox").unwrap();
     let job = Job::new(
         &scope,
-        Task::SyncInvoice {
-            invoice_id: stack.ready.invoice_ids[0].clone(),
+        // An event the worker can never apply: parked, not dropped.
+        Task::ApplyRazorpayEvent {
+            event_id: "evt_unappliable".into(),
+            body: "{}".into(),
         },
     );
     let message_id = stack.adapters.queue.send(&job, Some("e2e")).await.unwrap();

@@ -80,11 +80,37 @@ async fn logs_of_a_run_hold_no_secret() {
         .unwrap();
     let job = Job::new(
         &TenantScope::new("demo", "sandbox").unwrap(),
-        Task::SyncInvoice {
-            invoice_id: "inv_x".into(),
+        Task::ApplyRazorpayEvent {
+            event_id: "evt_unappliable".into(),
+            body: "{}".into(),
         },
     );
     stack.adapters.queue.send(&job, None).await.unwrap();
+    // And an invoice sync, which reads every credential of the tenant.
+    let invoice = &stack.ready.invoice_ids[1];
+    let (status, _) = system_tests::api(
+        &stack,
+        "POST",
+        &format!("/api/v1/invoices/{invoice}/sync"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    system_tests::wait_for(
+        "the invoice sync",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, view) = system_tests::api(
+                &stack,
+                "GET",
+                &format!("/api/v1/invoices/{invoice}/sync"),
+                None,
+            )
+            .await;
+            (view["state"] == "SYNCED").then_some(())
+        },
+    )
+    .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while (stack.razorpay.deliveries().len() < 3 || stack.poller.snapshot().3 == 0)
         && std::time::Instant::now() < deadline

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use crate::aws::Adapters;
 use crate::aws::secrets::SecretsError;
 use crate::aws::store::{Item, ItemExt, STATUS, StoreError, n, s};
+use crate::config::Config;
+use crate::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::keys::{Key, TenantScope};
 use crate::problem::{Classify, FieldProblem, Problem};
 use crate::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
@@ -50,6 +52,37 @@ pub struct Credentials {
     pub flexprice_webhook_secret: Option<Secret<String>>,
     /// When set, webhooks must carry this `account_id`.
     pub razorpay_account_id: Option<String>,
+}
+
+/// A scope's Razorpay and Flexprice clients, built once per request or job.
+pub struct Clients {
+    pub razorpay: RazorpayClient,
+    pub flexprice: FlexpriceClient,
+}
+
+/// The HTTP clients could not be built (the TLS set-up failed).
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP clients: {0}")]
+pub struct ClientsError(String);
+
+impl Clients {
+    pub fn new(config: &Config, credentials: &Credentials) -> Result<Clients, ClientsError> {
+        let razorpay = RazorpayClient::new(RazorpayConfig::new(
+            &config.razorpay_api_url,
+            &credentials.key_id,
+            credentials.key_secret.clone(),
+        ))
+        .map_err(|e| ClientsError(e.to_string()))?;
+        let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
+            &config.flexprice_api_url,
+            credentials.flexprice_api_key.clone(),
+        ))
+        .map_err(|e| ClientsError(e.to_string()))?;
+        Ok(Clients {
+            razorpay,
+            flexprice,
+        })
+    }
 }
 
 /// The secret's name for a scope.
@@ -386,12 +419,26 @@ async fn stored_settings(
         .map_err(|e| store_problem(&e))
 }
 
-/// The connection as the API shows it: every secret redacted.
-fn view(settings: &Item, secrets: Option<&StoredSecrets>, now: u64) -> Value {
-    let sync = matches!(
+/// Whether invoice outbound sync is on; `None` when the scope is not connected.
+pub async fn outbound_sync(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Option<bool>, Problem> {
+    Ok(stored_settings(adapters, scope)
+        .await?
+        .map(|settings| outbound_sync_flag(&settings)))
+}
+
+fn outbound_sync_flag(settings: &Item) -> bool {
+    matches!(
         settings.get("invoice_outbound_sync"),
         Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-    );
+    )
+}
+
+/// The connection as the API shows it: every secret redacted.
+fn view(settings: &Item, secrets: Option<&StoredSecrets>, now: u64) -> Value {
+    let sync = outbound_sync_flag(settings);
     let previous_until = secrets
         .and_then(|s| s.previous_webhook_secret_until)
         .filter(|u| *u > now);

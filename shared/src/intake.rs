@@ -1,4 +1,4 @@
-//! Razorpay webhook intake (DESIGN §3.1): answer within a second, never lose an event.
+//! Webhook intake (DESIGN §3.1), Razorpay's and Flexprice's: answer within a second, never lose an event.
 //!
 //! Raw bytes; the connection of the route's tenant/environment; the signature checked in
 //! constant time against the current and previous webhook secret (once more after a forced
@@ -17,7 +17,7 @@ use crate::connection::{self, Credentials};
 use crate::jobs::{Job, Task};
 use crate::keys::TenantScope;
 use crate::problem::{Classify, Problem};
-use crate::signature::{SignatureError, verify_razorpay_webhook};
+use crate::signature::{SignatureError, SvixHeaders, SvixSecret, verify_razorpay_webhook};
 
 /// Razorpay events are a few KiB; a job must fit one SQS message.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,9 +79,8 @@ fn verified(credentials: &Credentials, delivery: &Delivery<'_>) -> Result<(), Si
     verify_razorpay_webhook(delivery.body, delivery.signature, &secrets).map(|_| ())
 }
 
-/// Takes one Razorpay webhook; answers status and a small JSON body.
-pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Value, Problem> {
-    if delivery.body.len() > MAX_BODY_BYTES {
+fn check_size(body: &[u8]) -> Result<(), Problem> {
+    if body.len() > MAX_BODY_BYTES {
         return Err(Problem::new(
             413,
             "too-large",
@@ -89,6 +88,12 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
             format!("Webhook bodies are limited to {MAX_BODY_BYTES} bytes."),
         ));
     }
+    Ok(())
+}
+
+/// Takes one Razorpay webhook; answers status and a small JSON body.
+pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Value, Problem> {
+    check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
     let credentials = connection::credentials(adapters, &scope)
@@ -139,12 +144,56 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
                 "the x-razorpay-event-id header is required",
             )
         })?;
-    let key = scope.key("EVENT", event_id);
+    let task =
+        HANDLED_EVENTS
+            .contains(&envelope.event.as_str())
+            .then(|| Task::ApplyRazorpayEvent {
+                event_id: event_id.to_owned(),
+                body: String::from_utf8_lossy(delivery.body).into_owned(),
+            });
+    let received = Received {
+        kind: "EVENT",
+        event_id,
+        event: &envelope.event,
+        body: delivery.body,
+        trace_id: delivery.trace_id,
+    };
+    claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+/// A verified event, ready to be claimed.
+struct Received<'a> {
+    /// The claim's item kind (one per source of events).
+    kind: &'static str,
+    event_id: &'a str,
+    event: &'a str,
+    body: &'a [u8],
+    trace_id: Option<&'a str>,
+}
+
+/// Claims the event id (with the payload hash), enqueues `task` (none: the event is ignored),
+/// completes the claim. A duplicate answers 200 with no work; the same id with another body
+/// 409; when the job cannot be enqueued the claim is released and the answer is 503, so the
+/// sender's retry goes through.
+async fn claim_and_enqueue(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    received: Received<'_>,
+    task: Option<Task>,
+) -> Result<Value, Problem> {
+    let Received {
+        kind,
+        event_id,
+        event,
+        body,
+        trace_id,
+    } = received;
+    let key = scope.key(kind, event_id);
     let claim = adapters
         .idempotency
         .claim(
             &key,
-            &payload_hash(delivery.body),
+            &payload_hash(body),
             Lifetimes {
                 lock: LOCK,
                 keep: KEEP,
@@ -188,22 +237,15 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
             });
         }
     };
-    if !HANDLED_EVENTS.contains(&envelope.event.as_str()) {
+    let Some(task) = task else {
         let _ = adapters
             .idempotency
             .complete(&token, Some("ignored"), KEEP)
             .await;
-        return Ok(json!({"status": "ignored", "event_id": event_id, "event": envelope.event}));
-    }
-    let body = String::from_utf8_lossy(delivery.body).into_owned();
-    let job = Job::new(
-        &scope,
-        Task::ApplyRazorpayEvent {
-            event_id: event_id.to_owned(),
-            body,
-        },
-    );
-    match adapters.queue.send(&job, delivery.trace_id).await {
+        return Ok(json!({"status": "ignored", "event_id": event_id, "event": event}));
+    };
+    let job = Job::new(scope, task);
+    match adapters.queue.send(&job, trace_id).await {
         Ok(message_id) => {
             if let Err(e) = adapters
                 .idempotency
@@ -222,6 +264,123 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
             Err(unavailable())
         }
     }
+}
+
+/// The Flexprice request, as the receiver got it.
+pub struct SvixDelivery<'a> {
+    pub tenant_id: &'a str,
+    pub environment_id: &'a str,
+    pub headers: SvixHeaders<'a>,
+    pub trace_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct FlexpriceEnvelope {
+    event_type: String,
+    #[serde(default)]
+    invoice: Option<FlexpriceInvoiceRef>,
+}
+
+#[derive(Deserialize)]
+struct FlexpriceInvoiceRef {
+    id: String,
+}
+
+fn svix_verified(
+    credentials: &Credentials,
+    delivery: &SvixDelivery<'_>,
+    now: u64,
+) -> Result<(), SignatureError> {
+    let secret = credentials
+        .flexprice_webhook_secret
+        .as_ref()
+        .ok_or(SignatureError::NoSecret)?;
+    SvixSecret::parse(secret)?.verify(delivery.headers, delivery.body, now)
+}
+
+/// Takes one Flexprice (Svix-signed) webhook: `invoice.update.finalized` → sync job,
+/// `invoice.update.voided` → cancel job, anything else acknowledged and ignored. Deduped on
+/// `svix-id`.
+pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Problem> {
+    check_size(delivery.body)?;
+    let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
+        .map_err(|_| unknown_route())?;
+    let credentials = connection::credentials(adapters, &scope)
+        .await?
+        .ok_or_else(unknown_route)?;
+    let now = adapters.clock.now_secs();
+    match svix_verified(&credentials, &delivery, now) {
+        Ok(()) => {}
+        // The cache may predate a rotation or a newly set secret: read once more, then decide.
+        Err(SignatureError::Mismatch | SignatureError::NoSecret | SignatureError::BadSecret) => {
+            let fresh = connection::fresh_credentials(adapters, &scope)
+                .await?
+                .ok_or_else(unknown_route)?;
+            svix_verified(&fresh, &delivery, now).map_err(svix_problem)?;
+        }
+        Err(e) => return Err(svix_problem(e)),
+    }
+    let envelope: FlexpriceEnvelope = serde_json::from_slice(delivery.body).map_err(|_| {
+        Problem::invalid_field(
+            400,
+            "body",
+            "flexprice_event",
+            "the body is not a Flexprice event",
+        )
+    })?;
+    let invoice_id = || {
+        envelope
+            .invoice
+            .as_ref()
+            .map(|i| i.id.clone())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    400,
+                    "invoice.id",
+                    "required",
+                    "an invoice event must carry invoice.id",
+                )
+            })
+    };
+    let task = match envelope.event_type.as_str() {
+        "invoice.update.finalized" => Some(Task::SyncInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        "invoice.update.voided" => Some(Task::CancelInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        _ => None,
+    };
+    let event_id = delivery
+        .headers
+        .id
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .ok_or_else(|| {
+            Problem::invalid_field(400, "svix-id", "required", "the svix-id header is required")
+        })?;
+    let received = Received {
+        kind: "FLEXPRICE_EVENT",
+        event_id,
+        event: &envelope.event_type,
+        body: delivery.body,
+        trace_id: delivery.trace_id,
+    };
+    claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+fn svix_problem(e: SignatureError) -> Problem {
+    let detail = match e {
+        SignatureError::Stale { tolerance_secs } => {
+            format!("The svix-timestamp is more than {tolerance_secs} seconds away from now.")
+        }
+        SignatureError::NoSecret | SignatureError::BadSecret => {
+            "This connection has no usable Flexprice webhook secret.".to_owned()
+        }
+        _ => "The svix-signature header is missing or does not match.".to_owned(),
+    };
+    Problem::new(401, "bad-signature", "Unauthorized", detail)
 }
 
 fn signature_problem() -> Problem {

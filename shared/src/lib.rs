@@ -10,6 +10,7 @@ pub mod customers;
 pub mod flexprice;
 pub mod http;
 pub mod intake;
+pub mod invoice_sync;
 pub mod jobs;
 pub mod keys;
 pub mod money;

@@ -16,15 +16,14 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::Adapters;
 use crate::aws::store::{Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, n, s};
-use crate::connection;
+use crate::connection::{self, Clients};
 use crate::customers;
+use crate::flexprice::FlexpriceError;
 use crate::flexprice::wire::Invoice;
-use crate::flexprice::{FlexpriceClient, FlexpriceConfig, FlexpriceError};
 use crate::keys::{Key, TenantScope};
 use crate::money::{DecimalText, Money};
 use crate::problem::{Classify, Problem};
 use crate::razorpay::wire::{Notes, PaymentLinkRequest};
-use crate::razorpay::{RazorpayClient, RazorpayConfig};
 
 const KIND: &str = "PAYMENT";
 const INITIATED: &str = "INITIATED";
@@ -343,7 +342,7 @@ pub async fn create(
                 "this tenant and environment have no Razorpay connection",
             )
         })?;
-    let clients = Clients::new(adapters, &credentials)?;
+    let clients = Clients::new(&adapters.config, &credentials).map_err(|_| Problem::internal())?;
     let invoice = match clients.flexprice.get_invoice(&request.invoice_id).await {
         Ok(invoice) => invoice,
         Err(FlexpriceError::Api { status: 404, .. }) => {
@@ -523,32 +522,6 @@ async fn take_over_or_wait(
             .await
             .map_err(|e| store_problem(&e))?
             .ok_or_else(Problem::internal)?;
-    }
-}
-
-/// The tenant's Razorpay and Flexprice clients, built once per request.
-struct Clients {
-    razorpay: RazorpayClient,
-    flexprice: FlexpriceClient,
-}
-
-impl Clients {
-    fn new(adapters: &Adapters, credentials: &connection::Credentials) -> Result<Clients, Problem> {
-        let razorpay = RazorpayClient::new(RazorpayConfig::new(
-            &adapters.config.razorpay_api_url,
-            &credentials.key_id,
-            credentials.key_secret.clone(),
-        ))
-        .map_err(|_| Problem::internal())?;
-        let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
-            &adapters.config.flexprice_api_url,
-            credentials.flexprice_api_key.clone(),
-        ))
-        .map_err(|_| Problem::internal())?;
-        Ok(Clients {
-            razorpay,
-            flexprice,
-        })
     }
 }
 

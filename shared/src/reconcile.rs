@@ -15,21 +15,12 @@ use crate::aws::Adapters;
 use crate::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
 };
-use crate::connection;
+use crate::connection::{self, Clients};
 use crate::flexprice::wire::RecordPaymentRequest;
-use crate::flexprice::{FlexpriceClient, FlexpriceConfig};
+use crate::jobs::Failure;
 use crate::keys::TenantScope;
 use crate::money::{Currency, Money};
 use crate::problem::Classify;
-
-/// Why an event could not be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApplyError {
-    /// May work later (a dependency was unavailable, a concurrent update won).
-    Retryable(String),
-    /// Will not work as it is (unknown payment, an event kind not applied yet).
-    Permanent(String),
-}
 
 #[derive(Deserialize)]
 struct Event {
@@ -75,10 +66,6 @@ struct RazorpayPayment {
     error_reason: Option<String>,
 }
 
-fn retryable(e: impl std::fmt::Display) -> ApplyError {
-    ApplyError::Retryable(e.to_string())
-}
-
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -99,9 +86,9 @@ pub async fn apply(
     adapters: &Adapters,
     scope: &TenantScope,
     body: &str,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, Failure> {
     let event: Event = serde_json::from_str(body)
-        .map_err(|e| ApplyError::Permanent(format!("not a Razorpay event: {e}")))?;
+        .map_err(|e| Failure::Permanent(format!("not a Razorpay event: {e}")))?;
     match event.event.as_str() {
         "payment.authorized" => return Ok(Applied::NoChange),
         "payment.captured" | "payment_link.paid" | "payment_link.partially_paid" => {}
@@ -110,7 +97,7 @@ pub async fn apply(
             return link_ended(adapters, scope, event.payload, &event.event).await;
         }
         other => {
-            return Err(ApplyError::Permanent(format!(
+            return Err(Failure::Permanent(format!(
                 "{other} events are not applied yet"
             )));
         }
@@ -118,10 +105,10 @@ pub async fn apply(
     let razorpay = event
         .payload
         .payment
-        .ok_or_else(|| ApplyError::Permanent("the event carries no payment".into()))?
+        .ok_or_else(|| Failure::Permanent("the event carries no payment".into()))?
         .entity;
     if razorpay.status != "captured" {
-        return Err(ApplyError::Permanent(format!(
+        return Err(Failure::Permanent(format!(
             "payment {} is {}, not captured",
             razorpay.id, razorpay.status
         )));
@@ -130,7 +117,7 @@ pub async fn apply(
         .notes
         .get("flexprice_payment_id")
         .ok_or_else(|| {
-            ApplyError::Permanent(format!(
+            Failure::Permanent(format!(
                 "payment {} names no flexprice_payment_id (invoice payments are not applied yet)",
                 razorpay.id
             ))
@@ -139,7 +126,7 @@ pub async fn apply(
     if razorpay.notes.get("tenant_id") != Some(scope.tenant_id())
         || razorpay.notes.get("environment_id") != Some(scope.environment_id())
     {
-        return Err(ApplyError::Permanent(format!(
+        return Err(Failure::Permanent(format!(
             "payment {} belongs to another tenant or environment",
             razorpay.id
         )));
@@ -149,22 +136,22 @@ pub async fn apply(
         .store
         .get(&key)
         .await
-        .map_err(retryable)?
-        .ok_or_else(|| ApplyError::Permanent(format!("no payment {payment_id}")))?;
+        .map_err(Failure::retryable)?
+        .ok_or_else(|| Failure::Permanent(format!("no payment {payment_id}")))?;
     let counted_key = scope.key("RZP_PAYMENT", &razorpay.id);
     if adapters
         .store
         .get(&counted_key)
         .await
-        .map_err(retryable)?
+        .map_err(Failure::retryable)?
         .is_some()
     {
         return Ok(Applied::AlreadyCounted);
     }
-    let currency = Currency::from_code(&razorpay.currency)
-        .map_err(|e| ApplyError::Permanent(e.to_string()))?;
+    let currency =
+        Currency::from_code(&razorpay.currency).map_err(|e| Failure::Permanent(e.to_string()))?;
     if payment.str_attr("currency") != Some(currency.code()) {
-        return Err(ApplyError::Permanent(format!(
+        return Err(Failure::Permanent(format!(
             "payment {} is in {}, ours in {:?}",
             razorpay.id,
             currency.code(),
@@ -176,13 +163,10 @@ pub async fn apply(
     // 1. Flexprice, exactly once thanks to its idempotency key.
     let credentials = connection::credentials(adapters, scope)
         .await
-        .map_err(|p| retryable(p.detail))?
-        .ok_or_else(|| ApplyError::Permanent("the tenant is no longer connected".into()))?;
-    let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
-        &adapters.config.flexprice_api_url,
-        credentials.flexprice_api_key.clone(),
-    ))
-    .map_err(retryable)?;
+        .map_err(|p| Failure::retryable(p.detail))?
+        .ok_or_else(|| Failure::Permanent("the tenant is no longer connected".into()))?;
+    let Clients { flexprice, .. } =
+        Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)?;
     let invoice_id = payment
         .str_attr("invoice_id")
         .unwrap_or_default()
@@ -202,9 +186,9 @@ pub async fn apply(
     );
     if let Err(e) = flexprice.record_payment(&record).await {
         return Err(if e.is_retryable() {
-            retryable(e)
+            Failure::retryable(e)
         } else {
-            ApplyError::Permanent(format!("Flexprice refused the payment: {e}"))
+            Failure::Permanent(format!("Flexprice refused the payment: {e}"))
         });
     }
 
@@ -251,7 +235,9 @@ pub async fn apply(
         {
             Ok(Applied::AlreadyCounted)
         }
-        Err(e) => Err(retryable(format!("the payment changed meanwhile: {e}"))),
+        Err(e) => Err(Failure::retryable(format!(
+            "the payment changed meanwhile: {e}"
+        ))),
     }
 }
 
@@ -262,7 +248,7 @@ async fn our_payment(
     scope: &TenantScope,
     notes: &crate::razorpay::wire::Notes,
     reference_id: Option<&str>,
-) -> Result<(crate::keys::Key, Item), ApplyError> {
+) -> Result<(crate::keys::Key, Item), Failure> {
     if notes
         .get("tenant_id")
         .is_some_and(|t| t != scope.tenant_id())
@@ -270,21 +256,21 @@ async fn our_payment(
             .get("environment_id")
             .is_some_and(|e| e != scope.environment_id())
     {
-        return Err(ApplyError::Permanent(
+        return Err(Failure::Permanent(
             "the event belongs to another tenant or environment".into(),
         ));
     }
     let payment_id = notes
         .get("flexprice_payment_id")
         .or(reference_id)
-        .ok_or_else(|| ApplyError::Permanent("the event names no payment of ours".into()))?;
+        .ok_or_else(|| Failure::Permanent("the event names no payment of ours".into()))?;
     let key = scope.key("PAYMENT", payment_id);
     let item = adapters
         .store
         .get(&key)
         .await
-        .map_err(retryable)?
-        .ok_or_else(|| ApplyError::Permanent(format!("no payment {payment_id}")))?;
+        .map_err(Failure::retryable)?
+        .ok_or_else(|| Failure::Permanent(format!("no payment {payment_id}")))?;
     Ok((key, item))
 }
 
@@ -293,10 +279,10 @@ async fn record_attempt(
     adapters: &Adapters,
     scope: &TenantScope,
     payload: Payload,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, Failure> {
     let failed = payload
         .payment
-        .ok_or_else(|| ApplyError::Permanent("the event carries no payment".into()))?
+        .ok_or_else(|| Failure::Permanent("the event carries no payment".into()))?
         .entity;
     let (key, item) = our_payment(adapters, scope, &failed.notes, None).await?;
     let mut attempts: Vec<serde_json::Value> = item
@@ -330,7 +316,7 @@ async fn record_attempt(
         .store
         .update(&key, &update)
         .await
-        .map_err(|e| retryable(format!("the payment changed meanwhile: {e}")))?;
+        .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))?;
     Ok(Applied::AttemptRecorded)
 }
 
@@ -340,10 +326,10 @@ async fn link_ended(
     scope: &TenantScope,
     payload: Payload,
     event: &str,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, Failure> {
     let link = payload
         .payment_link
-        .ok_or_else(|| ApplyError::Permanent("the event carries no payment link".into()))?
+        .ok_or_else(|| Failure::Permanent("the event carries no payment link".into()))?
         .entity;
     let (key, item) =
         our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?;
@@ -371,6 +357,6 @@ async fn link_ended(
         .store
         .update(&key, &update)
         .await
-        .map_err(|e| retryable(format!("the payment changed meanwhile: {e}")))?;
+        .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))?;
     Ok(Applied::Failed)
 }

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::aws::Adapters;
 use shared::aws::queue::TRACE_ID_ATTRIBUTE;
+use shared::jobs::Failure;
 use shared::jobs::{Job, Task};
 use shared::problem::{Classify, ErrorClass};
-use shared::reconcile::{self, ApplyError};
+use shared::{invoice_sync, reconcile};
 use thiserror::Error;
 
 /// Why one job failed.
@@ -23,8 +24,6 @@ use thiserror::Error;
 pub enum JobError {
     #[error("the message body is not a job: {reason}")]
     Poison { reason: String },
-    #[error("{kind} jobs are not implemented yet")]
-    NotImplemented { kind: &'static str },
     #[error("the job failed and may succeed later: {0}")]
     Retryable(String),
     #[error("the job cannot succeed as it is: {0}")]
@@ -100,8 +99,9 @@ where
     Ok(response)
 }
 
-/// Runs one job. Until its flow lands, a job kind fails as not implemented: it is retried
-/// and parked in the DLQ, never dropped.
+/// Runs one job. A retryable failure fails the message (SQS redelivers it, then parks it in
+/// the DLQ); a permanent failure of a Razorpay event is parked the same way, so the event is
+/// kept; a permanent invoice-sync failure is recorded on the invoice's sync record instead.
 pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> {
     let scope = job.scope().map_err(|e| JobError::Poison {
         reason: e.to_string(),
@@ -113,11 +113,35 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> 
                     tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
                     Ok(())
                 }
-                Err(ApplyError::Retryable(reason)) => Err(JobError::Retryable(reason)),
-                Err(ApplyError::Permanent(reason)) => Err(JobError::Permanent(reason)),
+                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
+                Err(Failure::Permanent(reason)) => Err(JobError::Permanent(reason)),
             }
         }
-        other => Err(JobError::NotImplemented { kind: other.kind() }),
+        Task::SyncInvoice { invoice_id } => {
+            match invoice_sync::sync(&adapters, &scope, invoice_id).await {
+                Ok(synced) => {
+                    tracing::info!(%invoice_id, ?synced, "invoice sync done");
+                    Ok(())
+                }
+                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
+                // Recorded on the invoice's sync record (FAILED, with the reason); retrying
+                // will not help until someone acts, and then a manual sync re-enqueues it.
+                Err(Failure::Permanent(reason)) => {
+                    tracing::error!(%invoice_id, %reason, "invoice sync failed; recorded as FAILED");
+                    Ok(())
+                }
+            }
+        }
+        Task::CancelInvoice { invoice_id } => {
+            match invoice_sync::cancel(&adapters, &scope, invoice_id).await {
+                Ok(cancelled) => {
+                    tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
+                    Ok(())
+                }
+                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
+                Err(Failure::Permanent(reason)) => Err(JobError::Permanent(reason)),
+            }
+        }
     }
 }
 
@@ -171,7 +195,7 @@ mod tests {
         match &job.task {
             Task::SyncInvoice { invoice_id } if invoice_id == "panic" => panic!("boom"),
             Task::SyncInvoice { invoice_id } if invoice_id == "fail" => {
-                Err(JobError::NotImplemented { kind: "test" })
+                Err(JobError::Retryable("test".into()))
             }
             _ => Ok(()),
         }

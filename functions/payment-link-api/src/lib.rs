@@ -2,15 +2,14 @@
 //! (DESIGN §3.3).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
-//! code. Every route needs an API key (401 otherwise); until the flows land, an authenticated
-//! request answers 501 problem+json: the route exists, it does not pretend to work.
+//! code. Every route needs an API key (401 otherwise); the key decides tenant and environment.
 
 use lambda_http::{Body, Request, Response};
 use shared::apikeys::{self, ApiKeyError};
 use shared::aws::Adapters;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
-use shared::{connection, payments};
+use shared::{connection, invoice_sync, payments};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
@@ -71,6 +70,7 @@ async fn respond(
         }
     };
     let body = request.body().as_ref();
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     match route {
         PUT_CONNECTION => connection::put(adapters, &scope, body)
             .await
@@ -84,15 +84,23 @@ async fn respond(
         CREATE_PAYMENT => payments::create(adapters, &scope, body)
             .await
             .map(|created| (if created.new { 201 } else { 200 }, Some(created.payment))),
-        GET_PAYMENT => {
-            let id = params
-                .get("payment_id")
-                .map(String::as_str)
-                .unwrap_or_default();
-            payments::get(adapters, &scope, id)
-                .await
-                .map(|p| (200, Some(p)))
-        }
+        GET_PAYMENT => payments::get(adapters, &scope, param("payment_id"))
+            .await
+            .map(|p| (200, Some(p))),
+        GET_INVOICE_SYNC => invoice_sync::status(adapters, &scope, param("invoice_id"))
+            .await
+            .map(|view| (200, Some(view))),
+        RETRY_INVOICE_SYNC => invoice_sync::request_sync(
+            adapters,
+            &scope,
+            param("invoice_id"),
+            request
+                .headers()
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await
+        .map(|queued| (202, Some(queued))),
         other => Err(Problem::not_implemented(&other.describe())),
     }
 }

@@ -1,14 +1,14 @@
 //! Inbound webhooks: Razorpay payment events and Flexprice invoice events (DESIGN §3.1).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
-//! code. Razorpay events go through `shared::intake`; the Flexprice route answers 501
-//! problem+json until invoice sync lands: it exists, it does not pretend to accept events.
+//! code. Both routes go through `shared::intake`.
 
 use lambda_http::{Body, Request, Response};
 use shared::aws::Adapters;
 use shared::intake;
 use shared::problem::Problem;
 use shared::routing::{Route, route};
+use shared::signature::SvixHeaders;
 
 pub const RAZORPAY_WEBHOOK: Route =
     Route::new("POST", "/v1/webhooks/razorpay/{tenant_id}/{environment_id}");
@@ -36,11 +36,26 @@ pub async fn handle(adapters: &Adapters, request: Request) -> Response<Body> {
 
 async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::Value, Problem> {
     let (route, params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
-    if route != RAZORPAY_WEBHOOK {
-        return Err(Problem::not_implemented(&route.describe()));
-    }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let body = request.body().as_ref();
+    if route == FLEXPRICE_WEBHOOK {
+        return intake::flexprice(
+            adapters,
+            intake::SvixDelivery {
+                tenant_id: param("tenant_id"),
+                environment_id: param("environment_id"),
+                headers: SvixHeaders {
+                    id: header("svix-id"),
+                    timestamp: header("svix-timestamp"),
+                    signature: header("svix-signature"),
+                },
+                trace_id: header("x-amzn-trace-id"),
+                body,
+            },
+        )
+        .await;
+    }
     intake::razorpay(
         adapters,
         intake::Delivery {
@@ -49,7 +64,7 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
             signature: header("x-razorpay-signature"),
             event_id: header("x-razorpay-event-id"),
             trace_id: header("x-amzn-trace-id"),
-            body: request.body().as_ref(),
+            body,
         },
     )
     .await

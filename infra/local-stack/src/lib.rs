@@ -159,16 +159,13 @@ impl LocalStack {
             .serve(localhost)
             .await
             .map_err(|e| e.to_string())?;
-        let flexprice = simulators::flexprice::Simulator::new(
-            &flexprice_api_key,
-            Some(simulators::flexprice::WebhookTarget {
-                url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
-                secret: Secret::new(flexprice_webhook_secret.clone()),
-            }),
-        )?
-        .serve(localhost)
-        .await
-        .map_err(|e| e.to_string())?;
+        // Flexprice's webhooks are switched on once the seeded invoices exist: those were
+        // finalized before the tenant connected, as in an account that adopts the integration
+        // (they sync on request, `POST /api/v1/invoices/{id}/sync`).
+        let flexprice = simulators::flexprice::Simulator::new(&flexprice_api_key, None)?
+            .serve(localhost)
+            .await
+            .map_err(|e| e.to_string())?;
         // The functions call the simulators as they would call Razorpay and Flexprice.
         let adapters = Arc::new(Adapters::new(
             &sdk,
@@ -204,6 +201,13 @@ impl LocalStack {
             }),
         )
         .await?;
+
+        flexprice
+            .sim
+            .set_webhook_target(Some(simulators::flexprice::WebhookTarget {
+                url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
+                secret: Secret::new(flexprice_webhook_secret.clone()),
+            }));
 
         let stats = Arc::new(poller::PollerStats::default());
         tasks.push(tokio::spawn(poller::run(

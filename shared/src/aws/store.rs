@@ -130,6 +130,8 @@ pub struct Update {
 pub enum Write {
     /// Puts the item if the key is free.
     Create { key: Key, attrs: Item },
+    /// Puts the item, replacing whatever is there.
+    Put { key: Key, attrs: Item },
     /// Updates the item under the update's conditions.
     Update { key: Key, update: Update },
     /// Checks the item meets these conditions, writing nothing.
@@ -474,6 +476,12 @@ impl Store {
                 let put = common!(Put::builder(), expr)
                     .set_item(Some(with_key(&key, attrs)))
                     .condition_expression(condition);
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(build_error)?)
+                    .build()
+            }
+            Write::Put { key, attrs } => {
+                let put = common!(Put::builder(), expr).set_item(Some(with_key(&key, attrs)));
                 TransactWriteItem::builder()
                     .put(put.build().map_err(build_error)?)
                     .build()
