@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
-use shared::jobs::{Job, Task};
-use shared::keys::TenantScope;
 use shared::money::Money;
 use shared::secret::Secret;
 use simulators::HasRecorder;
@@ -199,18 +197,19 @@ pub async fn run(stack: &LocalStack) -> bool {
                 )
             })
             .collect();
-        report.record("Payment and signed Razorpay webhooks", if !arrived {
-            Outcome::Failed(format!("webhooks did not reach the gateway: {statuses:?}"))
-        } else if deliveries.iter().all(|d| d.delivered) {
-            Outcome::Done(format!(
-                "{}; each verified, claimed once and queued for the worker",
-                statuses.join(", ")
-            ))
-        } else if deliveries.iter().all(|d| d.status == Some(501)) {
-            Outcome::Pending(format!("{} signed webhooks reached webhook-receiver, which answered 501: webhook intake is not built yet", deliveries.len()))
-        } else {
-            Outcome::Failed(statuses.join(", "))
-        });
+        report.record(
+            "Payment and signed Razorpay webhooks",
+            if !arrived {
+                Outcome::Failed(format!("webhooks did not reach the gateway: {statuses:?}"))
+            } else if deliveries.iter().all(|d| d.delivered) {
+                Outcome::Done(format!(
+                    "{}; each verified, claimed once and queued for the worker",
+                    statuses.join(", ")
+                ))
+            } else {
+                Outcome::Failed(statuses.join(", "))
+            },
+        );
     }
 
     // 5. The captured payment reaches Flexprice and settles the invoice.
@@ -242,58 +241,16 @@ pub async fn run(stack: &LocalStack) -> bool {
         );
     }
 
-    // 6. A job through the queue, the SQS poller and the worker.
-    let scope = TenantScope::new(&stack.ready.tenant_id, &stack.ready.environment_id);
-    let job = scope.map(|scope| {
-        Job::new(
-            &scope,
-            Task::SyncInvoice {
-                invoice_id: stack.ready.invoice_ids[0].clone(),
-            },
-        )
-    });
-    let sent = match job {
-        Ok(job) => stack
-            .adapters
-            .queue
-            .send(&job, Some("demo"))
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    // 6. Invoice outbound sync: a new invoice finalized in Flexprice (the simulator sends the
+    // Svix-signed `invoice.update.finalized`) becomes a Razorpay invoice with a payment URL.
+    let outcome = match sync_new_invoice(stack, &http).await {
+        Ok(text) => Outcome::Done(text),
+        Err(e) => Outcome::Failed(e),
     };
-    let outcome = match sent {
-        Err(e) => Outcome::Failed(format!("enqueue: {e}")),
-        Ok(message_id) => {
-            let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-            let mut parked = false;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !parked && Instant::now() < deadline {
-                let dead = sqs
-                    .receive_message()
-                    .queue_url(&stack.queues.dlq_url)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await;
-                parked = dead
-                    .ok()
-                    .and_then(|d| d.messages)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|m| m.message_id.as_deref() == Some(message_id.as_str()));
-            }
-            let (_, messages, _, failed) = stack.poller.snapshot();
-            if parked {
-                Outcome::Pending(format!(
-                    "the job reached invoice-sync through the poller and was failed at every delivery (invoice sync is not built yet); after maxReceiveCount SQS parked it in the DLQ ({messages} deliveries to the worker in all, {failed} failed, counting the webhook events' jobs)"
-                ))
-            } else {
-                Outcome::Failed(format!(
-                    "the job did not reach the DLQ (poller saw {messages} messages)"
-                ))
-            }
-        }
-    };
-    report.record("Job through SQS, the poller and the worker", outcome);
+    report.record(
+        "Invoice finalized in Flexprice, synced to Razorpay",
+        outcome,
+    );
 
     let count = |f: fn(&Outcome) -> bool| report.outcomes.iter().filter(|(_, o)| f(o)).count();
     let failed = count(|o| matches!(o, Outcome::Failed(_)));
@@ -304,4 +261,62 @@ pub async fn run(stack: &LocalStack) -> bool {
         failed
     );
     failed == 0
+}
+
+/// Creates and finalizes an invoice in the Flexprice simulator, then waits for its sync.
+async fn sync_new_invoice(stack: &LocalStack, http: &reqwest::Client) -> Result<String, String> {
+    let flexprice = |path: &str| {
+        http.post(format!("{}{path}", stack.ready.flexprice_sim_url))
+            .header("x-api-key", &stack.flexprice_api_key)
+    };
+    let created: serde_json::Value = flexprice("/v1/invoices")
+        .json(&json!({"customer_id": stack.ready.customer_id, "currency": "inr",
+            "due_date": "2030-01-31T00:00:00Z",
+            "line_items": [{"display_name": "Pro plan", "entity_type": "plan", "amount": "999.00"},
+                           {"display_name": "API calls (8,200)", "entity_type": "usage", "amount": "82.00"}],
+            "taxes": [{"name": "GST 18%", "amount": "194.58"}]}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = created["id"]
+        .as_str()
+        .ok_or("Flexprice created no invoice")?
+        .to_owned();
+    flexprice(&format!("/v1/invoices/{id}/finalize"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        let view = http
+            .get(format!(
+                "{}/api/v1/invoices/{id}/sync",
+                stack.ready.gateway_url
+            ))
+            .header("x-api-key", &stack.ready.api_key)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json::<serde_json::Value>()
+            .await
+            .unwrap_or_default();
+        if view["state"] == "SYNCED" {
+            return Ok(format!(
+                "{id} ({}) -> Razorpay invoice {} for {} {} ({} lines form), pay at {}",
+                created["invoice_number"].as_str().unwrap_or("?"),
+                view["razorpay_invoice_id"].as_str().unwrap_or("?"),
+                created["amount_remaining"].as_str().unwrap_or("?"),
+                view["currency"].as_str().unwrap_or("?"),
+                view["form"].as_str().unwrap_or("?"),
+                view["payment_url"].as_str().unwrap_or("?"),
+            ));
+        }
+        last = view;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("the invoice did not sync: {last}"))
 }
