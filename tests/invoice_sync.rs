@@ -418,3 +418,61 @@ async fn bad_stale_and_replayed_svix_deliveries_are_refused_or_ignored() {
     assert_eq!(status, 404);
     assert_eq!(razorpay_invoices(&stack, &id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_payment_on_the_synced_invoice_pays_the_flexprice_invoice_once() {
+    let stack = start("inv-").await;
+    let id = finalized_invoice(&stack, "inr", json!({})).await;
+    let synced = sync_state(&stack, &id, &["SYNCED"]).await;
+    let rzp = synced["razorpay_invoice_id"].as_str().unwrap();
+    // Paid, and every webhook delivered twice (payment.captured and invoice.paid both carry
+    // the payment).
+    let (status, paid) = razorpay_control(
+        &stack,
+        &format!("/_sim/invoices/{rzp}/pay"),
+        &json!({"duplicate": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{paid}");
+    let razorpay_payment = paid["payments"][0].as_str().unwrap().to_owned();
+    let invoice = wait_for("the Flexprice invoice to be paid", WAIT, || async {
+        let invoice = flexprice_invoice(&stack, &id).await;
+        (invoice["payment_status"] == "SUCCEEDED").then_some(invoice)
+    })
+    .await;
+    assert_eq!(invoice["amount_paid"], "1119.50");
+    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let ours = shared::payments::payment_id_for(&scope, &format!("razorpay:{razorpay_payment}"));
+    let payment =
+        system_tests::payment_when(&stack, &ours, |p| p["payment_status"] == "SUCCEEDED").await;
+    assert_eq!(payment["payment_method_type"], "RAZORPAY_INVOICE");
+    assert_eq!(payment["destination_id"], id.as_str());
+    assert_eq!(payment["razorpay_invoice_id"], rzp);
+    assert_eq!(payment["amount_paid_minor"], 111950);
+    wait_for("every delivery to be handled", WAIT, || async {
+        (stack.razorpay.deliveries().len() >= 6).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        system_tests::flexprice_paid(&stack, &id).await,
+        ("1119.50".to_owned(), 1)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_razorpay_invoice_is_noted_on_its_sync_record() {
+    let stack = start("inv-").await;
+    let id = finalized_invoice(&stack, "inr", json!({})).await;
+    let synced = sync_state(&stack, &id, &["SYNCED"]).await;
+    let rzp = synced["razorpay_invoice_id"].as_str().unwrap();
+    let (status, _) =
+        razorpay_control(&stack, &format!("/_sim/invoices/{rzp}/expire"), &json!({})).await;
+    assert_eq!(status, 200);
+    let view = wait_for("the expiry to be noted", WAIT, || async {
+        let (_, view) = api(&stack, "GET", &format!("/api/v1/invoices/{id}/sync"), None).await;
+        (view["razorpay_status"] == "expired").then_some(view)
+    })
+    .await;
+    assert_eq!(view["state"], "SYNCED", "{view}");
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use serde_json::Value;
+use simulators::HasRecorder;
 
 /// A local stack whose AWS resources carry a fresh `prefix`-based name.
 pub async fn start(prefix: &str) -> LocalStack {
@@ -84,4 +85,82 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+}
+
+/// A Razorpay webhook signed with the demo tenant's secret, through the gateway.
+pub async fn deliver_razorpay(stack: &LocalStack, event_id: &str, body: &str) -> (u16, Value) {
+    let secret = shared::secret::Secret::new(stack.ready.webhook_secret.clone());
+    let request = http()
+        .post(format!(
+            "{}/v1/webhooks/razorpay/{}/{}",
+            stack.ready.gateway_url, stack.ready.tenant_id, stack.ready.environment_id
+        ))
+        .header(
+            "x-razorpay-signature",
+            shared::signature::razorpay_sign(&secret, body.as_bytes()),
+        )
+        .header("x-razorpay-event-id", event_id)
+        .body(body.to_owned());
+    send(request, None).await
+}
+
+/// The payment once `done` holds.
+pub async fn payment_when(stack: &LocalStack, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    wait_for(
+        &format!("payment {id}"),
+        Duration::from_secs(30),
+        || async {
+            let (_, payment) = api(stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+            done(&payment).then_some(payment)
+        },
+    )
+    .await
+}
+
+/// A payment link for the seeded INR invoice (owes 1675.01).
+pub async fn link_payment(stack: &LocalStack, amount: &str, idempotency_key: &str) -> Value {
+    let body = serde_json::json!({"amount": amount, "currency": "INR",
+        "destination_id": stack.ready.invoice_ids[0], "destination_type": "INVOICE",
+        "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay",
+        "idempotency_key": idempotency_key});
+    let (status, payment) = api(stack, "POST", "/api/v1/payments", Some(&body)).await;
+    assert_eq!(status, 201, "{payment}");
+    payment
+}
+
+/// A `payment.captured` for our payment, as Razorpay sends it for a link payment (the link's
+/// notes copied onto the payment).
+pub fn captured_event(
+    stack: &LocalStack,
+    payment: &Value,
+    razorpay_payment_id: &str,
+    amount_minor: u64,
+) -> String {
+    serde_json::json!({"entity": "event", "account_id": stack.razorpay.account_id(),
+        "event": "payment.captured", "contains": ["payment"],
+        "payload": {"payment": {"entity": {"id": razorpay_payment_id, "entity": "payment",
+            "amount": amount_minor, "currency": "INR", "status": "captured", "captured": true,
+            "order_id": format!("order_{}", &razorpay_payment_id[4..]), "invoice_id": null,
+            "notes": {"flexprice_payment_id": payment["id"], "tenant_id": stack.ready.tenant_id,
+                "environment_id": stack.ready.environment_id}}}},
+        "created_at": 1764060000})
+    .to_string()
+}
+
+/// What Flexprice recorded against an invoice: (amount paid, payments recorded).
+pub async fn flexprice_paid(stack: &LocalStack, invoice_id: &str) -> (String, usize) {
+    let (_, invoice) = flexprice(stack, "GET", &format!("/v1/invoices/{invoice_id}"), None).await;
+    let recorded = stack
+        .flexprice
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/payments" && r.status == 201)
+        .count();
+    (
+        invoice["amount_paid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        recorded,
+    )
 }

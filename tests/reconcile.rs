@@ -7,6 +7,7 @@ use local_stack::{LocalStack, Options};
 use serde_json::{Value, json};
 use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
 use shared::secret::Secret;
+use simulators::HasRecorder;
 
 #[tokio::test]
 async fn paying_the_link_pays_the_invoice_once_even_with_duplicate_webhooks() {
@@ -212,5 +213,245 @@ async fn an_expired_link_fails_its_payment() {
             .as_str()
             .unwrap()
             .starts_with("payment_link.expired")
+    );
+}
+
+// ---- the scenarios of issue 5's "done when" that the flows above do not cover ----
+
+use system_tests::{
+    captured_event, deliver_razorpay, flexprice_paid, link_payment, payment_when, start, wait_for,
+};
+
+#[tokio::test]
+async fn twenty_concurrent_deliveries_and_five_event_ids_for_one_payment_apply_it_once() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "100.00", "twenty").await;
+    let body = captured_event(&stack, &payment, "pay_TwentyTimes0001", 10000);
+    let same = (0..20).map(|_| deliver_razorpay(&stack, "evt_twenty", &body));
+    // The same Razorpay payment under other event ids (payment.captured and
+    // payment_link.paid both carry it; a replay gets a new id).
+    let others = (0..5).map(|i| {
+        let id = format!("evt_other_{i}");
+        let body = body.clone();
+        let stack = &stack;
+        async move { deliver_razorpay(stack, &id, &body).await }
+    });
+    let (same, others) = tokio::join!(
+        futures::future::join_all(same),
+        futures::future::join_all(others)
+    );
+    // A concurrent duplicate is told to come back (409 in progress), never accepted twice.
+    let accepted = same
+        .iter()
+        .filter(|(_, b)| b["status"] == "accepted")
+        .count();
+    assert_eq!(accepted, 1, "{same:?}");
+    assert!(same.iter().all(|(s, _)| *s == 200 || *s == 409), "{same:?}");
+    assert!(others.iter().all(|(s, _)| *s == 200), "{others:?}");
+    let id = payment["id"].as_str().unwrap();
+    let paid = payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    assert_eq!(paid["amount_paid_minor"], 10000);
+    // Every job has run (six accepted events), then nothing was recorded twice.
+    wait_for("six jobs", Duration::from_secs(30), || async {
+        (stack.poller.snapshot().2 >= 6).then_some(())
+    })
+    .await;
+    let (amount_paid, recorded) = flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await;
+    assert_eq!((amount_paid.as_str(), recorded), ("100.00", 1));
+    let again = payment_when(&stack, id, |_| true).await;
+    assert_eq!(again["amount_paid_minor"], 10000, "{again}");
+}
+
+#[tokio::test]
+async fn an_enqueue_failure_answers_503_releases_the_claim_and_the_redelivery_applies_once() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "50.00", "enqueue").await;
+    let body = captured_event(&stack, &payment, "pay_EnqueueFails001", 5000);
+    // The same receiver, with a queue that does not exist.
+    let mut config = stack.adapters.config.clone();
+    config.job_queue_url = format!("{}-missing", config.job_queue_url);
+    let broken = shared::aws::Adapters::new(&stack.sdk, config);
+    let signature = shared::signature::razorpay_sign(
+        &Secret::new(stack.ready.webhook_secret.clone()),
+        body.as_bytes(),
+    );
+    let refused = shared::intake::razorpay(
+        &broken,
+        shared::intake::Delivery {
+            tenant_id: "demo",
+            environment_id: "sandbox",
+            signature: Some(&signature),
+            event_id: Some("evt_enqueue"),
+            trace_id: None,
+            body: body.as_bytes(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((refused.status, refused.retryable), (503, true));
+    // Razorpay's retry: claimed afresh, queued, applied once.
+    let (status, answer) = deliver_razorpay(&stack, "evt_enqueue", &body).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    let id = payment["id"].as_str().unwrap();
+    payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    let (status, answer) = deliver_razorpay(&stack, "evt_enqueue", &body).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    assert_eq!(
+        flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await.1,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_capture_after_the_link_expired_records_the_money_and_flags_review() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "30.00", "late-capture").await;
+    let id = payment["id"].as_str().unwrap();
+    control(
+        &stack,
+        &format!(
+            "payment_links/{}/expire",
+            payment["gateway_tracking_id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    payment_when(&stack, id, |p| p["payment_status"] == "FAILED").await;
+    let body = captured_event(&stack, &payment, "pay_AfterExpiry001", 3000);
+    assert_eq!(
+        deliver_razorpay(&stack, "evt_late_capture", &body).await.0,
+        200
+    );
+    let paid = payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    assert!(
+        paid["review"]
+            .as_str()
+            .is_some_and(|r| r.contains("pay_AfterExpiry001")),
+        "{paid}"
+    );
+    assert_eq!(
+        flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await.0,
+        "30.00"
+    );
+}
+
+#[tokio::test]
+async fn flexprice_down_for_a_while_then_back_records_the_payment_once() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "75.00", "flexprice-down").await;
+    // Two job attempts' worth of 503s (the client tries three times per attempt).
+    stack
+        .flexprice
+        .add_fault(simulators::Fault::Status { status: 503 }, 6);
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    control(&stack, &format!("payment_links/{link}/pay")).await;
+    let id = payment["id"].as_str().unwrap();
+    payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    assert!(
+        stack.poller.snapshot().3 >= 1,
+        "at least one attempt failed and was retried"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (amount_paid, recorded) = flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await;
+    assert_eq!((amount_paid.as_str(), recorded), ("75.00", 1));
+}
+
+#[tokio::test]
+async fn a_permanent_flexprice_refusal_is_parked_noted_and_recorded_once_after_a_redrive() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "60.00", "flexprice-refuses").await;
+    stack
+        .flexprice
+        .add_fault(simulators::Fault::Status { status: 400 }, 100);
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    control(&stack, &format!("payment_links/{link}/pay")).await;
+    let id = payment["id"].as_str().unwrap();
+    let noted = payment_when(&stack, id, |p| p["last_error"].is_string()).await;
+    assert!(
+        noted["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Flexprice refused"),
+        "{noted}"
+    );
+    assert_eq!(noted["payment_status"], "PENDING");
+    // Not retried forever: after maxReceiveCount deliveries the jobs rest in the DLQ.
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let parked = wait_for("the jobs in the DLQ", Duration::from_secs(40), || async {
+        let dead = sqs
+            .receive_message()
+            .queue_url(&stack.queues.dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .ok()?;
+        (!dead.messages().is_empty()).then(|| dead.messages().len())
+    })
+    .await;
+    assert!(parked >= 1);
+    stack.flexprice.clear_faults();
+    assert_eq!(
+        flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await,
+        ("0.00".to_owned(), 0)
+    );
+    // Once the cause is fixed, the operator redrives the DLQ and the money is recorded once.
+    let status = system_tests::http()
+        .post(format!("{}/_local/dlq/redrive", stack.ready.gateway_url))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let paid = payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    assert_eq!(paid["amount_paid_minor"], 6000);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await,
+        ("60.00".to_owned(), 1)
+    );
+}
+
+#[tokio::test]
+async fn partial_payments_then_the_rest_pay_the_invoice_each_recorded_once() {
+    let stack = start("rec-").await;
+    let first = link_payment(&stack, "1000.00", "part-1").await;
+    let rest = link_payment(&stack, "675.01", "part-2").await;
+    for payment in [&first, &rest] {
+        let link = payment["gateway_tracking_id"].as_str().unwrap();
+        let (status, _) = system_tests::razorpay_control(
+            &stack,
+            &format!("/_sim/payment_links/{link}/pay"),
+            &json!({"duplicate": true}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        payment_when(&stack, payment["id"].as_str().unwrap(), |p| {
+            p["payment_status"] == "SUCCEEDED"
+        })
+        .await;
+    }
+    let invoice = &stack.ready.invoice_ids[0];
+    let (_, view) =
+        system_tests::flexprice(&stack, "GET", &format!("/v1/invoices/{invoice}"), None).await;
+    assert_eq!(
+        (
+            view["payment_status"].as_str(),
+            view["amount_remaining"].as_str()
+        ),
+        (Some("SUCCEEDED"), Some("0.00")),
+        "{view}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        flexprice_paid(&stack, invoice).await,
+        ("1675.01".to_owned(), 2)
     );
 }

@@ -297,7 +297,7 @@ async fn sync_once(
     invoice_id: &str,
     key: &Key,
 ) -> Result<Synced, Failure> {
-    let current = adapters.store.get(&key).await.map_err(Failure::retryable)?;
+    let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
     let credentials = connection::credentials(adapters, scope)
         .await
         .map_err(|p| Failure::retryable(p.detail))?
@@ -310,7 +310,7 @@ async fn sync_once(
                     .str_attr("razorpay_invoice_id")
                     .unwrap_or_default()
                     .to_owned();
-                write_metadata(adapters, &clients, &key, item, invoice_id).await?;
+                write_metadata(adapters, &clients, key, item, invoice_id).await?;
                 return Ok(Synced::AlreadySynced {
                     razorpay_invoice_id,
                 });
@@ -340,7 +340,7 @@ async fn sync_once(
     if !outbound {
         return skip(
             adapters,
-            &key,
+            key,
             current.as_ref(),
             "invoice outbound sync is off for this connection".to_owned(),
             None,
@@ -352,7 +352,7 @@ async fn sync_once(
         Err(FlexpriceError::Api { status: 404, .. }) => {
             return skip(
                 adapters,
-                &key,
+                key,
                 current.as_ref(),
                 format!("Flexprice has no invoice {invoice_id}"),
                 None,
@@ -377,7 +377,7 @@ async fn sync_once(
         None
     };
     if let Some(reason) = unsyncable {
-        return skip(adapters, &key, current.as_ref(), reason, Some(&invoice)).await;
+        return skip(adapters, key, current.as_ref(), reason, Some(&invoice)).await;
     }
 
     // The claim: from here on, only this job may create the Razorpay invoice.
@@ -392,7 +392,7 @@ async fn sync_once(
         + 1;
     let claimed = write_state(
         adapters,
-        &key,
+        key,
         current.as_ref(),
         Item::from([
             (STATUS.to_owned(), s(SYNCING)),
@@ -455,11 +455,11 @@ async fn sync_once(
             tracing::info!(%razorpay_invoice_id, form = form.name(), "invoice synced to Razorpay");
             let stored = adapters
                 .store
-                .get(&key)
+                .get(key)
                 .await
                 .map_err(Failure::retryable)?
                 .ok_or_else(|| Failure::retryable("the sync record vanished"))?;
-            write_metadata(adapters, &clients, &key, &stored, invoice_id).await?;
+            write_metadata(adapters, &clients, key, &stored, invoice_id).await?;
             Ok(Synced::Created {
                 razorpay_invoice_id,
             })
@@ -736,6 +736,31 @@ pub async fn flexprice_invoice_of(
     };
     let mapping = adapters.store.get(&mapping_key(scope, &invoice_id)).await?;
     Ok(mapping.map(|m| (invoice_id, m)))
+}
+
+/// Notes the Razorpay invoice's status (e.g. `expired`) on the sync record.
+pub async fn note_razorpay_status(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    razorpay_status: &str,
+) -> Result<(), Failure> {
+    let key = mapping_key(scope, invoice_id);
+    let update = Update {
+        expect: vec![Expect::Exists],
+        set: Item::from([
+            ("razorpay_status".to_owned(), s(razorpay_status)),
+            ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+        ]),
+        bump_version: true,
+        ..Update::default()
+    };
+    adapters
+        .store
+        .update(&key, &update)
+        .await
+        .map(|_| ())
+        .map_err(Failure::retryable)
 }
 
 /// `GET /api/v1/invoices/{invoice_id}/sync`: the seed's "check invoice status".

@@ -267,7 +267,15 @@ fn digest(parts: &[&str]) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn payment_key(scope: &TenantScope, id: &str) -> Key {
+/// Our payment id for an idempotency key: the same key always names the same payment.
+pub fn payment_id_for(scope: &TenantScope, idempotency_key: &str) -> String {
+    format!(
+        "fxp_{}",
+        &digest(&[scope.tenant_id(), scope.environment_id(), idempotency_key])[..24]
+    )
+}
+
+pub(crate) fn payment_key(scope: &TenantScope, id: &str) -> Key {
     scope.key(KIND, id)
 }
 
@@ -290,7 +298,7 @@ fn view(item: &Item) -> Value {
         "idempotency_key": attr("idempotency_key"),
         "destination_type": "INVOICE",
         "destination_id": attr("invoice_id"),
-        "payment_method_type": "PAYMENT_LINK",
+        "payment_method_type": attr("method").unwrap_or("PAYMENT_LINK"),
         "payment_gateway": "razorpay",
         "amount": attr("amount"),
         "amount_minor": item.u64_attr("amount_minor"),
@@ -304,6 +312,8 @@ fn view(item: &Item) -> Value {
         "metadata": metadata,
         "attempts": attr("attempts").and_then(|a| serde_json::from_str::<Value>(a).ok()).unwrap_or_else(|| json!([])),
         "failure_reason": attr("failure_reason"),
+        "last_error": attr("last_error"),
+        "review": attr("review"),
         "notice": notice,
         "created_at": item.u64_attr("created_at"),
         "updated_at": item.u64_attr("updated_at"),
@@ -372,10 +382,7 @@ pub async fn create(
             &digest(&[&invoice.id, &amount.minor().to_string(), currency.code()])[..32]
         )
     });
-    let payment_id = format!(
-        "fxp_{}",
-        &digest(&[scope.tenant_id(), scope.environment_id(), &idempotency_key])[..24]
-    );
+    let payment_id = payment_id_for(scope, &idempotency_key);
     let payload_hash = digest(&[
         &invoice.id,
         &amount.minor().to_string(),

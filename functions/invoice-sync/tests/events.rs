@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use testkit::TestEnv;
 
 #[tokio::test]
-async fn the_sample_batch_parses_and_its_unimplemented_job_is_failed_not_dropped() {
+async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded_as_failed() {
     let env = TestEnv::new().await;
     let event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/sqs-sync-invoice.json")).unwrap();
@@ -19,5 +19,23 @@ async fn the_sample_batch_parses_and_its_unimplemented_job_is_failed_not_dropped
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect();
-    assert_eq!(failed, [id]);
+    // Retrying cannot connect the tenant: the job is acknowledged, and the invoice's sync
+    // record says why it failed (a manual sync retries once the tenant connects).
+    assert!(failed.is_empty(), "{failed:?} (message {id})");
+    let scope = shared::keys::TenantScope::new("tenant_local", "env_local").unwrap();
+    let record = env
+        .adapters()
+        .store
+        .get(&scope.key("INVOICE", "inv_local_0042"))
+        .await
+        .unwrap()
+        .expect("a sync record");
+    use shared::aws::store::ItemExt;
+    assert_eq!(record.str_attr("status"), Some("FAILED"));
+    assert!(
+        record
+            .str_attr("last_error")
+            .is_some_and(|e| e.contains("not connected")),
+        "{record:?}"
+    );
 }

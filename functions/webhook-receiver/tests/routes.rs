@@ -20,7 +20,7 @@ async fn unknown_paths_and_methods_are_problems() {
     let env = TestEnv::new().await;
     let adapters = env.adapters();
     let cases = [
-        ("POST", "/v1/webhooks/flexprice/t1/live", 501),
+        ("POST", "/v1/webhooks/flexprice/t1/live", 404),
         ("POST", "/v1/webhooks/razorpay/t1/live", 404),
         ("GET", "/v1/webhooks/razorpay/t1/live", 405),
         ("POST", "/v1/webhooks/razorpay/t1", 404),

@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod gateway;
 pub mod poller;
+pub mod redrive;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -177,7 +178,12 @@ impl LocalStack {
                 flexprice_api_url: flexprice.url.clone(),
             },
         ));
-        let router = gateway::router(adapters.clone());
+        let router = redrive::router(redrive::Queues {
+            sqs: sqs.clone(),
+            queue_url: queues.url.clone(),
+            dlq_url: queues.dlq_url.clone(),
+        })
+        .merge(gateway::router(adapters.clone()));
         let mut tasks = vec![
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {

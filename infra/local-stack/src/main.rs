@@ -1,5 +1,7 @@
 //! `local-stack up [--port 3000]`: runs the whole system locally and prints the READY line.
-//! `local-stack demo [--port 0]`: starts it, drives the flows that exist, prints a summary.
+//! `local-stack demo [--port 0]`: starts it, drives every flow, prints a summary.
+//! `local-stack redrive [--gateway http://127.0.0.1:3000]`: moves the running stack's parked
+//! jobs from the DLQ back to the job queue (what `aws sqs start-message-move-task` does on AWS).
 
 use local_stack::{LocalStack, Options};
 
@@ -34,7 +36,10 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         "up" => up(&args).await,
         "demo" => demo(&args).await,
-        other => Err(format!("unknown command {other:?}; use `up` or `demo`")),
+        "redrive" => redrive(&args).await,
+        other => Err(format!(
+            "unknown command {other:?}; use `up`, `demo` or `redrive`"
+        )),
     };
     match result {
         Ok(code) => code,
@@ -65,4 +70,29 @@ async fn demo(args: &[String]) -> Result<std::process::ExitCode, String> {
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+async fn redrive(args: &[String]) -> Result<std::process::ExitCode, String> {
+    let gateway = args
+        .windows(2)
+        .find(|pair| pair[0] == "--gateway")
+        .map(|pair| pair[1].trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
+    let http =
+        shared::http::client(shared::http::Timeouts::default()).map_err(|e| e.to_string())?;
+    let response = http
+        .post(format!("{gateway}/_local/dlq/redrive"))
+        .send()
+        .await
+        .map_err(|e| format!("no local stack answers at {gateway}: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("the redrive failed ({status}): {body}"));
+    }
+    println!(
+        "moved {} job(s) from the DLQ back to the job queue",
+        body["moved"]
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -197,6 +197,11 @@ pub trait HasRecorder: Clone + Send + Sync + 'static {
         self.recorder().add_fault(fault, count);
     }
 
+    /// Drops the faults not yet used.
+    fn clear_faults(&self) {
+        lock(&self.recorder().faults).clear();
+    }
+
     /// Every API request so far.
     fn requests(&self) -> Vec<LoggedRequest> {
         self.recorder().requests()
@@ -247,7 +252,7 @@ async fn add_fault<S: HasRecorder>(
 }
 
 async fn clear_faults<S: HasRecorder>(State(state): State<S>) -> Response {
-    lock(&state.recorder().faults).clear();
+    state.clear_faults();
     Json(json!({"queued": 0})).into_response()
 }
 
