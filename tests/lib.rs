@@ -37,6 +37,21 @@ async fn send(request: reqwest::RequestBuilder, body: Option<&Value>) -> (u16, V
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A call with an `x-api-key` header.
+async fn keyed(
+    base: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let request = http()
+        .request(method, format!("{base}{path}"))
+        .header("x-api-key", key);
+    send(request, body).await
+}
+
 /// A call to the tenant API with the demo tenant's key.
 pub async fn api(
     stack: &LocalStack,
@@ -44,11 +59,14 @@ pub async fn api(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
-    let request = http()
-        .request(method, format!("{}{path}", stack.ready.gateway_url))
-        .header("x-api-key", &stack.ready.api_key);
-    send(request, body).await
+    keyed(
+        &stack.ready.gateway_url,
+        &stack.ready.api_key,
+        method,
+        path,
+        body,
+    )
+    .await
 }
 
 /// A call to the Flexprice simulator's API (or its `/_sim` controls).
@@ -58,11 +76,14 @@ pub async fn flexprice(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
-    let request = http()
-        .request(method, format!("{}{path}", stack.ready.flexprice_sim_url))
-        .header("x-api-key", &stack.flexprice_api_key);
-    send(request, body).await
+    keyed(
+        &stack.ready.flexprice_sim_url,
+        &stack.flexprice_api_key,
+        method,
+        path,
+        body,
+    )
+    .await
 }
 
 /// A `/_sim` control of the Razorpay simulator (pay, fail, expire...).

@@ -1,24 +1,12 @@
 //! `POST /api/v1/payments` and `GET /api/v1/payments/{id}` end to end on the local stack.
 
-use local_stack::{LocalStack, Options};
+use local_stack::LocalStack;
 use serde_json::{Value, json};
 use simulators::HasRecorder;
+use system_tests::http;
 
 async fn stack() -> LocalStack {
-    let mut options = Options::from_env(0);
-    options.resource_prefix = simulators::common::new_id("pay-").to_lowercase();
-    LocalStack::start(options)
-        .await
-        .expect("the local stack starts")
-}
-
-/// Longer than the service's own Razorpay timeout, which one test waits out.
-fn http() -> reqwest::Client {
-    shared::http::client(shared::http::Timeouts {
-        connect: std::time::Duration::from_secs(2),
-        total: std::time::Duration::from_secs(30),
-    })
-    .unwrap()
+    system_tests::start("pay-").await
 }
 
 async fn post(stack: &LocalStack, key: &str, body: &Value) -> (u16, Value) {
@@ -292,16 +280,9 @@ async fn another_tenants_key_cannot_read_a_payment() {
 }
 
 async fn flexprice(stack: &LocalStack, path: &str, body: Value) -> Value {
-    http()
-        .post(format!("{}{path}", stack.ready.flexprice_sim_url))
-        .header("x-api-key", &stack.flexprice_api_key)
-        .json(&body)
-        .send()
+    system_tests::flexprice(stack, "POST", path, Some(&body))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }
 
 #[tokio::test]

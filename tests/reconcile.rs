@@ -113,25 +113,9 @@ async fn control(stack: &LocalStack, path: &str) {
     assert_eq!(response.status(), 200, "{path}");
 }
 
-/// Polls our payment until `done` holds (or 20 s pass) and returns it.
+/// Polls our payment until `done` holds and returns it.
 async fn wait_payment(stack: &LocalStack, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let payment: Value = shared::http::client(shared::http::Timeouts::default())
-            .unwrap()
-            .get(format!("{}/api/v1/payments/{id}", stack.ready.gateway_url))
-            .header("x-api-key", &stack.ready.api_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if done(&payment) || Instant::now() > deadline {
-            return payment;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    payment_when(stack, id, done).await
 }
 
 async fn started() -> LocalStack {

@@ -85,6 +85,20 @@ impl Clients {
     }
 }
 
+/// A connected scope's clients, for a worker job: not connected is permanent, a storage or
+/// Secrets Manager hiccup is retryable.
+pub async fn job_clients(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<Clients, crate::jobs::Failure> {
+    use crate::jobs::Failure;
+    let credentials = credentials(adapters, scope)
+        .await
+        .map_err(|p| Failure::retryable(p.detail))?
+        .ok_or_else(|| Failure::permanent("the tenant is not connected to Razorpay"))?;
+    Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)
+}
+
 /// The secret's name for a scope.
 pub fn secret_id(prefix: &str, scope: &TenantScope) -> String {
     format!("{prefix}/{}/{}", scope.tenant_id(), scope.environment_id())

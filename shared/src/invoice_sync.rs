@@ -176,6 +176,11 @@ pub enum Cancelled {
     FlaggedForReview,
 }
 
+/// A sync holds the invoice and its lease has not run out.
+fn leased(item: &Item, adapters: &Adapters) -> bool {
+    item.u64_attr("lease_until").unwrap_or(0) > adapters.clock.now_millis()
+}
+
 fn mapping_key(scope: &TenantScope, invoice_id: &str) -> Key {
     scope.key(KIND, invoice_id)
 }
@@ -298,11 +303,7 @@ async fn sync_once(
     key: &Key,
 ) -> Result<Synced, Failure> {
     let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
-    let credentials = connection::credentials(adapters, scope)
-        .await
-        .map_err(|p| Failure::retryable(p.detail))?
-        .ok_or_else(|| Failure::permanent("the tenant is not connected to Razorpay"))?;
-    let clients = Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)?;
+    let clients = connection::job_clients(adapters, scope).await?;
     if let Some(item) = &current {
         match item.str_attr(STATUS) {
             Some(SYNCED) => {
@@ -323,9 +324,7 @@ async fn sync_once(
                     ),
                 });
             }
-            Some(SYNCING)
-                if item.u64_attr("lease_until").unwrap_or(0) > adapters.clock.now_millis() =>
-            {
+            Some(SYNCING) if leased(item, adapters) => {
                 return Err(Failure::retryable(
                     "another sync of this invoice is in progress",
                 ));
@@ -607,24 +606,14 @@ pub async fn cancel(
         .map(str::to_owned);
     match status.as_deref() {
         Some(CANCELLED) | Some(REVIEW) => return Ok(Cancelled::NothingToCancel),
-        Some(SYNCING)
-            if current
-                .as_ref()
-                .and_then(|i| i.u64_attr("lease_until"))
-                .unwrap_or(0)
-                > adapters.clock.now_millis() =>
-        {
+        Some(SYNCING) if current.as_ref().is_some_and(|i| leased(i, adapters)) => {
             return Err(Failure::retryable(
                 "a sync of this invoice is in progress; cancel after it",
             ));
         }
         _ => {}
     }
-    let credentials = connection::credentials(adapters, scope)
-        .await
-        .map_err(|p| Failure::retryable(p.detail))?
-        .ok_or_else(|| Failure::permanent("the tenant is not connected to Razorpay"))?;
-    let clients = Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)?;
+    let clients = connection::job_clients(adapters, scope).await?;
     // The Razorpay invoice: the mapped one, or one an unfinished sync may have created.
     let razorpay = match current
         .as_ref()

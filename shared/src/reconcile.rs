@@ -339,12 +339,7 @@ async fn count(
     let captured = Money::from_minor(razorpay.amount, currency);
 
     // 1. Flexprice, exactly once thanks to its idempotency key.
-    let credentials = connection::credentials(adapters, scope)
-        .await
-        .map_err(|p| Failure::retryable(p.detail))?
-        .ok_or_else(|| Failure::permanent("the tenant is no longer connected"))?;
-    let Clients { flexprice, .. } =
-        Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)?;
+    let Clients { flexprice, .. } = connection::job_clients(adapters, scope).await?;
     let invoice_id = payment.str_attr("invoice_id").unwrap_or_default();
     let metadata = [
         ("razorpay_payment_id", razorpay.id.as_str()),
