@@ -1,322 +1,463 @@
-//! `local-stack demo`: drives the flows that exist so far end to end, says what each step did,
-//! and never claims a step that did not happen. A step whose flow is not built yet is reported
-//! as pending, not as done.
+//! `local-stack demo`: walks the seed's whole workflow on the local stack, through the gateway
+//! as a tenant's backend, Razorpay and Flexprice would, says what each step did, and ends with
+//! a table. A step that did not happen is reported as failed, never as done.
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
-use shared::money::Money;
+use serde_json::{Value, json};
 use shared::secret::Secret;
-use simulators::HasRecorder;
+use shared::signature::razorpay_sign;
 
 use crate::LocalStack;
 
-/// What became of one step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Done(String),
-    /// The step ran as far as what is built; the rest of its flow is not built yet.
-    Pending(String),
-    Failed(String),
+/// How long a step may wait for the worker.
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Demo<'a> {
+    stack: &'a LocalStack,
+    http: reqwest::Client,
+    rows: Vec<(String, Result<String, String>)>,
 }
 
-struct Report {
-    outcomes: Vec<(String, Outcome)>,
-}
-
-impl Report {
-    fn record(&mut self, step: &str, outcome: Outcome) {
-        let (mark, text) = match &outcome {
-            Outcome::Done(t) => ("ok     ", t),
-            Outcome::Pending(t) => ("pending", t),
-            Outcome::Failed(t) => ("FAILED ", t),
-        };
-        println!("  [{mark}] {step}: {text}");
-        self.outcomes.push((step.to_owned(), outcome));
-    }
-}
-
-async fn wait_until<F: FnMut() -> bool>(limit: Duration, mut done: F) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
+impl Demo<'_> {
+    fn record(&mut self, step: &str, outcome: Result<String, String>) {
+        match &outcome {
+            Ok(text) => println!("  [ok    ] {step}: {text}"),
+            Err(text) => println!("  [FAILED] {step}: {text}"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    done()
-}
-
-/// Runs the demo against a started stack; `true` when no step failed.
-pub async fn run(stack: &LocalStack) -> bool {
-    let mut report = Report {
-        outcomes: Vec::new(),
-    };
-    println!(
-        "flexrzp local demo (tenant {}/{})",
-        stack.ready.tenant_id, stack.ready.environment_id
-    );
-    println!(
-        "  gateway {}  razorpay-sim {}  flexprice-sim {}",
-        stack.ready.gateway_url, stack.ready.razorpay_sim_url, stack.ready.flexprice_sim_url
-    );
-
-    // 1. The seeded Flexprice invoices, read through the Flexprice client.
-    let flexprice = FlexpriceClient::new(FlexpriceConfig::new(
-        &stack.ready.flexprice_sim_url,
-        Secret::new(stack.flexprice_api_key.clone()),
-    ));
-    let mut inr_remaining: Option<Money> = None;
-    match &flexprice {
-        Ok(client) => {
-            let mut shown = Vec::new();
-            let mut failure = None;
-            for id in &stack.ready.invoice_ids {
-                match client
-                    .get_invoice(id)
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|inv| {
-                        let amounts = inv.amounts().map_err(|e| e.to_string())?;
-                        Ok((inv.invoice_status, inv.line_items.len(), amounts.remaining))
-                    }) {
-                    Ok((status, items, remaining)) => {
-                        if remaining.currency().code() == "INR" {
-                            inr_remaining = Some(remaining);
-                        }
-                        shown.push(format!("{id} {status}, {items} lines, owes {remaining}"));
-                    }
-                    Err(e) => failure = Some(format!("{id}: {e}")),
-                }
-            }
-            report.record(
-                "Flexprice invoices",
-                match failure {
-                    None => Outcome::Done(shown.join("; ")),
-                    Some(e) => Outcome::Failed(e),
-                },
-            );
-        }
-        Err(e) => report.record("Flexprice invoices", Outcome::Failed(e.to_string())),
+        self.rows.push((step.to_owned(), outcome));
     }
 
-    let mut link_id: Option<String> = None;
-    let http = match shared::http::client(shared::http::Timeouts::default()) {
-        Ok(http) => http,
-        Err(e) => {
-            report.record("HTTP client", Outcome::Failed(e.to_string()));
-            return false;
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let mut request = self.http.request(method, url);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
         }
-    };
-
-    // 2. The tenant's connection, read through the gateway with its API key.
-    let connection = http
-        .get(format!(
-            "{}/api/v1/connections/razorpay",
-            stack.ready.gateway_url
-        ))
-        .header("x-api-key", &stack.ready.api_key)
-        .send()
-        .await;
-    report.record(
-        "GET /api/v1/connections/razorpay through the gateway",
-        match connection {
-            Ok(r) if r.status() == 200 => match r.json::<serde_json::Value>().await {
-                Ok(view) if view["key_secret"] == "********" => Outcome::Done(format!(
-                    "key {} connected, invoice sync {}, secrets redacted",
-                    view["key_id"].as_str().unwrap_or("?"),
-                    if view["invoice_outbound_sync"] == true {
-                        "on"
-                    } else {
-                        "off"
-                    }
-                )),
-                Ok(view) => Outcome::Failed(format!("unexpected view {view}")),
-                Err(e) => Outcome::Failed(e.to_string()),
-            },
-            Ok(r) => Outcome::Failed(format!("answered {}", r.status())),
-            Err(e) => Outcome::Failed(e.to_string()),
-        },
-    );
-
-    // 3. A payment link for the INR invoice, through the gateway.
-    let body = json!({"amount": inr_remaining.map(|m| m.to_decimal_string()), "currency": "inr",
-        "destination_id": stack.ready.invoice_ids[0], "destination_type": "INVOICE",
-        "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay", "process_payment": true});
-    let api = http
-        .post(format!("{}/api/v1/payments", stack.ready.gateway_url))
-        .header("x-api-key", &stack.ready.api_key)
-        .json(&body)
-        .send()
-        .await;
-    let outcome = match api {
-        Ok(r) if r.status().is_success() => {
-            let status = r.status();
-            match r.json::<serde_json::Value>().await {
-                Ok(p) => {
-                    link_id = p["gateway_tracking_id"].as_str().map(str::to_owned);
-                    Outcome::Done(format!(
-                        "{status}: payment {} {} for {} {}, pay at {}",
-                        p["id"].as_str().unwrap_or("?"),
-                        p["payment_status"].as_str().unwrap_or("?"),
-                        p["amount"].as_str().unwrap_or("?"),
-                        p["currency"].as_str().unwrap_or("?"),
-                        p["payment_url"].as_str().unwrap_or("?")
-                    ))
-                }
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
+        if let Some(body) = body {
+            request = request.json(body);
         }
-        Ok(r) => Outcome::Failed(format!("answered {}", r.status())),
-        Err(e) => Outcome::Failed(e.to_string()),
-    };
-    report.record("POST /api/v1/payments through the gateway", outcome);
-
-    // 4. The customer pays the link; Razorpay signs and delivers the webhooks to the gateway.
-    if let Some(link_id) = link_id {
-        let paid = http
-            .post(format!(
-                "{}/_sim/payment_links/{link_id}/pay",
-                stack.ready.razorpay_sim_url
-            ))
-            .json(&json!({}))
-            .send()
-            .await;
-        let sim = stack.razorpay.clone();
-        let arrived = paid.is_ok()
-            && wait_until(Duration::from_secs(20), || sim.deliveries().len() >= 3).await;
-        let deliveries = stack.razorpay.deliveries();
-        let statuses: Vec<String> = deliveries
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} -> {}",
-                    d.event,
-                    d.status.map_or("no answer".into(), |s| s.to_string())
-                )
-            })
-            .collect();
-        report.record(
-            "Payment and signed Razorpay webhooks",
-            if !arrived {
-                Outcome::Failed(format!("webhooks did not reach the gateway: {statuses:?}"))
-            } else if deliveries.iter().all(|d| d.delivered) {
-                Outcome::Done(format!(
-                    "{}; each verified, claimed once and queued for the worker",
-                    statuses.join(", ")
-                ))
-            } else {
-                Outcome::Failed(statuses.join(", "))
-            },
-        );
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
-    // 5. The captured payment reaches Flexprice and settles the invoice.
-    if let Ok(client) = &flexprice {
-        let invoice_id = stack.ready.invoice_ids[0].clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = String::new();
-        let mut settled = false;
+    /// The tenant API, with the demo tenant's key.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let url = format!("{}{path}", self.stack.ready.gateway_url);
+        self.call(method, url, Some(&self.stack.ready.api_key), body)
+            .await
+    }
+
+    /// The Flexprice simulator's API.
+    async fn flexprice(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let url = format!("{}{path}", self.stack.ready.flexprice_sim_url);
+        self.call(method, url, Some(&self.stack.flexprice_api_key), body)
+            .await
+    }
+
+    /// A customer's action in the Razorpay simulator (pay, fail...).
+    async fn razorpay_action(&self, path: &str, body: Value) -> Result<Value, String> {
+        let url = format!("{}/_sim/{path}", self.stack.ready.razorpay_sim_url);
+        match self
+            .call(reqwest::Method::POST, url, None, Some(&body))
+            .await?
+        {
+            (200, answer) => Ok(answer),
+            (status, answer) => Err(format!("the simulator answered {status}: {answer}")),
+        }
+    }
+
+    /// Polls `probe` until it gives a value.
+    async fn until<T, F, Fut>(&self, mut probe: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            if let Ok(invoice) = client.get_invoice(&invoice_id).await {
-                last = format!(
-                    "{} (paid {}, remaining {})",
-                    invoice.payment_status, invoice.amount_paid, invoice.amount_remaining
-                );
-                if invoice.payment_status == "SUCCEEDED" {
-                    settled = true;
-                    break;
-                }
+            if let Some(value) = probe().await {
+                return Some(value);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        report.record(
-            "Flexprice invoice settled by the captured payment",
-            if settled {
-                Outcome::Done(format!("{invoice_id} is {last}, recorded once"))
-            } else {
-                Outcome::Failed(format!("{invoice_id} is {last}"))
-            },
-        );
+        None
     }
 
-    // 6. Invoice outbound sync: a new invoice finalized in Flexprice (the simulator sends the
-    // Svix-signed `invoice.update.finalized`) becomes a Razorpay invoice with a payment URL.
-    let outcome = match sync_new_invoice(stack, &http).await {
-        Ok(text) => Outcome::Done(text),
-        Err(e) => Outcome::Failed(e),
+    async fn payment_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
+        let path = format!("/api/v1/payments/{id}");
+        let found = self
+            .until(|| {
+                let path = path.clone();
+                let done = &done;
+                async move {
+                    let (_, payment) = self.api("GET", &path, None).await.ok()?;
+                    done(&payment).then_some(payment)
+                }
+            })
+            .await;
+        found.ok_or_else(|| format!("payment {id} did not change as expected"))
+    }
+
+    async fn invoice_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
+        let path = format!("/v1/invoices/{id}");
+        let found = self
+            .until(|| {
+                let path = path.clone();
+                let done = &done;
+                async move {
+                    let (_, invoice) = self.flexprice("GET", &path, None).await.ok()?;
+                    done(&invoice).then_some(invoice)
+                }
+            })
+            .await;
+        found.ok_or_else(|| format!("Flexprice invoice {id} did not change as expected"))
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("?")
+}
+
+/// Runs the demo against a started stack; `true` when every step did what it says.
+pub async fn run(stack: &LocalStack) -> bool {
+    let http = match shared::http::client(shared::http::Timeouts::default()) {
+        Ok(http) => http,
+        Err(e) => {
+            println!("  [FAILED] HTTP client: {e}");
+            return false;
+        }
     };
-    report.record(
-        "Invoice finalized in Flexprice, synced to Razorpay",
-        outcome,
+    let mut demo = Demo {
+        stack,
+        http,
+        rows: Vec::new(),
+    };
+    println!(
+        "flexrzp local demo: tenant {}/{}, gateway {}",
+        stack.ready.tenant_id, stack.ready.environment_id, stack.ready.gateway_url
+    );
+    let inr = stack.ready.invoice_ids[0].clone();
+    let usd = stack.ready.invoice_ids[1].clone();
+
+    // 1. Step 1 of the seed: the connection (made at start-up through the connection service).
+    let outcome = match demo.api("GET", "/api/v1/connections/razorpay", None).await {
+        Ok((200, view)) if view["key_secret"] == "********" => Ok(format!(
+            "Razorpay key {} connected, invoice sync {}, every secret redacted",
+            text(&view["key_id"]),
+            if view["invoice_outbound_sync"] == true {
+                "on"
+            } else {
+                "off"
+            }
+        )),
+        Ok((status, view)) => Err(format!("{status}: {view}")),
+        Err(e) => Err(e),
+    };
+    demo.record("Connection", outcome);
+
+    // 2. Steps 4 and 5: a payment link for the INR invoice (syncing its customer first).
+    let owed = match demo
+        .flexprice("GET", &format!("/v1/invoices/{inr}"), None)
+        .await
+    {
+        Ok((200, invoice)) => invoice["amount_remaining"].clone(),
+        _ => Value::Null,
+    };
+    let body = json!({"amount": owed, "currency": "inr", "destination_id": inr,
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "process_payment": true,
+        "success_url": "https://example.com/paid"});
+    let link = match demo.api("POST", "/api/v1/payments", Some(&body)).await {
+        Ok((201, payment)) => Ok(payment),
+        Ok((status, answer)) => Err(format!("{status}: {answer}")),
+        Err(e) => Err(e),
+    };
+    demo.record(
+        "Customer sync",
+        link.as_ref()
+            .map(|p| {
+                format!(
+                    "Flexprice customer {} is Razorpay customer {}",
+                    stack.ready.customer_id,
+                    text(&p["razorpay_customer_id"])
+                )
+            })
+            .map_err(Clone::clone),
+    );
+    demo.record(
+        "Payment link",
+        link.as_ref()
+            .map(|p| {
+                format!(
+                    "payment {} {} for {} INR, pay at {}",
+                    text(&p["id"]),
+                    text(&p["payment_status"]),
+                    text(&p["amount"]),
+                    text(&p["payment_url"])
+                )
+            })
+            .map_err(Clone::clone),
     );
 
-    let count = |f: fn(&Outcome) -> bool| report.outcomes.iter().filter(|(_, o)| f(o)).count();
-    let failed = count(|o| matches!(o, Outcome::Failed(_)));
+    // 3. Step 6: the customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
+    let mut paid_link: Option<(Value, String)> = None;
+    let outcome = match &link {
+        Ok(payment) => {
+            let plink = text(&payment["gateway_tracking_id"]).to_owned();
+            match demo
+                .razorpay_action(&format!("payment_links/{plink}/pay"), json!({}))
+                .await
+            {
+                Ok(answer) => match demo
+                    .payment_when(text(&payment["id"]), |p| p["payment_status"] == "SUCCEEDED")
+                    .await
+                {
+                    Ok(done) => {
+                        paid_link = Some((done.clone(), text(&answer["payments"][0]).to_owned()));
+                        Ok(format!(
+                            "payment {} SUCCEEDED, {} subunits paid",
+                            text(&done["id"]),
+                            done["amount_paid_minor"]
+                        ))
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        Err(_) => Err("no payment link to pay".to_owned()),
+    };
+    demo.record("Payment via webhook", outcome);
+    let outcome = match demo
+        .invoice_when(&inr, |i| i["payment_status"] == "SUCCEEDED")
+        .await
+    {
+        Ok(invoice) => Ok(format!(
+            "Flexprice invoice {inr} SUCCEEDED: paid {}, remaining {}",
+            text(&invoice["amount_paid"]),
+            text(&invoice["amount_remaining"])
+        )),
+        Err(e) => Err(e),
+    };
+    demo.record("Reconciliation", outcome);
+
+    // 4. A duplicate webhook: Razorpay redelivers an event; it is acknowledged, not applied.
+    let outcome = match &paid_link {
+        Some((payment, razorpay_id)) => duplicate_webhook(&demo, payment, razorpay_id, &inr).await,
+        None => Err("no paid payment to redeliver".to_owned()),
+    };
+    demo.record("Duplicate webhook", outcome);
+
+    // 5. A failed payment: the customer's bank declines; the attempt is recorded, the link
+    // stays open for another try.
+    let body = json!({"amount": "100.00", "currency": "usd", "destination_id": usd,
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay"});
+    let outcome = match demo.api("POST", "/api/v1/payments", Some(&body)).await {
+        Ok((201, payment)) => {
+            let plink = text(&payment["gateway_tracking_id"]).to_owned();
+            match demo
+                .razorpay_action(&format!("payment_links/{plink}/fail"), json!({}))
+                .await
+            {
+                Ok(_) => demo
+                    .payment_when(text(&payment["id"]), |p| {
+                        p["attempts"].as_array().is_some_and(|a| !a.is_empty())
+                    })
+                    .await
+                    .map(|p| {
+                        format!(
+                            "payment {} still {}, attempt recorded: {} ({})",
+                            text(&p["id"]),
+                            text(&p["payment_status"]),
+                            text(&p["attempts"][0]["error_code"]),
+                            text(&p["attempts"][0]["error_description"])
+                        )
+                    }),
+                Err(e) => Err(e),
+            }
+        }
+        Ok((status, answer)) => Err(format!("{status}: {answer}")),
+        Err(e) => Err(e),
+    };
+    demo.record("Failed payment", outcome);
+
+    // 6. Step 2: a newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
+    let synced = sync_new_invoice(&demo).await;
+    demo.record(
+        "Invoice sync",
+        synced
+            .as_ref()
+            .map(|(id, view)| {
+                format!(
+                    "{id} -> Razorpay invoice {} for {} {} ({} form), pay at {}",
+                    text(&view["razorpay_invoice_id"]),
+                    view["amount_minor"],
+                    text(&view["currency"]),
+                    text(&view["form"]),
+                    text(&view["payment_url"])
+                )
+            })
+            .map_err(Clone::clone),
+    );
+
+    // 7. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
+    let outcome = match &synced {
+        Ok((id, view)) => {
+            let rzp = text(&view["razorpay_invoice_id"]).to_owned();
+            match demo
+                .razorpay_action(&format!("invoices/{rzp}/pay"), json!({}))
+                .await
+            {
+                Ok(_) => demo
+                    .invoice_when(id, |i| i["payment_status"] == "SUCCEEDED")
+                    .await
+                    .map(|i| {
+                        format!(
+                            "Flexprice invoice {id} SUCCEEDED: paid {}",
+                            text(&i["amount_paid"])
+                        )
+                    }),
+                Err(e) => Err(e),
+            }
+        }
+        Err(_) => Err("no synced invoice to pay".to_owned()),
+    };
+    demo.record("Payment on the synced invoice", outcome);
+
+    let failed = demo.rows.iter().filter(|(_, o)| o.is_err()).count();
+    println!();
+    println!("  {:<32} result", "step");
+    println!("  {:-<32} ------", "");
+    for (step, outcome) in &demo.rows {
+        println!(
+            "  {step:<32} {}",
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
+    }
     println!(
-        "summary: {} done, {} pending (their flows are not built yet), {} failed",
-        count(|o| matches!(o, Outcome::Done(_))),
-        count(|o| matches!(o, Outcome::Pending(_))),
-        failed
+        "summary: {} of {} steps done, {failed} failed",
+        demo.rows.len() - failed,
+        demo.rows.len()
     );
     failed == 0
 }
 
-/// Creates and finalizes an invoice in the Flexprice simulator, then waits for its sync.
-async fn sync_new_invoice(stack: &LocalStack, http: &reqwest::Client) -> Result<String, String> {
-    let flexprice = |path: &str| {
-        http.post(format!("{}{path}", stack.ready.flexprice_sim_url))
-            .header("x-api-key", &stack.flexprice_api_key)
-    };
-    let created: serde_json::Value = flexprice("/v1/invoices")
-        .json(&json!({"customer_id": stack.ready.customer_id, "currency": "inr",
-            "due_date": "2030-01-31T00:00:00Z",
-            "line_items": [{"display_name": "Pro plan", "entity_type": "plan", "amount": "999.00"},
-                           {"display_name": "API calls (8,200)", "entity_type": "usage", "amount": "82.00"}],
-            "taxes": [{"name": "GST 18%", "amount": "194.58"}]}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let id = created["id"]
-        .as_str()
-        .ok_or("Flexprice created no invoice")?
-        .to_owned();
-    flexprice(&format!("/v1/invoices/{id}/finalize"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = serde_json::Value::Null;
-    while Instant::now() < deadline {
-        let view = http
-            .get(format!(
-                "{}/api/v1/invoices/{id}/sync",
-                stack.ready.gateway_url
-            ))
-            .header("x-api-key", &stack.ready.api_key)
+/// Redelivers the `payment.captured` of a paid link payment twice under one new event id (a
+/// replay from Razorpay's dashboard gets a new id; a retry keeps it): the first copy is taken
+/// and found already counted, the second is answered as a duplicate; the invoice stays paid
+/// once.
+async fn duplicate_webhook(
+    demo: &Demo<'_>,
+    payment: &Value,
+    razorpay_id: &str,
+    invoice: &str,
+) -> Result<String, String> {
+    let stack = demo.stack;
+    let body = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
+        "event": "payment.captured", "contains": ["payment"],
+        "payload": {"payment": {"entity": {"id": razorpay_id, "entity": "payment",
+            "amount": payment["amount_paid_minor"], "currency": "INR", "status": "captured",
+            "notes": {"flexprice_payment_id": payment["id"], "tenant_id": stack.ready.tenant_id,
+                "environment_id": stack.ready.environment_id}}}},
+        "created_at": 1764060000})
+    .to_string();
+    let signature = razorpay_sign(
+        &Secret::new(stack.ready.webhook_secret.clone()),
+        body.as_bytes(),
+    );
+    let url = format!(
+        "{}/v1/webhooks/razorpay/{}/{}",
+        stack.ready.gateway_url, stack.ready.tenant_id, stack.ready.environment_id
+    );
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = demo
+            .http
+            .post(&url)
+            .header("x-razorpay-signature", &signature)
+            .header("x-razorpay-event-id", "evt_demo_replayed")
+            .body(body.clone())
             .send()
             .await
-            .map_err(|e| e.to_string())?
-            .json::<serde_json::Value>()
-            .await
-            .unwrap_or_default();
-        if view["state"] == "SYNCED" {
-            return Ok(format!(
-                "{id} ({}) -> Razorpay invoice {} for {} {} ({} lines form), pay at {}",
-                created["invoice_number"].as_str().unwrap_or("?"),
-                view["razorpay_invoice_id"].as_str().unwrap_or("?"),
-                created["amount_remaining"].as_str().unwrap_or("?"),
-                view["currency"].as_str().unwrap_or("?"),
-                view["form"].as_str().unwrap_or("?"),
-                view["payment_url"].as_str().unwrap_or("?"),
-            ));
-        }
-        last = view;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        answers.push(format!("{status} {}", text(&answer["status"])));
     }
-    Err(format!("the invoice did not sync: {last}"))
+    if answers != ["200 accepted", "200 duplicate"] {
+        return Err(format!("answers {answers:?}"));
+    }
+    // Let the worker apply the accepted copy, then check nothing was counted twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, after) = demo
+        .flexprice("GET", &format!("/v1/invoices/{invoice}"), None)
+        .await?;
+    let (_, ours) = demo
+        .api(
+            "GET",
+            &format!("/api/v1/payments/{}", text(&payment["id"])),
+            None,
+        )
+        .await?;
+    if after["amount_paid"] != after["amount_due"]
+        || ours["amount_paid_minor"] != payment["amount_paid_minor"]
+    {
+        return Err(format!(
+            "counted again: Flexprice paid {}, ours {}",
+            after["amount_paid"], ours["amount_paid_minor"]
+        ));
+    }
+    Ok(format!(
+        "{razorpay_id} replayed twice under one event id: {}; still paid {} once",
+        answers.join(", then "),
+        text(&after["amount_paid"])
+    ))
+}
+
+/// Creates and finalizes an invoice in the Flexprice simulator (which sends the Svix-signed
+/// `invoice.update.finalized`), then waits for its sync record.
+async fn sync_new_invoice(demo: &Demo<'_>) -> Result<(String, Value), String> {
+    let body = json!({"customer_id": demo.stack.ready.customer_id, "currency": "inr",
+        "due_date": "2030-01-31T00:00:00Z",
+        "line_items": [{"display_name": "Pro plan", "entity_type": "plan", "amount": "999.00"},
+                       {"display_name": "API calls (8,200)", "entity_type": "usage", "amount": "82.00"}],
+        "taxes": [{"name": "GST 18%", "amount": "194.58"}]});
+    let (status, created) = demo.flexprice("POST", "/v1/invoices", Some(&body)).await?;
+    if status != 201 {
+        return Err(format!("Flexprice answered {status}: {created}"));
+    }
+    let id = text(&created["id"]).to_owned();
+    demo.flexprice("POST", &format!("/v1/invoices/{id}/finalize"), None)
+        .await?;
+    let path = format!("/api/v1/invoices/{id}/sync");
+    let view = demo
+        .until(|| {
+            let path = path.clone();
+            async move {
+                let (_, view) = demo.api("GET", &path, None).await.ok()?;
+                (view["state"] == "SYNCED").then_some(view)
+            }
+        })
+        .await
+        .ok_or_else(|| format!("invoice {id} did not sync"))?;
+    Ok((id, view))
 }
