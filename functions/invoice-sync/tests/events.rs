@@ -22,11 +22,11 @@ async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded
     // Retrying cannot connect the tenant: the job is acknowledged, and the invoice's sync
     // record says why it failed (a manual sync retries once the tenant connects).
     assert!(failed.is_empty(), "{failed:?} (message {id})");
-    let scope = shared::keys::TenantScope::new("tenant_local", "env_local").unwrap();
+    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
     let record = env
         .adapters()
         .store
-        .get(&scope.key("INVOICE", "inv_local_0042"))
+        .get(&scope.key("INVOICE", "inv_local_usd_0001"))
         .await
         .unwrap()
         .expect("a sync record");

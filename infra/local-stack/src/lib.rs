@@ -32,6 +32,11 @@ pub struct Options {
     pub api_key: Option<String>,
     pub webhook_secret: Option<String>,
     pub flexprice_webhook_secret: Option<String>,
+    /// The Razorpay simulator's API key secret, the Flexprice simulator's API key and the
+    /// Razorpay account id; random when not set.
+    pub razorpay_key_secret: Option<String>,
+    pub flexprice_api_key: Option<String>,
+    pub razorpay_account_id: Option<String>,
     /// Shorter than the template's 180 s, so that redelivery and the DLQ show within seconds.
     pub visibility_timeout_secs: u32,
     /// Names the table, the queues and the secret prefix; stacks sharing one emulator (tests)
@@ -49,11 +54,41 @@ impl Options {
             api_key: var("FLEXRZP_LOCAL_API_KEY"),
             webhook_secret: var("FLEXRZP_LOCAL_WEBHOOK_SECRET"),
             flexprice_webhook_secret: var("FLEXRZP_LOCAL_FLEXPRICE_WEBHOOK_SECRET"),
+            razorpay_key_secret: None,
+            flexprice_api_key: None,
+            razorpay_account_id: None,
             visibility_timeout_secs: 1,
             resource_prefix: "flexrzp-local".to_owned(),
         }
     }
+
+    /// The documented local test identity the files in `events/` are made for (see
+    /// `events/README.md`): fixed keys and secrets, for local runs only.
+    pub fn events(gateway_port: u16) -> Options {
+        Options {
+            api_key: Some(events::API_KEY.to_owned()),
+            webhook_secret: Some(events::WEBHOOK_SECRET.to_owned()),
+            flexprice_webhook_secret: Some(events::FLEXPRICE_WEBHOOK_SECRET.to_owned()),
+            razorpay_key_secret: Some(events::RAZORPAY_KEY_SECRET.to_owned()),
+            flexprice_api_key: Some(events::FLEXPRICE_API_KEY.to_owned()),
+            razorpay_account_id: Some(events::RAZORPAY_ACCOUNT_ID.to_owned()),
+            ..Options::from_env(gateway_port)
+        }
+    }
 }
+
+/// The local test identity of `events/` (never to be configured on a real account).
+pub mod events {
+    pub const API_KEY: &str = "fxr_local_events_key_do_not_use_in_production_00";
+    pub const WEBHOOK_SECRET: &str = "flexrzp_local_webhook_secret";
+    pub const FLEXPRICE_WEBHOOK_SECRET: &str = "whsec_ZmxleHJ6cF9sb2NhbF9mbGV4cHJpY2Vfc2VjcmV0";
+    pub const RAZORPAY_KEY_SECRET: &str = "flexrzp_local_razorpay_key_secret";
+    pub const FLEXPRICE_API_KEY: &str = "fp_flexrzp_local_api_key";
+    pub const RAZORPAY_ACCOUNT_ID: &str = "acc_FlexrzpLocal01";
+}
+
+/// The ids of the seeded Flexprice invoices (INR, then USD).
+pub const SEEDED_INVOICES: [&str; 2] = ["inv_local_inr_0001", "inv_local_usd_0001"];
 
 /// What the READY line tells (a public interface: keep it stable).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -146,11 +181,16 @@ impl LocalStack {
                 base64::engine::general_purpose::STANDARD.encode(random(24))
             )
         });
-        let razorpay_key_secret = random(24);
-        let flexprice_api_key = format!("fp_{}", random(24));
+        let razorpay_key_secret = options.razorpay_key_secret.unwrap_or_else(|| random(24));
+        let flexprice_api_key = options
+            .flexprice_api_key
+            .unwrap_or_else(|| format!("fp_{}", random(24)));
 
         let mut razorpay_config =
             simulators::razorpay::SimConfig::new(RAZORPAY_KEY_ID, &razorpay_key_secret);
+        if let Some(account_id) = options.razorpay_account_id {
+            razorpay_config.account_id = account_id;
+        }
         razorpay_config.webhook = Some(simulators::razorpay::WebhookTarget {
             url: format!("{gateway_url}/v1/webhooks/razorpay/{TENANT_ID}/{ENVIRONMENT_ID}"),
             secret: Secret::new(webhook_secret.clone()),
@@ -301,7 +341,8 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
             "total_discount": "25.00"}),
     ];
     let mut ids = Vec::new();
-    for invoice in invoices {
+    for (mut invoice, id) in invoices.into_iter().zip(SEEDED_INVOICES) {
+        invoice["id"] = json!(id);
         let created = post("/v1/invoices".into(), invoice).await?;
         let id = created["id"].as_str().unwrap_or_default().to_owned();
         post(format!("/v1/invoices/{id}/finalize"), json!({})).await?;

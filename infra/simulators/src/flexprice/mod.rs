@@ -428,9 +428,17 @@ async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
                 .to_owned();
             taxes.push((name, decimal(tax, "amount", currency)?));
         }
+        // A caller may choose the id (the local stack seeds invoices with known ids).
+        let id = match body.get("id").and_then(Value::as_str) {
+            Some(id) if data.invoices.contains_key(id) => {
+                return Err(ApiError::validation(format!("invoice {id} already exists")));
+            }
+            Some(id) => id.to_owned(),
+            None => new_id("inv_"),
+        };
         data.next_number += 1;
         let invoice = Invoice {
-            id: new_id("inv_"),
+            id,
             customer_id,
             currency,
             status: "DRAFT".to_owned(),
