@@ -27,7 +27,7 @@ RAZORPAY_ACCOUNT_ID = "acc_FlexrzpLocal01"
 INR_INVOICE, USD_INVOICE = "inv_local_inr_0001", "inv_local_usd_0001"
 IDEMPOTENCY_KEY = "events-demo-payment"
 # 2026-11-25T10:00:05Z: when the files were signed.
-EPOCH = 1764064805
+EPOCH = 1795600805
 
 
 def payment_id(key):

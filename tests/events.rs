@@ -119,7 +119,7 @@ async fn every_file_has_its_documented_outcome_through_its_handler() {
         .await
         .expect("the local stack starts");
     let mut signed_at = Adapters::new(&stack.sdk, stack.adapters.config.clone());
-    signed_at.clock = Arc::new(ManualClock::at_millis(1_764_064_805_000 + 30_000));
+    signed_at.clock = Arc::new(ManualClock::at_millis(1_795_600_805_000 + 30_000));
 
     for (name, function, expected) in FILES {
         if function == Function::Worker {

@@ -103,6 +103,12 @@ pub struct Ready {
     pub flexprice_webhook_secret: String,
     pub customer_id: String,
     pub invoice_ids: Vec<String>,
+    /// What a function process needs to run against this stack (e.g. under
+    /// `cargo lambda watch`): the emulator's endpoint and the resources' names.
+    pub aws_endpoint_url: String,
+    pub table_name: String,
+    pub job_queue_url: String,
+    pub secret_prefix: String,
 }
 
 /// A running stack. Dropping it stops the servers and the poller; moto stops with the process.
@@ -276,6 +282,10 @@ impl LocalStack {
                 flexprice_webhook_secret,
                 customer_id,
                 invoice_ids,
+                aws_endpoint_url: moto.clone(),
+                table_name: table.clone(),
+                job_queue_url: queues.url.clone(),
+                secret_prefix: secret_prefix.clone(),
             },
             adapters,
             queues,

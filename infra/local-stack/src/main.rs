@@ -1,4 +1,5 @@
-//! `local-stack up [--port 3000]`: runs the whole system locally and prints the READY line.
+//! `local-stack up [--port 3000] [--events]`: runs the whole system locally and prints the
+//! READY line (`--events`: with the test identity of `events/README.md`).
 //! `local-stack demo [--port 0]`: starts it, drives every flow, prints a summary.
 //! `local-stack redrive [--gateway http://127.0.0.1:3000]`: moves the running stack's parked
 //! jobs from the DLQ back to the job queue (what `aws sqs start-message-move-task` does on AWS).
@@ -51,7 +52,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn up(args: &[String]) -> Result<std::process::ExitCode, String> {
-    let stack = LocalStack::start(Options::from_env(port(args, 3000)?)).await?;
+    let port = port(args, 3000)?;
+    // `--events`: the documented test identity the files of `events/` are made for.
+    let options = if args.iter().any(|a| a == "--events") {
+        Options::events(port)
+    } else {
+        Options::from_env(port)
+    };
+    let stack = LocalStack::start(options).await?;
     println!("{}", stack.ready_line());
     shutdown_signal().await;
     eprintln!("local-stack: shutting down");

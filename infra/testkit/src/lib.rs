@@ -13,9 +13,10 @@
 mod counter;
 pub mod http;
 mod moto;
+pub mod venv;
 
 pub use counter::CallCounter;
-pub use moto::{MOTO_REQUIREMENT, Moto, moto};
+pub use moto::{MOTO_REQUIREMENT, Moto, moto, target_dir};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;

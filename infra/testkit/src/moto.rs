@@ -1,6 +1,6 @@
 //! Finding, installing and starting the moto server.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -38,6 +38,14 @@ static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
 /// This process's moto server, installed and started on first use. Panics with the reason if
 /// it cannot be had: a test that needs the emulator must fail loudly, never skip.
 pub fn moto() -> &'static Moto {
+    let install = || {
+        crate::venv::python_tool(
+            "moto-venv",
+            std::env::var_os("FLEXRZP_MOTO_VENV").map(PathBuf::from),
+            MOTO_REQUIREMENT,
+            "moto_server",
+        )
+    };
     match MOTO.get_or_init(|| install().and_then(|server| start(&server))) {
         Ok(moto) => moto,
         Err(reason) => panic!("the moto AWS emulator is not available: {reason}"),
@@ -52,83 +60,6 @@ pub fn target_dir() -> PathBuf {
         return dir.to_path_buf();
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
-}
-
-fn venv_dir() -> PathBuf {
-    std::env::var_os("FLEXRZP_MOTO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("moto-venv"))
-}
-
-fn run(command: &mut Command, what: &str, log: &Path) -> Result<(), String> {
-    let log_file = File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    let status = command
-        .stdin(Stdio::null())
-        .stdout(log_file)
-        .stderr(log_err)
-        .status()
-        .map_err(|e| format!("{what}: could not run {:?}: {e}", command.get_program()))?;
-    if status.success() {
-        return Ok(());
-    }
-    let output = fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = output.lines().rev().take(20).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!("{what} failed ({status}):\n{}", tail.join("\n")))
-}
-
-/// Makes sure the virtualenv with moto exists and returns the `moto_server` path.
-fn install() -> Result<PathBuf, String> {
-    let venv = venv_dir();
-    let server = venv.join("bin/moto_server");
-    let marker = venv.join(".flexrzp-installed");
-    let wanted = MOTO_REQUIREMENT;
-    let installed = |m: &Path| fs::read_to_string(m).is_ok_and(|v| v.trim() == wanted);
-    if installed(&marker) && server.is_file() {
-        return Ok(server);
-    }
-    let parent = venv.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let lock_path = parent.join("moto-venv.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    // Another test binary may have finished the install while we waited for the lock.
-    if installed(&marker) && server.is_file() {
-        return Ok(server);
-    }
-    let python = std::env::var("FLEXRZP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let log = parent.join("moto-venv-install.log");
-    if !venv.join("bin/python").is_file() {
-        run(
-            Command::new(&python).args(["-m", "venv"]).arg(&venv),
-            &format!("creating the virtualenv {} with {python}", venv.display()),
-            &log,
-        )?;
-    }
-    run(
-        Command::new(venv.join("bin/pip")).args([
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            wanted,
-        ]),
-        &format!("pip install {wanted} (needs PyPI)"),
-        &log,
-    )?;
-    if !server.is_file() {
-        return Err(format!("{} is missing after the install", server.display()));
-    }
-    fs::write(&marker, wanted).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
-    Ok(server)
 }
 
 fn free_port() -> Result<u16, String> {
