@@ -123,3 +123,29 @@ impl TestEnv {
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 }
+
+/// Adapters over `sdk` whose every AWS call (DynamoDB, SQS, Secrets Manager) `counter` records.
+pub fn counted_adapters(
+    sdk: &SdkConfig,
+    config: shared::config::Config,
+    counter: &CallCounter,
+) -> Adapters {
+    Adapters::from_clients(
+        config,
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(sdk)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+    )
+}

@@ -141,13 +141,28 @@ pub const SECRETS_TTL: std::time::Duration = std::time::Duration::from_secs(300)
 
 impl Adapters {
     pub fn new(sdk: &SdkConfig, config: crate::config::Config) -> Adapters {
+        Adapters::from_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_sqs::Client::new(sdk),
+            aws_sdk_secretsmanager::Client::new(sdk),
+        )
+    }
+
+    /// From ready SDK clients (tests give clients that count their calls).
+    pub fn from_clients(
+        config: crate::config::Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        secrets_manager: aws_sdk_secretsmanager::Client,
+    ) -> Adapters {
         let clock: std::sync::Arc<dyn crate::clock::Clock> =
             std::sync::Arc::new(crate::clock::SystemClock);
-        let store = store::Store::from_sdk_config(sdk, &config.table_name);
+        let store = store::Store::new(dynamodb, &config.table_name);
         Adapters {
-            queue: queue::JobQueue::from_sdk_config(sdk, &config.job_queue_url),
+            queue: queue::JobQueue::new(sqs, &config.job_queue_url),
             secrets: std::sync::Arc::new(secrets::SecretsCache::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
+                secrets_manager,
                 SECRETS_TTL,
                 clock.clone(),
             )),

@@ -1,0 +1,113 @@
+//! AWS calls per operation, counted by an SDK interceptor on every client, so they cannot
+//! creep: a new webhook is three calls (claim, enqueue, complete), a duplicate one; a payment
+//! link for a customer already synced, and the worker's applying of a captured payment, are
+//! listed call by call.
+
+use local_stack::LocalStack;
+use serde_json::json;
+use shared::aws::Adapters;
+use shared::keys::TenantScope;
+use shared::secret::Secret;
+use shared::signature::razorpay_sign;
+use testkit::CallCounter;
+
+fn counted(stack: &LocalStack) -> (Adapters, CallCounter) {
+    let counter = CallCounter::new();
+    let adapters = testkit::counted_adapters(&stack.sdk, stack.adapters.config.clone(), &counter);
+    (adapters, counter)
+}
+
+async fn webhook(stack: &LocalStack, adapters: &Adapters, event_id: &str) -> serde_json::Value {
+    let body = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
+        "event": "payment.authorized", "contains": ["payment"],
+        "payload": {"payment": {"entity": {"id": format!("pay_{event_id}"), "amount": 100,
+            "currency": "INR", "status": "authorized"}}}})
+    .to_string();
+    let signature = razorpay_sign(
+        &Secret::new(stack.ready.webhook_secret.clone()),
+        body.as_bytes(),
+    );
+    shared::intake::razorpay(
+        adapters,
+        shared::intake::Delivery {
+            tenant_id: "demo",
+            environment_id: "sandbox",
+            signature: Some(&signature),
+            event_id: Some(event_id),
+            trace_id: None,
+            body: body.as_bytes(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_webhook_is_three_calls_and_a_duplicate_one() {
+    let stack = system_tests::start("calls-").await;
+    let (adapters, counter) = counted(&stack);
+    // The first request of a Lambda instance also reads the tenant's secret (then cached).
+    assert_eq!(
+        webhook(&stack, &adapters, "evt_calls_0").await["status"],
+        "accepted"
+    );
+    assert_eq!(
+        counter.calls(),
+        [
+            "Secrets Manager.GetSecretValue",
+            "DynamoDB.PutItem",
+            "SQS.SendMessage",
+            "DynamoDB.UpdateItem"
+        ]
+    );
+    counter.reset();
+    assert_eq!(
+        webhook(&stack, &adapters, "evt_calls_1").await["status"],
+        "accepted"
+    );
+    assert_eq!(
+        counter.calls(),
+        ["DynamoDB.PutItem", "SQS.SendMessage", "DynamoDB.UpdateItem"]
+    );
+    counter.reset();
+    assert_eq!(
+        webhook(&stack, &adapters, "evt_calls_1").await["status"],
+        "duplicate"
+    );
+    assert_eq!(counter.calls(), ["DynamoDB.PutItem"]);
+}
+
+#[tokio::test]
+async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
+    let stack = system_tests::start("calls-").await;
+    let (adapters, counter) = counted(&stack);
+    let scope = TenantScope::new("demo", "sandbox").unwrap();
+    let body = |amount: &str, key: &str| {
+        json!({"amount": amount, "currency": "inr", "destination_id": stack.ready.invoice_ids[0],
+            "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+            "payment_gateway": "razorpay", "idempotency_key": key})
+        .to_string()
+    };
+    // The first payment syncs the customer; the second finds the mapping. (Through the
+    // handler, one more GetItem comes first: the API key. The tenant's secret is cached.)
+    shared::payments::create(&adapters, &scope, body("1.00", "calls-1").as_bytes())
+        .await
+        .unwrap();
+    counter.reset();
+    shared::payments::create(&adapters, &scope, body("2.00", "calls-2").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        counter.calls(),
+        [
+            // the payment, created INITIATED (its own idempotency record)
+            "DynamoDB.PutItem",
+            // the customer mapping
+            "DynamoDB.GetItem",
+            // the link → payment mapping
+            "DynamoDB.PutItem",
+            // the payment, PENDING with its link
+            "DynamoDB.UpdateItem",
+        ]
+    );
+}
