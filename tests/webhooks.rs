@@ -196,3 +196,68 @@ async fn every_documented_razorpay_sample_is_verified_and_accepted() {
         stack.poller.snapshot()
     );
 }
+
+#[tokio::test]
+async fn hostile_bodies_and_paths_get_clear_answers_and_leave_nothing_behind() {
+    let stack = stack().await;
+    let gateway = &stack.ready.gateway_url;
+    let http = shared::http::client(shared::http::Timeouts::default()).unwrap();
+    let signed = |body: &[u8]| razorpay_sign(&Secret::new(SECRET.to_owned()), body);
+    let post = |path: String, body: Vec<u8>, event_id: &'static str| {
+        let request = http
+            .post(format!("{gateway}{path}"))
+            .header("x-razorpay-signature", signed(&body))
+            .header("x-razorpay-event-id", event_id)
+            .body(body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let demo = "/v1/webhooks/razorpay/demo/sandbox".to_owned();
+    // Over 64 KiB: refused before any work.
+    let huge = format!(
+        r#"{{"event":"payment.captured","pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    assert_eq!(post(demo.clone(), huge.into_bytes(), "evt_huge").await, 413);
+    // Correctly signed, but not UTF-8, or naming two events (read one way here and another
+    // elsewhere): 400.
+    let not_utf8 = b"{\"event\":\"a\xff\"}".to_vec();
+    assert_eq!(post(demo.clone(), not_utf8, "evt_bytes").await, 400);
+    let twice = br#"{"event":"payment.failed","event":"payment.captured"}"#.to_vec();
+    assert_eq!(post(demo.clone(), twice, "evt_twice").await, 400);
+    // Nested 5,000 deep: the intake reads only the envelope, so it is taken (and kept: the
+    // worker parks what it cannot apply), never a crash.
+    let deep = format!(
+        r#"{{"event":"payment.captured","account_id":"{}","payload":{}{}}}"#,
+        stack.razorpay.account_id(),
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    assert_eq!(post(demo.clone(), deep.into_bytes(), "evt_deep").await, 200);
+    // Path parameters that try to reach another key space or smuggle a header: 404.
+    for path in [
+        "/v1/webhooks/razorpay/demo%23E%23sandbox/sandbox",
+        "/v1/webhooks/razorpay/demo%0d%0ax-api-key:%20x/sandbox",
+        "/v1/webhooks/razorpay/d%C3%A9mo/sandbox",
+        "/v1/webhooks/razorpay/demo/sandbox%2F..",
+    ] {
+        let status = post(path.to_owned(), b"{}".to_vec(), "evt_path").await;
+        assert_eq!(status, 404, "{path}");
+    }
+    // Only the deep event was claimed; the refused ones left nothing behind.
+    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
+    for (event_id, kept) in [
+        ("evt_huge", false),
+        ("evt_bytes", false),
+        ("evt_twice", false),
+        ("evt_path", false),
+        ("evt_deep", true),
+    ] {
+        let claim = stack
+            .adapters
+            .store
+            .get(&scope.key("EVENT", event_id))
+            .await
+            .unwrap();
+        assert_eq!(claim.is_some(), kept, "{event_id}");
+    }
+}

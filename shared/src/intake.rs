@@ -50,11 +50,19 @@ pub struct Delivery<'a> {
     pub body: &'a [u8],
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    event: String,
+/// All the intake reads of a Razorpay event: its name and account. (Parsing only this, not a
+/// whole `serde_json::Value`, keeps the hot path near the cost of the HMAC itself.)
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub event: String,
     #[serde(default)]
-    account_id: Option<String>,
+    pub account_id: Option<String>,
+}
+
+impl Envelope {
+    pub fn parse(body: &[u8]) -> Result<Envelope, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
 }
 
 /// One answer for "no such tenant/environment" whatever the reason, so that nothing tells
@@ -111,7 +119,7 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
         }
         Err(_) => return Err(signature_problem()),
     };
-    let envelope: Envelope = serde_json::from_slice(delivery.body).map_err(|_| {
+    let envelope = Envelope::parse(delivery.body).map_err(|_| {
         Problem::invalid_field(
             400,
             "body",

@@ -1,0 +1,318 @@
+//! `coldstart`: each release function binary, started as Lambda starts it, against a minimal
+//! Lambda Runtime API (the real protocol: `GET /runtime/invocation/next`, `POST
+//! /runtime/invocation/{id}/response` or `/error`), with the local stack behind it. Measures,
+//! over several runs: process start → first `/next` (init), → first `/response` (the first
+//! event handled, cold), peak RSS (`VmHWM`), and the stripped binary's size. The baseline, in
+//! the same run: starting `/bin/true` and waiting for it.
+//!
+//! ```text
+//! cargo build --release --bins -p webhook-receiver -p payment-link-api -p invoice-sync
+//! cargo run --release -p coldstart [-- --runs 10]
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use local_stack::{LocalStack, Options};
+use tokio::sync::mpsc;
+
+/// What the runtime API saw, sent to the measuring loop.
+#[derive(Debug)]
+enum Seen {
+    Next(Instant),
+    Response(Instant, u16),
+    Error(String),
+}
+
+#[derive(Clone)]
+struct Runtime {
+    /// The one event each run serves; later `/next` calls wait forever (as an idle instance).
+    event: Arc<Mutex<Option<String>>>,
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+async fn next(State(runtime): State<Runtime>) -> Response {
+    let _ = runtime.seen.send(Seen::Next(Instant::now()));
+    let event = runtime.event.lock().map(|mut e| e.take()).unwrap_or(None);
+    let Some(event) = event else {
+        std::future::pending::<()>().await;
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() + 30_000)
+        .unwrap_or(0);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set(
+        "lambda-runtime-aws-request-id",
+        "req-coldstart-1".to_owned(),
+    );
+    set("lambda-runtime-deadline-ms", deadline.to_string());
+    set(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:coldstart".to_owned(),
+    );
+    set(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".to_owned(),
+    );
+    (headers, event).into_response()
+}
+
+async fn response(State(runtime): State<Runtime>, body: String) -> StatusCode {
+    let status = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["statusCode"].as_u64())
+        .unwrap_or(0) as u16;
+    let _ = runtime.seen.send(Seen::Response(Instant::now(), status));
+    StatusCode::ACCEPTED
+}
+
+async fn error(
+    State(runtime): State<Runtime>,
+    UrlPath(_id): UrlPath<String>,
+    body: String,
+) -> StatusCode {
+    let _ = runtime.seen.send(Seen::Error(body));
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(runtime): State<Runtime>, body: String) -> StatusCode {
+    let _ = runtime.seen.send(Seen::Error(body));
+    StatusCode::ACCEPTED
+}
+
+/// One measured cold start.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    init: Duration,
+    first_response: Duration,
+    peak_rss_kb: u64,
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn run_once(
+    binary: &Path,
+    event: &str,
+    env: &HashMap<String, String>,
+) -> Result<(Run, u16), String> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let runtime = Runtime {
+        event: Arc::new(Mutex::new(Some(event.to_owned()))),
+        seen: tx,
+    };
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(runtime);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .envs(env)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let mut init = None;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(seen) = rx.recv().await {
+            match seen {
+                Seen::Next(at) if init.is_none() => init = Some(at - start),
+                Seen::Next(_) => {}
+                Seen::Response(at, status) => return Ok((at - start, status)),
+                Seen::Error(body) => {
+                    return Err(format!("the function reported an error: {body}"));
+                }
+            }
+        }
+        Err("the runtime API closed".to_owned())
+    })
+    .await
+    .map_err(|_| "no response within 30 s".to_owned())??;
+    // The function is idle on its next `/next`: its peak RSS includes the first event.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let peak = peak_rss_kb(pid);
+    let _ = child.kill().await;
+    server.abort();
+    Ok((
+        Run {
+            init: init.unwrap_or_default(),
+            first_response: outcome.0,
+            peak_rss_kb: peak,
+        },
+        outcome.1,
+    ))
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let runs: usize = args
+        .windows(2)
+        .find(|w| w[0] == "--runs")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(10);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let release = root.join("target/release");
+
+    let mut options = Options::events(0);
+    options.resource_prefix = "coldstart".to_owned();
+    let stack = LocalStack::start(options).await?;
+    let ready = &stack.ready;
+    let env: HashMap<String, String> = [
+        ("AWS_ENDPOINT_URL", ready.aws_endpoint_url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("TABLE_NAME", ready.table_name.as_str()),
+        ("JOB_QUEUE_URL", ready.job_queue_url.as_str()),
+        ("SECRET_PREFIX", ready.secret_prefix.as_str()),
+        ("RAZORPAY_API_URL", ready.razorpay_sim_url.as_str()),
+        ("FLEXPRICE_API_URL", ready.flexprice_sim_url.as_str()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "coldstart"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "coldstart"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/coldstart"),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+
+    // Baseline: starting a process that does nothing.
+    let mut baseline = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let _ = tokio::process::Command::new("/bin/true").status().await;
+        baseline.push(start.elapsed());
+    }
+    let baseline = median(baseline);
+
+    let read = |name: &str| {
+        std::fs::read_to_string(root.join("events").join(name)).map_err(|e| format!("{name}: {e}"))
+    };
+    let cases: [(&str, String, u16); 3] = [
+        (
+            "webhook-receiver",
+            read("razorpay-payment-captured.json")?,
+            200,
+        ),
+        ("payment-link-api", read("get-connection.json")?, 200),
+        ("invoice-sync", read("sqs-sync-invoice.json")?, 0),
+    ];
+    println!("cold starts against a minimal Lambda Runtime API, median of {runs} runs");
+    println!(
+        "baseline: starting /bin/true and waiting for it: {:.2} ms",
+        ms(baseline)
+    );
+    println!(
+        "{:<18} {:>9} {:>9} {:>12} {:>10} {:>12} {:>11}",
+        "function", "init ms", "x base", "1st resp ms", "RSS MB", "size MB", "status"
+    );
+    let mut missed = Vec::new();
+    for (name, event, expected) in cases {
+        let binary: PathBuf = release.join(name);
+        let size = std::fs::metadata(&binary)
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (build it: cargo build --release --bins)",
+                    binary.display()
+                )
+            })?
+            .len();
+        let mut results = Vec::new();
+        let mut status = 0;
+        for _ in 0..runs {
+            let (run, answered) = run_once(&binary, &event, &env).await?;
+            status = answered;
+            results.push(run);
+        }
+        let init = median(results.iter().map(|r| r.init).collect());
+        let first = median(results.iter().map(|r| r.first_response).collect());
+        let rss = results.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
+        let rss_mb = rss as f64 / 1024.0;
+        let size_mb = size as f64 / 1_048_576.0;
+        println!(
+            "{name:<18} {:>9.2} {:>9.1} {:>12.2} {:>10.1} {:>12.2} {:>11}",
+            ms(init),
+            ms(init) / ms(baseline),
+            ms(first),
+            rss_mb,
+            size_mb,
+            if expected == 0 {
+                "batch".to_owned()
+            } else {
+                status.to_string()
+            }
+        );
+        if expected != 0 && status != expected {
+            missed.push(format!("{name} answered {status}, not {expected}"));
+        }
+        if ms(init) > 20.0 {
+            missed.push(format!("{name}: init {:.1} ms > 20 ms", ms(init)));
+        }
+        if rss_mb > 32.0 {
+            missed.push(format!("{name}: RSS {rss_mb:.1} MB > 32 MB"));
+        }
+        if size_mb > 8.0 {
+            missed.push(format!("{name}: {size_mb:.2} MB > 8 MB"));
+        }
+    }
+    println!("budgets: init <= 20 ms, RSS <= 32 MB, binary <= 8 MB");
+    if missed.is_empty() {
+        println!("all budgets met");
+    } else {
+        println!("MISSED: {}", missed.join("; "));
+    }
+    drop(stack);
+    Ok(())
+}
