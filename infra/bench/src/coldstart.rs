@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo build --release --bins -p webhook-receiver -p payment-link-api -p invoice-sync
-//! cargo run --release -p coldstart [-- --runs 10]
+//! cargo run -p bench --bin coldstart [-- --runs 10]
 //! ```
 
 use std::collections::HashMap;
