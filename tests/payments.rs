@@ -417,3 +417,26 @@ async fn an_invoice_synced_to_razorpay_still_gets_a_link_and_the_response_says_s
     );
     assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
 }
+
+#[tokio::test]
+async fn razorpay_throttling_the_link_create_is_retried_and_makes_one_link() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    // Sync the customer first so that the throttling lands on the link create.
+    assert_eq!(
+        post(&stack, &key, &seed_body(&stack, json!("1.00")))
+            .await
+            .0,
+        201
+    );
+    stack
+        .razorpay
+        .add_fault(simulators::Fault::Status { status: 429 }, 2);
+    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("2.00"))).await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(
+        count(&stack, "POST", "/v1/payment_links"),
+        2,
+        "one link per payment"
+    );
+}

@@ -439,3 +439,30 @@ async fn partial_payments_then_the_rest_pay_the_invoice_each_recorded_once() {
         ("1675.01".to_owned(), 2)
     );
 }
+
+#[tokio::test]
+async fn flexprice_hanging_during_the_record_is_retried_and_records_once() {
+    let stack = start("rec-").await;
+    let payment = link_payment(&stack, "33.00", "flexprice-hangs").await;
+    // The first record call hangs past the client's timeout (it does take effect).
+    stack
+        .flexprice
+        .add_fault(simulators::Fault::HangAfter { ms: 9000 }, 1);
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    control(&stack, &format!("payment_links/{link}/pay")).await;
+    payment_when(&stack, payment["id"].as_str().unwrap(), |p| {
+        p["payment_status"] == "SUCCEEDED"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The hung call took effect; the retry was answered with it (same idempotency key).
+    let (amount, _) = flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await;
+    assert_eq!(amount, "33.00", "recorded once");
+    let calls = stack
+        .flexprice
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/payments")
+        .count();
+    assert!(calls >= 2, "retried after the timeout: {calls} calls");
+}

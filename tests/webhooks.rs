@@ -261,3 +261,35 @@ async fn hostile_bodies_and_paths_get_clear_answers_and_leave_nothing_behind() {
         assert_eq!(claim.is_some(), kept, "{event_id}");
     }
 }
+
+#[tokio::test]
+async fn with_the_aws_endpoint_unreachable_a_webhook_is_a_retryable_503_and_its_retry_applies_once()
+{
+    let stack = stack().await;
+    // The same receiver, its AWS endpoint gone (a closed loopback port).
+    let gone = testkit::sdk_config("http://127.0.0.1:9").await;
+    let unreachable = shared::aws::Adapters::new(&gone, stack.adapters.config.clone());
+    let body = event(&stack, "payment.captured", "pay_Unreachable1");
+    let signature = razorpay_sign(&Secret::new(SECRET.to_owned()), body.as_bytes());
+    let delivery = shared::intake::Delivery {
+        tenant_id: "demo",
+        environment_id: "sandbox",
+        signature: Some(&signature),
+        event_id: Some("evt_unreachable"),
+        trace_id: None,
+        body: body.as_bytes(),
+    };
+    let problem = shared::intake::razorpay(&unreachable, delivery)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (problem.status, problem.retryable),
+        (503, true),
+        "{problem:?}"
+    );
+    // Razorpay retries once AWS is back: taken once.
+    let (status, first) = deliver(&stack, "demo", &body, SECRET, "evt_unreachable").await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("accepted")));
+    let (status, again) = deliver(&stack, "demo", &body, SECRET, "evt_unreachable").await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+}

@@ -404,7 +404,7 @@ async fn sync_once(
         ]),
     )
     .await?;
-    match create(
+    let created = create(
         adapters,
         scope,
         &clients,
@@ -413,7 +413,16 @@ async fn sync_once(
         resumed,
     )
     .await
-    {
+    .and_then(|done| {
+        if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
+            Err(Failure::retryable(
+                "failure point after the Razorpay create",
+            ))
+        } else {
+            Ok(done)
+        }
+    });
+    match created {
         Ok((razorpay, form)) => {
             let razorpay_invoice_id = razorpay.id.clone();
             let mut set = Item::from([

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod customers;
+pub mod failpoint;
 pub mod flexprice;
 pub mod http;
 pub mod intake;

@@ -375,6 +375,12 @@ async fn count(
         return Err(Failure::Permanent(reason));
     }
 
+    if crate::failpoint::hit(crate::failpoint::AFTER_FLEXPRICE_RECORD) {
+        return Err(Failure::retryable(
+            "failure point after the Flexprice record",
+        ));
+    }
+
     // 2. Count it on our payment, once.
     let version = payment.u64_attr(VERSION).unwrap_or(0);
     let previous = payment.str_attr(STATUS).unwrap_or("PENDING");

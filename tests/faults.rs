@@ -1,0 +1,92 @@
+//! Failure between two writes: the process stops (here: a failure point makes the job fail
+//! right there) after the first write and before the second. The retry must apply everything
+//! exactly once — counted in the simulators' request logs and in the table. One test, so that
+//! no other test of this binary passes through the armed points.
+
+use std::time::Duration;
+
+use serde_json::json;
+use shared::failpoint;
+use simulators::HasRecorder;
+use system_tests::{api, flexprice, flexprice_paid, link_payment, payment_when, wait_for};
+
+#[tokio::test]
+async fn a_job_stopped_between_two_writes_is_applied_once_on_retry() {
+    let stack = system_tests::start("faults-").await;
+
+    // 1. Money recorded in Flexprice, the job stops before counting it on our payment.
+    failpoint::arm(failpoint::AFTER_FLEXPRICE_RECORD, 2);
+    let payment = link_payment(&stack, "42.00", "stopped-after-record").await;
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    let (status, _) = system_tests::razorpay_control(
+        &stack,
+        &format!("/_sim/payment_links/{link}/pay"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let paid = payment_when(&stack, payment["id"].as_str().unwrap(), |p| {
+        p["payment_status"] == "SUCCEEDED"
+    })
+    .await;
+    assert_eq!(paid["amount_paid_minor"], 4200, "counted once");
+    assert!(
+        !failpoint::hit(failpoint::AFTER_FLEXPRICE_RECORD),
+        "both stops happened"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let invoice = &stack.ready.invoice_ids[0];
+    let (amount, recorded) = flexprice_paid(&stack, invoice).await;
+    assert_eq!(
+        (amount.as_str(), recorded),
+        ("42.00", 1),
+        "recorded once in Flexprice"
+    );
+    let record_calls = stack
+        .flexprice
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/payments")
+        .count();
+    assert!(
+        record_calls >= 3,
+        "the stopped jobs recorded again, deduplicated: {record_calls}"
+    );
+
+    // 2. The Razorpay invoice created, the job stops before the sync record says so.
+    failpoint::arm(failpoint::AFTER_RAZORPAY_INVOICE_CREATE, 1);
+    let (status, created) = flexprice(
+        &stack,
+        "POST",
+        "/v1/invoices",
+        Some(
+            &json!({"customer_id": stack.ready.customer_id, "currency": "inr",
+            "line_items": [{"display_name": "Plan", "amount": "300.00"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    flexprice(&stack, "POST", &format!("/v1/invoices/{id}/finalize"), None).await;
+    let view = wait_for("the invoice to sync", Duration::from_secs(30), || async {
+        let (_, view) = api(&stack, "GET", &format!("/api/v1/invoices/{id}/sync"), None).await;
+        (view["state"] == "SYNCED").then_some(view)
+    })
+    .await;
+    assert_eq!(view["attempts"], 2, "{view}");
+    let requests = stack.razorpay.requests();
+    let creates = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/invoices")
+        .count();
+    assert_eq!(
+        creates, 1,
+        "the retry found the invoice by receipt, did not create another"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/v1/invoices" && r.query.contains(&format!("receipt={id}"))),
+        "looked up by receipt"
+    );
+}
