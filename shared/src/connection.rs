@@ -54,7 +54,7 @@ pub struct Credentials {
     pub razorpay_account_id: Option<String>,
 }
 
-/// A scope's Razorpay and Flexprice clients, built once per request or job.
+/// A scope's Razorpay and Flexprice clients (kept in the [`ClientCache`]).
 pub struct Clients {
     pub razorpay: RazorpayClient,
     pub flexprice: FlexpriceClient,
@@ -85,18 +85,64 @@ impl Clients {
     }
 }
 
+/// Clients kept for the life of a Lambda instance, one pair per set of credentials: a warm
+/// instance reuses its TLS set-up and its keep-alive connections to Razorpay and Flexprice
+/// instead of building both for every request. Keyed by a hash of the URLs and credentials, so
+/// changed credentials get new clients; bounded, and emptied when full.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Clients>>>,
+}
+
+const CLIENT_CACHE_MAX: usize = 256;
+
+impl ClientCache {
+    pub fn get(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+    ) -> Result<std::sync::Arc<Clients>, ClientsError> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [
+            config.razorpay_api_url.as_str(),
+            config.flexprice_api_url.as_str(),
+            credentials.key_id.as_str(),
+            credentials.key_secret.expose().as_str(),
+            credentials.flexprice_api_key.expose().as_str(),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        let key = hex::encode(hasher.finalize());
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(clients) = entries.get(&key) {
+            return Ok(clients.clone());
+        }
+        if entries.len() >= CLIENT_CACHE_MAX {
+            entries.clear();
+        }
+        let clients = std::sync::Arc::new(Clients::new(config, credentials)?);
+        entries.insert(key, clients.clone());
+        Ok(clients)
+    }
+}
+
 /// A connected scope's clients, for a worker job: not connected is permanent, a storage or
 /// Secrets Manager hiccup is retryable.
 pub async fn job_clients(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Clients, crate::jobs::Failure> {
+) -> Result<std::sync::Arc<Clients>, crate::jobs::Failure> {
     use crate::jobs::Failure;
     let credentials = credentials(adapters, scope)
         .await
         .map_err(|p| Failure::retryable(p.detail))?
         .ok_or_else(|| Failure::permanent("the tenant is not connected to Razorpay"))?;
-    Clients::new(&adapters.config, &credentials).map_err(Failure::retryable)
+    adapters
+        .clients
+        .get(&adapters.config, &credentials)
+        .map_err(Failure::retryable)
 }
 
 /// The secret's name for a scope.
@@ -504,4 +550,40 @@ pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Prob
         .delete(&settings_key(scope), &[])
         .await
         .map_err(|e| store_problem(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(key_secret: &str) -> Credentials {
+        Credentials {
+            key_id: "rzp_test_1".to_owned(),
+            key_secret: Secret::new(key_secret.to_owned()),
+            webhook_secrets: vec![Secret::new("w".to_owned())],
+            flexprice_api_key: Secret::new("fp".to_owned()),
+            flexprice_webhook_secret: None,
+            razorpay_account_id: None,
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            table_name: "t".to_owned(),
+            job_queue_url: "q".to_owned(),
+            secret_prefix: "p".to_owned(),
+            razorpay_api_url: "http://127.0.0.1:1".to_owned(),
+            flexprice_api_url: "http://127.0.0.1:2".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_same_credentials_reuse_their_clients_and_new_ones_get_new_clients() {
+        let cache = ClientCache::default();
+        let first = cache.get(&config(), &credentials("s1")).unwrap();
+        let again = cache.get(&config(), &credentials("s1")).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        let rotated = cache.get(&config(), &credentials("s2")).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &rotated));
+    }
 }

@@ -352,7 +352,10 @@ pub async fn create(
                 "this tenant and environment have no Razorpay connection",
             )
         })?;
-    let clients = Clients::new(&adapters.config, &credentials).map_err(|_| Problem::internal())?;
+    let clients = adapters
+        .clients
+        .get(&adapters.config, &credentials)
+        .map_err(|_| Problem::internal())?;
     let invoice = match clients.flexprice.get_invoice(&request.invoice_id).await {
         Ok(invoice) => invoice,
         Err(FlexpriceError::Api { status: 404, .. }) => {

@@ -23,7 +23,7 @@ use crate::aws::Adapters;
 use crate::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
 };
-use crate::connection::{self, Clients};
+use crate::connection;
 use crate::flexprice::wire::RecordPaymentRequest;
 use crate::invoice_sync;
 use crate::jobs::Failure;
@@ -339,7 +339,8 @@ async fn count(
     let captured = Money::from_minor(razorpay.amount, currency);
 
     // 1. Flexprice, exactly once thanks to its idempotency key.
-    let Clients { flexprice, .. } = connection::job_clients(adapters, scope).await?;
+    let clients = connection::job_clients(adapters, scope).await?;
+    let flexprice = &clients.flexprice;
     let invoice_id = payment.str_attr("invoice_id").unwrap_or_default();
     let metadata = [
         ("razorpay_payment_id", razorpay.id.as_str()),

@@ -133,6 +133,8 @@ pub struct Adapters {
     pub secrets: std::sync::Arc<secrets::SecretsCache>,
     pub idempotency: idempotency::Idempotency,
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// The tenants' Razorpay and Flexprice clients, kept while the instance lives.
+    pub clients: std::sync::Arc<crate::connection::ClientCache>,
 }
 
 /// How long a secret is served from memory before it is read again (the AWS Parameters and
@@ -170,6 +172,7 @@ impl Adapters {
             store,
             clock,
             config,
+            clients: std::sync::Arc::default(),
         }
     }
 
