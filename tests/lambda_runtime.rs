@@ -52,23 +52,13 @@ fn path_with(bin: &Path) -> String {
 }
 
 fn start_watch(stack: &LocalStack, bin: &Path, port: u16) -> Watch {
-    let ready = &stack.ready;
-    let env = [
-        ("AWS_ENDPOINT_URL", ready.aws_endpoint_url.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("TABLE_NAME", ready.table_name.as_str()),
-        ("JOB_QUEUE_URL", ready.job_queue_url.as_str()),
-        ("SECRET_PREFIX", ready.secret_prefix.as_str()),
-        ("RAZORPAY_API_URL", ready.razorpay_sim_url.as_str()),
-        ("FLEXPRICE_API_URL", ready.flexprice_sim_url.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={v}"))
-    .collect::<Vec<_>>()
-    .join(",");
+    let env = stack
+        .ready
+        .function_env()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let log = testkit::target_dir().join(format!("cargo-lambda-watch-{port}.log"));
     let log_file = std::fs::File::create(&log).expect("the watch log");
     let mut command = Command::new("cargo");

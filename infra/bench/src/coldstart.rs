@@ -206,27 +206,17 @@ async fn main() -> Result<(), String> {
     options.resource_prefix = "coldstart".to_owned();
     let stack = LocalStack::start(options).await?;
     let ready = &stack.ready;
-    let env: HashMap<String, String> = [
-        ("AWS_ENDPOINT_URL", ready.aws_endpoint_url.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("TABLE_NAME", ready.table_name.as_str()),
-        ("JOB_QUEUE_URL", ready.job_queue_url.as_str()),
-        ("SECRET_PREFIX", ready.secret_prefix.as_str()),
-        ("RAZORPAY_API_URL", ready.razorpay_sim_url.as_str()),
-        ("FLEXPRICE_API_URL", ready.flexprice_sim_url.as_str()),
+    let mut env: HashMap<String, String> = ready.function_env().into_iter().collect();
+    for (k, v) in [
         ("AWS_LAMBDA_FUNCTION_NAME", "coldstart"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         ("AWS_LAMBDA_LOG_STREAM_NAME", "coldstart"),
         ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/coldstart"),
         ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
 
     // Baseline: starting a process that does nothing.
     let mut baseline = Vec::new();

@@ -101,34 +101,37 @@ impl Demo<'_> {
         None
     }
 
-    async fn payment_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
-        let path = format!("/api/v1/payments/{id}");
+    /// Polls `GET url` (the tenant API, or Flexprice when `flexprice`) until `done` holds.
+    async fn get_when(
+        &self,
+        flexprice: bool,
+        path: String,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
         let found = self
             .until(|| {
-                let path = path.clone();
-                let done = &done;
+                let (path, done) = (&path, &done);
                 async move {
-                    let (_, payment) = self.api("GET", &path, None).await.ok()?;
-                    done(&payment).then_some(payment)
+                    let (_, value) = if flexprice {
+                        self.flexprice("GET", path, None).await.ok()?
+                    } else {
+                        self.api("GET", path, None).await.ok()?
+                    };
+                    done(&value).then_some(value)
                 }
             })
             .await;
-        found.ok_or_else(|| format!("payment {id} did not change as expected"))
+        found.ok_or_else(|| format!("{path} did not change as expected"))
+    }
+
+    async fn payment_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
+        self.get_when(false, format!("/api/v1/payments/{id}"), done)
+            .await
     }
 
     async fn invoice_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
-        let path = format!("/v1/invoices/{id}");
-        let found = self
-            .until(|| {
-                let path = path.clone();
-                let done = &done;
-                async move {
-                    let (_, invoice) = self.flexprice("GET", &path, None).await.ok()?;
-                    done(&invoice).then_some(invoice)
-                }
-            })
-            .await;
-        found.ok_or_else(|| format!("Flexprice invoice {id} did not change as expected"))
+        self.get_when(true, format!("/v1/invoices/{id}"), done)
+            .await
     }
 }
 

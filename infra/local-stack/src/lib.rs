@@ -111,6 +111,28 @@ pub struct Ready {
     pub secret_prefix: String,
 }
 
+impl Ready {
+    /// The environment a function process needs to run against this stack, as Lambda (and
+    /// `template.yaml`) would give it: the emulator, dummy credentials, the resources, the APIs.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.aws_endpoint_url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("TABLE_NAME", self.table_name.as_str()),
+            ("JOB_QUEUE_URL", self.job_queue_url.as_str()),
+            ("SECRET_PREFIX", self.secret_prefix.as_str()),
+            ("RAZORPAY_API_URL", self.razorpay_sim_url.as_str()),
+            ("FLEXPRICE_API_URL", self.flexprice_sim_url.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
 /// A running stack. Dropping it stops the servers and the poller; moto stops with the process.
 pub struct LocalStack {
     pub ready: Ready,
