@@ -225,20 +225,18 @@ async fn each_validation_rule_names_its_field() {
     assert_eq!(count(&stack, "POST", "/v1/payment_links"), 0);
 }
 
-#[tokio::test]
-async fn a_razorpay_500_on_the_link_still_makes_exactly_one_link() {
+/// After a first payment (which syncs the customer), `times` faults on the next Razorpay
+/// calls land on the second payment's link create: it still answers 201 with one link.
+async fn one_link_despite(fault: simulators::Fault, times: u32) {
     let stack = stack().await;
     let key = stack.ready.api_key.clone();
-    // Sync the customer first so the next fault lands on the link create.
     assert_eq!(
         post(&stack, &key, &seed_body(&stack, json!("1.00")))
             .await
             .0,
         201
     );
-    stack
-        .razorpay
-        .add_fault(simulators::Fault::Status { status: 500 }, 1);
+    stack.razorpay.add_fault(fault, times);
     let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("2.00"))).await;
     assert_eq!(status, 201, "{payment}");
     assert_eq!(
@@ -246,6 +244,11 @@ async fn a_razorpay_500_on_the_link_still_makes_exactly_one_link() {
         2,
         "one link per payment"
     );
+}
+
+#[tokio::test]
+async fn a_razorpay_500_on_the_link_still_makes_exactly_one_link() {
+    one_link_despite(simulators::Fault::Status { status: 500 }, 1).await;
 }
 
 #[tokio::test]
@@ -420,23 +423,5 @@ async fn an_invoice_synced_to_razorpay_still_gets_a_link_and_the_response_says_s
 
 #[tokio::test]
 async fn razorpay_throttling_the_link_create_is_retried_and_makes_one_link() {
-    let stack = stack().await;
-    let key = stack.ready.api_key.clone();
-    // Sync the customer first so that the throttling lands on the link create.
-    assert_eq!(
-        post(&stack, &key, &seed_body(&stack, json!("1.00")))
-            .await
-            .0,
-        201
-    );
-    stack
-        .razorpay
-        .add_fault(simulators::Fault::Status { status: 429 }, 2);
-    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("2.00"))).await;
-    assert_eq!(status, 201, "{payment}");
-    assert_eq!(
-        count(&stack, "POST", "/v1/payment_links"),
-        2,
-        "one link per payment"
-    );
+    one_link_despite(simulators::Fault::Status { status: 429 }, 2).await;
 }
