@@ -325,17 +325,34 @@ async fn a_capture_after_the_link_expired_records_the_money_and_flags_review() {
     );
 }
 
-#[tokio::test]
-async fn flexprice_down_for_a_while_then_back_records_the_payment_once() {
+/// A new stack where a link payment of `amount` is paid while Flexprice answers the next
+/// `times` calls with `fault`; answers the stack and our payment id.
+async fn paid_while_flexprice_faults(
+    amount: &str,
+    key: &str,
+    fault: simulators::Fault,
+    times: u32,
+) -> (LocalStack, String) {
     let stack = start("rec-").await;
-    let payment = link_payment(&stack, "75.00", "flexprice-down").await;
-    // Two job attempts' worth of 503s (the client tries three times per attempt).
-    stack
-        .flexprice
-        .add_fault(simulators::Fault::Status { status: 503 }, 6);
+    let payment = link_payment(&stack, amount, key).await;
+    stack.flexprice.add_fault(fault, times);
     let link = payment["gateway_tracking_id"].as_str().unwrap();
     control(&stack, &format!("payment_links/{link}/pay")).await;
-    let id = payment["id"].as_str().unwrap();
+    let id = payment["id"].as_str().unwrap().to_owned();
+    (stack, id)
+}
+
+#[tokio::test]
+async fn flexprice_down_for_a_while_then_back_records_the_payment_once() {
+    // Two job attempts' worth of 503s (the client tries three times per attempt).
+    let (stack, id) = paid_while_flexprice_faults(
+        "75.00",
+        "flexprice-down",
+        simulators::Fault::Status { status: 503 },
+        6,
+    )
+    .await;
+    let id = id.as_str();
     payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
     assert!(
         stack.poller.snapshot().3 >= 1,
@@ -348,14 +365,14 @@ async fn flexprice_down_for_a_while_then_back_records_the_payment_once() {
 
 #[tokio::test]
 async fn a_permanent_flexprice_refusal_is_parked_noted_and_recorded_once_after_a_redrive() {
-    let stack = start("rec-").await;
-    let payment = link_payment(&stack, "60.00", "flexprice-refuses").await;
-    stack
-        .flexprice
-        .add_fault(simulators::Fault::Status { status: 400 }, 100);
-    let link = payment["gateway_tracking_id"].as_str().unwrap();
-    control(&stack, &format!("payment_links/{link}/pay")).await;
-    let id = payment["id"].as_str().unwrap();
+    let (stack, id) = paid_while_flexprice_faults(
+        "60.00",
+        "flexprice-refuses",
+        simulators::Fault::Status { status: 400 },
+        100,
+    )
+    .await;
+    let id = id.as_str();
     let noted = payment_when(&stack, id, |p| p["last_error"].is_string()).await;
     assert!(
         noted["last_error"]
@@ -442,18 +459,15 @@ async fn partial_payments_then_the_rest_pay_the_invoice_each_recorded_once() {
 
 #[tokio::test]
 async fn flexprice_hanging_during_the_record_is_retried_and_records_once() {
-    let stack = start("rec-").await;
-    let payment = link_payment(&stack, "33.00", "flexprice-hangs").await;
     // The first record call hangs past the client's timeout (it does take effect).
-    stack
-        .flexprice
-        .add_fault(simulators::Fault::HangAfter { ms: 9000 }, 1);
-    let link = payment["gateway_tracking_id"].as_str().unwrap();
-    control(&stack, &format!("payment_links/{link}/pay")).await;
-    payment_when(&stack, payment["id"].as_str().unwrap(), |p| {
-        p["payment_status"] == "SUCCEEDED"
-    })
+    let (stack, id) = paid_while_flexprice_faults(
+        "33.00",
+        "flexprice-hangs",
+        simulators::Fault::HangAfter { ms: 9000 },
+        1,
+    )
     .await;
+    payment_when(&stack, &id, |p| p["payment_status"] == "SUCCEEDED").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The hung call took effect; the retry was answered with it (same idempotency key).
     let (amount, _) = flexprice_paid(&stack, &stack.ready.invoice_ids[0]).await;
