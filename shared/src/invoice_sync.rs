@@ -441,6 +441,12 @@ async fn sync_once(
                 set.insert("payment_url".to_owned(), s(url));
             }
             let version = claimed.u64_attr(VERSION).unwrap_or(0);
+            // What the record is once the transaction below is written (no read-back).
+            let mut stored = claimed.clone();
+            stored.extend(set.clone());
+            stored.remove("lease_until");
+            stored.remove("last_error");
+            stored.insert(VERSION.to_owned(), n(version + 1));
             adapters
                 .store
                 .transact(vec![
@@ -461,12 +467,6 @@ async fn sync_once(
                 .await
                 .map_err(|e| Failure::retryable(format!("could not record the sync: {e}")))?;
             tracing::info!(%razorpay_invoice_id, form = form.name(), "invoice synced to Razorpay");
-            let stored = adapters
-                .store
-                .get(key)
-                .await
-                .map_err(Failure::retryable)?
-                .ok_or_else(|| Failure::retryable("the sync record vanished"))?;
             write_metadata(adapters, &clients, key, &stored, invoice_id).await?;
             Ok(Synced::Created {
                 razorpay_invoice_id,

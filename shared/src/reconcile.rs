@@ -57,6 +57,13 @@ struct Wrapped<T> {
     entity: T,
 }
 
+/// The entity an event must carry, or a permanent failure naming what is missing.
+fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
+    wrapped
+        .map(|w| w.entity)
+        .ok_or_else(|| Failure::Permanent(format!("the event carries no {what}")))
+}
+
 /// Razorpay leaves unset strings `""` or `null`; both are `None` here.
 fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.filter(|v| !v.is_empty()))
@@ -151,10 +158,7 @@ async fn captured(
     scope: &TenantScope,
     payload: Payload,
 ) -> Result<Applied, Failure> {
-    let razorpay = payload
-        .payment
-        .ok_or_else(|| Failure::permanent("the event carries no payment"))?
-        .entity;
+    let razorpay = entity(payload.payment, "payment")?;
     if razorpay.status != "captured" {
         return Err(Failure::Permanent(format!(
             "payment {} is {}, not captured",
@@ -493,10 +497,7 @@ async fn invoice_expired(
     scope: &TenantScope,
     payload: Payload,
 ) -> Result<Applied, Failure> {
-    let invoice = payload
-        .invoice
-        .ok_or_else(|| Failure::permanent("the event carries no invoice"))?
-        .entity;
+    let invoice = entity(payload.invoice, "invoice")?;
     let Some((flexprice_invoice, _)) =
         invoice_sync::flexprice_invoice_of(adapters, scope, &invoice.id)
             .await
@@ -515,10 +516,7 @@ async fn record_attempt(
     scope: &TenantScope,
     payload: Payload,
 ) -> Result<Applied, Failure> {
-    let failed = payload
-        .payment
-        .ok_or_else(|| Failure::Permanent("the event carries no payment".into()))?
-        .entity;
+    let failed = entity(payload.payment, "payment")?;
     let Some((key, item)) = find_link_payment(adapters, scope, &failed, None).await? else {
         if let Some(invoice) = &failed.invoice_id {
             // A failed try on a synced invoice: the invoice stays payable; nothing to change.
@@ -569,10 +567,7 @@ async fn link_ended(
     payload: Payload,
     event: &str,
 ) -> Result<Applied, Failure> {
-    let link = payload
-        .payment_link
-        .ok_or_else(|| Failure::Permanent("the event carries no payment link".into()))?
-        .entity;
+    let link = entity(payload.payment_link, "payment link")?;
     let Some((key, item)) =
         our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?
     else {
