@@ -163,3 +163,20 @@ async fn a_failing_job_goes_through_the_poller_to_the_worker_and_lands_in_the_dl
     assert!(batches >= 5, "{batches}");
     assert_eq!((messages, succeeded, failed), (5, 0, 5));
 }
+
+/// Two rounds of the stress run (`local-stack stress`, which runs ten): concurrent identical
+/// requests, manual syncs racing webhook-driven ones, webhooks twice and reversed, the same
+/// capture under other event ids, a late failure, injected 503s; each round settles every
+/// payment and sync exactly once with nothing in the DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_rounds_settle_every_payment_and_sync_exactly_once() {
+    let stack = stack().await;
+    let driver = local_stack::driver::Driver::new(&stack).unwrap();
+    for number in 1..=2 {
+        let done =
+            local_stack::stress::round(&driver, local_stack::stress::Plan::default(), number)
+                .await
+                .unwrap_or_else(|e| panic!("round {number}: {e}"));
+        assert!(done.contains("paid once each"), "{done}");
+    }
+}

@@ -18,6 +18,7 @@ use shared::jobs::{Job, Task};
 use shared::problem::{Classify, ErrorClass};
 use shared::{invoice_sync, reconcile};
 use thiserror::Error;
+use tracing::Instrument;
 
 /// Why one job failed.
 #[derive(Debug, Error)]
@@ -77,7 +78,8 @@ where
                 .message_attributes
                 .get(TRACE_ID_ATTRIBUTE)
                 .and_then(|a| a.string_value.clone());
-            let task = parse_job(&message).map(|job| tokio::spawn(run(job)));
+            // In the batch's span, so that a job's log lines carry whatever the caller put there.
+            let task = parse_job(&message).map(|job| tokio::spawn(run(job).in_current_span()));
             (id, trace_id, task)
         })
         .collect();

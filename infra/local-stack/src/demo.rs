@@ -2,21 +2,24 @@
 //! as a tenant's backend, Razorpay and Flexprice would, says what each step did, and ends with
 //! a table. A step that did not happen is reported as failed, never as done.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
 
 use crate::LocalStack;
-
-/// How long a step may wait for the worker.
-const WAIT: Duration = Duration::from_secs(20);
+use crate::driver::{Driver, text};
 
 struct Demo<'a> {
-    stack: &'a LocalStack,
-    http: reqwest::Client,
+    driver: Driver<'a>,
     rows: Vec<(String, Result<String, String>)>,
+}
+
+impl<'a> std::ops::Deref for Demo<'a> {
+    type Target = Driver<'a>;
+
+    fn deref(&self) -> &Driver<'a> {
+        &self.driver
+    }
 }
 
 impl Demo<'_> {
@@ -27,130 +30,19 @@ impl Demo<'_> {
         }
         self.rows.push((step.to_owned(), outcome));
     }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        url: String,
-        key: Option<&str>,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), String> {
-        let mut request = self.http.request(method, url);
-        if let Some(key) = key {
-            request = request.header("x-api-key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-
-    /// The tenant API, with the demo tenant's key.
-    async fn api(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), String> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let url = format!("{}{path}", self.stack.ready.gateway_url);
-        self.call(method, url, Some(&self.stack.ready.api_key), body)
-            .await
-    }
-
-    /// The Flexprice simulator's API.
-    async fn flexprice(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), String> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let url = format!("{}{path}", self.stack.ready.flexprice_sim_url);
-        self.call(method, url, Some(&self.stack.flexprice_api_key), body)
-            .await
-    }
-
-    /// A customer's action in the Razorpay simulator (pay, fail...).
-    async fn razorpay_action(&self, path: &str, body: Value) -> Result<Value, String> {
-        let url = format!("{}/_sim/{path}", self.stack.ready.razorpay_sim_url);
-        match self
-            .call(reqwest::Method::POST, url, None, Some(&body))
-            .await?
-        {
-            (200, answer) => Ok(answer),
-            (status, answer) => Err(format!("the simulator answered {status}: {answer}")),
-        }
-    }
-
-    /// Polls `probe` until it gives a value.
-    async fn until<T, F, Fut>(&self, mut probe: F) -> Option<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Some(value) = probe().await {
-                return Some(value);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        None
-    }
-
-    /// Polls `GET url` (the tenant API, or Flexprice when `flexprice`) until `done` holds.
-    async fn get_when(
-        &self,
-        flexprice: bool,
-        path: String,
-        done: impl Fn(&Value) -> bool,
-    ) -> Result<Value, String> {
-        let found = self
-            .until(|| {
-                let (path, done) = (&path, &done);
-                async move {
-                    let (_, value) = if flexprice {
-                        self.flexprice("GET", path, None).await.ok()?
-                    } else {
-                        self.api("GET", path, None).await.ok()?
-                    };
-                    done(&value).then_some(value)
-                }
-            })
-            .await;
-        found.ok_or_else(|| format!("{path} did not change as expected"))
-    }
-
-    async fn payment_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
-        self.get_when(false, format!("/api/v1/payments/{id}"), done)
-            .await
-    }
-
-    async fn invoice_when(&self, id: &str, done: impl Fn(&Value) -> bool) -> Result<Value, String> {
-        self.get_when(true, format!("/v1/invoices/{id}"), done)
-            .await
-    }
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or("?")
 }
 
 /// Runs the demo against a started stack; `true` when every step did what it says.
 pub async fn run(stack: &LocalStack) -> bool {
-    let http = match shared::http::client(shared::http::Timeouts::default()) {
-        Ok(http) => http,
+    let driver = match Driver::new(stack) {
+        Ok(driver) => driver,
         Err(e) => {
             println!("  [FAILED] HTTP client: {e}");
             return false;
         }
     };
     let mut demo = Demo {
-        stack,
-        http,
+        driver,
         rows: Vec::new(),
     };
     println!(
@@ -383,27 +275,9 @@ async fn duplicate_webhook(
                 "environment_id": stack.ready.environment_id}}}},
         "created_at": 1764060000})
     .to_string();
-    let signature = razorpay_sign(
-        &Secret::new(stack.ready.webhook_secret.clone()),
-        body.as_bytes(),
-    );
-    let url = format!(
-        "{}/v1/webhooks/razorpay/{}/{}",
-        stack.ready.gateway_url, stack.ready.tenant_id, stack.ready.environment_id
-    );
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let response = demo
-            .http
-            .post(&url)
-            .header("x-razorpay-signature", &signature)
-            .header("x-razorpay-event-id", "evt_demo_replayed")
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, answer) = demo.deliver_razorpay("evt_demo_replayed", &body).await?;
         answers.push(format!("{status} {}", text(&answer["status"])));
     }
     if answers != ["200 accepted", "200 duplicate"] {
@@ -451,16 +325,9 @@ async fn sync_new_invoice(demo: &Demo<'_>) -> Result<(String, Value), String> {
     let id = text(&created["id"]).to_owned();
     demo.flexprice("POST", &format!("/v1/invoices/{id}/finalize"), None)
         .await?;
-    let path = format!("/api/v1/invoices/{id}/sync");
     let view = demo
-        .until(|| {
-            let path = path.clone();
-            async move {
-                let (_, view) = demo.api("GET", &path, None).await.ok()?;
-                (view["state"] == "SYNCED").then_some(view)
-            }
-        })
+        .sync_when(&id, |view| view["state"] == "SYNCED")
         .await
-        .ok_or_else(|| format!("invoice {id} did not sync"))?;
+        .map_err(|_| format!("invoice {id} did not sync"))?;
     Ok((id, view))
 }

@@ -15,6 +15,9 @@ use serde_json::json;
 use shared::aws::Adapters;
 use shared::problem::Problem;
 use shared::routing::{Route, match_route};
+use tracing::Instrument;
+
+use crate::logs;
 
 /// Which function serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +105,34 @@ pub async fn serve(
             return into_axum(Problem::internal().to_response().map(Body::from));
         }
     };
-    let response = match function {
-        Function::WebhookReceiver => webhook_receiver::handle(&adapters, request).await,
-        Function::PaymentLinkApi => payment_link_api::handle(&adapters, request).await,
+    let started = std::time::Instant::now();
+    let (response, span) = match function {
+        Function::WebhookReceiver => {
+            let span = logs::function_span(logs::WEBHOOK_RECEIVER);
+            let response = webhook_receiver::handle(&adapters, request)
+                .instrument(span.clone())
+                .await;
+            (response, span)
+        }
+        Function::PaymentLinkApi => {
+            let span = logs::function_span(logs::PAYMENT_LINK_API);
+            let response = payment_link_api::handle(&adapters, request)
+                .instrument(span.clone())
+                .await;
+            (response, span)
+        }
     };
+    // What API Gateway's access log would say (the path, never the query or a header).
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = route.template,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
     into_axum(response).into_response()
 }
 

@@ -4,11 +4,15 @@
 //! and an SQS poller feeding the worker. Seeds a demo tenant.
 
 pub mod demo;
+pub mod driver;
 pub mod gateway;
+pub mod logs;
 pub mod poller;
 pub mod redrive;
+pub mod stress;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -42,6 +46,9 @@ pub struct Options {
     /// Names the table, the queues and the secret prefix; stacks sharing one emulator (tests)
     /// need different ones.
     pub resource_prefix: String,
+    /// The file the functions' log lines go to, when the caller installed [`logs::init`] for
+    /// it (the `local-stack` command does); named in the READY line.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -59,6 +66,7 @@ impl Options {
             razorpay_account_id: None,
             visibility_timeout_secs: 1,
             resource_prefix: "flexrzp-local".to_owned(),
+            log_file: None,
         }
     }
 
@@ -109,6 +117,9 @@ pub struct Ready {
     pub table_name: String,
     pub job_queue_url: String,
     pub secret_prefix: String,
+    /// The file holding every function's JSON log lines (null when the caller keeps the logs
+    /// itself, as the tests do).
+    pub log_file: Option<String>,
 }
 
 impl Ready {
@@ -308,6 +319,10 @@ impl LocalStack {
                 table_name: table.clone(),
                 job_queue_url: queues.url.clone(),
                 secret_prefix: secret_prefix.clone(),
+                log_file: options
+                    .log_file
+                    .as_ref()
+                    .map(|path| path.display().to_string()),
             },
             adapters,
             queues,

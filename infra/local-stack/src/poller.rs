@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use shared::aws::Adapters;
+use tracing::Instrument;
+
+use crate::logs;
 
 /// What the poller has done so far.
 #[derive(Debug, Default)]
@@ -100,7 +103,10 @@ pub async fn run(
             .iter()
             .map(|m| to_lambda_message(m, &queue_arn, "us-east-1"))
             .collect();
-        let failed: HashSet<String> = match invoice_sync::handle(adapters.clone(), event).await {
+        let handled = invoice_sync::handle(adapters.clone(), event)
+            .instrument(logs::function_span(logs::INVOICE_SYNC))
+            .await;
+        let failed: HashSet<String> = match handled {
             Ok(response) => response
                 .batch_item_failures
                 .into_iter()

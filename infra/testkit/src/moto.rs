@@ -1,4 +1,12 @@
 //! Finding, installing and starting the moto server.
+//!
+//! moto is started through the project's launcher (`infra/testkit/moto_server.py`), never as
+//! the plain `moto_server`: plain moto lets concurrent DynamoDB requests interfere (a cancelled
+//! transaction restores a copy of the whole table taken when it began, wiping out writes that
+//! other requests committed meanwhile, so acknowledged writes are lost). The launcher serves
+//! moto's own application with DynamoDB requests run one at a time, which gives DynamoDB its
+//! real isolation (serializable per item, all-or-nothing per transaction); SQS and Secrets
+//! Manager are left concurrent. `shared/tests/emulator.rs` holds the regression test.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -12,6 +20,12 @@ use std::time::{Duration, Instant};
 
 /// The pinned emulator (measured to work with the Rust SDK: `reference/tooling.md` §1).
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
+/// The launcher, written next to the virtualenv's interpreter when the server starts.
+const LAUNCHER: &str = include_str!("../moto_server.py");
+const LAUNCHER_FILE: &str = "flexrzp_moto_server.py";
+/// `FLEXRZP_MOTO_SERVER=plain` starts the plain `moto_server` instead of the launcher: only to
+/// show what the launcher fixes (the emulator regression test then fails).
+const SERVER_VARIANT: &str = "FLEXRZP_MOTO_SERVER";
 const START_ATTEMPTS: usize = 4;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,15 +99,37 @@ fn ready(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
-/// Starts `moto_server` on a free port and waits until it answers.
-fn start(server: &Path) -> Result<Moto, String> {
+/// How to run the server: the virtualenv's python with the launcher, or (when asked for) the
+/// plain `moto_server` next to it.
+fn server_command(moto_server: &Path) -> Result<Vec<PathBuf>, String> {
+    if std::env::var(SERVER_VARIANT).is_ok_and(|v| v == "plain") {
+        return Ok(vec![moto_server.to_path_buf()]);
+    }
+    let bin = moto_server
+        .parent()
+        .ok_or_else(|| format!("{} has no folder", moto_server.display()))?;
+    let launcher = bin.join(LAUNCHER_FILE);
+    if fs::read_to_string(&launcher).ok().as_deref() != Some(LAUNCHER) {
+        // Written under a unique name, then renamed: test binaries starting at once never
+        // see a half-written launcher.
+        let partial = bin.join(format!("{LAUNCHER_FILE}.{}", std::process::id()));
+        fs::write(&partial, LAUNCHER)
+            .and_then(|()| fs::rename(&partial, &launcher))
+            .map_err(|e| format!("cannot write {}: {e}", launcher.display()))?;
+    }
+    Ok(vec![bin.join("python"), launcher])
+}
+
+/// Starts the server on a free port and waits until it answers.
+fn start(moto_server: &Path) -> Result<Moto, String> {
+    let server = server_command(moto_server)?;
     let logs = target_dir().join("moto-logs");
     fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
     let mut last_error = String::new();
     for _ in 0..START_ATTEMPTS {
         let port = free_port()?;
         let log = logs.join(format!("moto-{}-{port}.log", std::process::id()));
-        match spawn_and_wait(server, port, &log) {
+        match spawn_and_wait(&server, port, &log) {
             Ok(pid) => {
                 return Ok(Moto {
                     endpoint: format!("http://127.0.0.1:{port}"),
@@ -106,13 +142,17 @@ fn start(server: &Path) -> Result<Moto, String> {
     Err(last_error)
 }
 
-fn spawn_and_wait(server: &Path, port: u16, log: &Path) -> Result<u32, String> {
+fn spawn_and_wait(server: &[PathBuf], port: u16, log: &Path) -> Result<u32, String> {
+    let (program, launcher) = server
+        .split_first()
+        .ok_or_else(|| "no server command".to_owned())?;
     let log_file = File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
     let log_err = log_file
         .try_clone()
         .map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    let mut command = Command::new(server);
+    let mut command = Command::new(program);
     command
+        .args(launcher)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(log_file)
@@ -128,7 +168,7 @@ fn spawn_and_wait(server: &Path, port: u16, log: &Path) -> Result<u32, String> {
             Ok(())
         });
     }
-    let program = server.to_path_buf();
+    let program = program.clone();
     let (started_tx, started_rx) = mpsc::channel();
     let (exited_tx, exited_rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -155,7 +195,7 @@ fn spawn_and_wait(server: &Path, port: u16, log: &Path) -> Result<u32, String> {
         if let Ok(status) = exited_rx.try_recv() {
             let output = fs::read_to_string(log).unwrap_or_default();
             return Err(format!(
-                "moto_server exited ({status}) before answering on port {port}:\n{output}"
+                "the moto server exited ({status}) before answering on port {port}:\n{output}"
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -165,7 +205,7 @@ fn spawn_and_wait(server: &Path, port: u16, log: &Path) -> Result<u32, String> {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
     Err(format!(
-        "moto_server did not answer on port {port} within {READY_TIMEOUT:?}; see {}",
+        "the moto server did not answer on port {port} within {READY_TIMEOUT:?}; see {}",
         log.display()
     ))
 }
