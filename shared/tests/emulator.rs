@@ -37,6 +37,19 @@ fn bump_counter() -> Update {
     }
 }
 
+/// A transaction creating `item` and incrementing the counter, with `more` beside them.
+fn create_and_count(item: Key, attrs: Item, more: Option<Write>) -> Vec<Write> {
+    let mut writes = vec![
+        Write::Create { key: item, attrs },
+        Write::Update {
+            key: key("counter"),
+            update: bump_counter(),
+        },
+    ];
+    writes.extend(more);
+    writes
+}
+
 /// What one task of the race did.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -89,16 +102,11 @@ async fn committer(store: Store, name: String, stop: Arc<AtomicBool>) -> Outcome
         async move {
             let mut outcome = Outcome::default();
             let result = store
-                .transact(vec![
-                    Write::Create {
-                        key: item,
-                        attrs: Item::from([("writer".to_owned(), s(&name))]),
-                    },
-                    Write::Update {
-                        key: key("counter"),
-                        update: bump_counter(),
-                    },
-                ])
+                .transact(create_and_count(
+                    item,
+                    Item::from([("writer".to_owned(), s(&name))]),
+                    None,
+                ))
                 .await;
             match result {
                 Ok(()) => {
@@ -123,20 +131,14 @@ async fn canceller(store: Store, name: String, stop: Arc<AtomicBool>) -> Outcome
         async move {
             let mut outcome = Outcome::default();
             let result = store
-                .transact(vec![
-                    Write::Create {
-                        key: item,
-                        attrs: Item::new(),
-                    },
-                    Write::Update {
-                        key: key("counter"),
-                        update: bump_counter(),
-                    },
-                    Write::Check {
+                .transact(create_and_count(
+                    item,
+                    Item::new(),
+                    Some(Write::Check {
                         key: key("filler-0"),
                         expect: vec![Expect::Status("NEVER".into())],
-                    },
-                ])
+                    }),
+                ))
                 .await;
             match result {
                 Err(StoreError::TransactionCancelled { reasons })

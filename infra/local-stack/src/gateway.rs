@@ -106,22 +106,18 @@ pub async fn serve(
         }
     };
     let started = std::time::Instant::now();
-    let (response, span) = match function {
-        Function::WebhookReceiver => {
-            let span = logs::function_span(logs::WEBHOOK_RECEIVER);
-            let response = webhook_receiver::handle(&adapters, request)
-                .instrument(span.clone())
-                .await;
-            (response, span)
+    let span = logs::function_span(match function {
+        Function::WebhookReceiver => logs::WEBHOOK_RECEIVER,
+        Function::PaymentLinkApi => logs::PAYMENT_LINK_API,
+    });
+    let response = async {
+        match function {
+            Function::WebhookReceiver => webhook_receiver::handle(&adapters, request).await,
+            Function::PaymentLinkApi => payment_link_api::handle(&adapters, request).await,
         }
-        Function::PaymentLinkApi => {
-            let span = logs::function_span(logs::PAYMENT_LINK_API);
-            let response = payment_link_api::handle(&adapters, request)
-                .instrument(span.clone())
-                .await;
-            (response, span)
-        }
-    };
+    }
+    .instrument(span.clone())
+    .await;
     // What API Gateway's access log would say (the path, never the query or a header).
     span.in_scope(|| {
         tracing::info!(
