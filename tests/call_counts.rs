@@ -5,10 +5,10 @@
 
 use local_stack::LocalStack;
 use serde_json::json;
-use shared::aws::Adapters;
-use shared::keys::TenantScope;
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::adapters::aws::Adapters;
+use shared::domain::keys::TenantScope;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 use testkit::CallCounter;
 
 fn counted(stack: &LocalStack) -> (Adapters, CallCounter) {
@@ -27,9 +27,9 @@ async fn webhook(stack: &LocalStack, adapters: &Adapters, event_id: &str) -> ser
         &Secret::new(stack.ready.webhook_secret.clone()),
         body.as_bytes(),
     );
-    shared::intake::razorpay(
+    shared::services::intake::razorpay(
         adapters,
-        shared::intake::Delivery {
+        shared::services::intake::Delivery {
             tenant_id: "demo",
             environment_id: "sandbox",
             signature: Some(&signature),
@@ -83,18 +83,20 @@ async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
     let (adapters, counter) = counted(&stack);
     let scope = TenantScope::new("demo", "sandbox").unwrap();
     let body = |amount: &str, key: &str| {
-        json!({"amount": amount, "currency": "inr", "destination_id": stack.ready.invoice_ids[0],
+        let body = json!({"amount": amount, "currency": "inr", "destination_id": stack.ready.invoice_ids[0],
             "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
             "payment_gateway": "razorpay", "idempotency_key": key})
-        .to_string()
+        .to_string();
+        shared::api::requests::PaymentRequest::parse(Some("application/json"), body.as_bytes())
+            .unwrap()
     };
     // The first payment syncs the customer; the second finds the mapping. (Through the
     // handler, one more GetItem comes first: the API key. The tenant's secret is cached.)
-    shared::payments::create(&adapters, &scope, body("1.00", "calls-1").as_bytes())
+    shared::services::payments::create(&adapters, &scope, body("1.00", "calls-1"))
         .await
         .unwrap();
     counter.reset();
-    shared::payments::create(&adapters, &scope, body("2.00", "calls-2").as_bytes())
+    shared::services::payments::create(&adapters, &scope, body("2.00", "calls-2"))
         .await
         .unwrap();
     assert_eq!(

@@ -4,12 +4,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use shared::aws::store::ItemExt;
-use shared::customers::{self, CustomerSyncError, Synced};
-use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
-use shared::keys::TenantScope;
-use shared::razorpay::{RazorpayClient, RazorpayConfig};
-use shared::secret::Secret;
+use shared::adapters::aws::store::ItemExt;
+use shared::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
+use shared::adapters::razorpay::{RazorpayClient, RazorpayConfig};
+use shared::domain::keys::TenantScope;
+use shared::domain::secret::Secret;
+use shared::services::customers::{self, CustomerSyncError, Synced};
 use simulators::HasRecorder;
 use testkit::TestEnv;
 
@@ -60,17 +60,18 @@ async fn setup() -> Setup {
 }
 
 async fn flexprice_customer(s: &Setup, body: Value) -> String {
-    let created: Value = shared::http::client(shared::http::Timeouts::default())
-        .unwrap()
-        .post(format!("{}/v1/customers", s.flexprice_url))
-        .header("x-api-key", "fp_sync_key")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value =
+        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+            .unwrap()
+            .post(format!("{}/v1/customers", s.flexprice_url))
+            .header("x-api-key", "fp_sync_key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     created["id"].as_str().unwrap().to_owned()
 }
 
@@ -132,7 +133,7 @@ async fn concurrent_first_syncs_end_with_one_customer_and_one_mapping() {
     let ids: std::collections::HashSet<&str> = results.iter().map(Synced::razorpay_id).collect();
     assert_eq!(ids.len(), 1, "{results:?}");
     // Razorpay (fail_existing "0") returned one customer however often it was asked.
-    let listed: Value = shared::http::client(shared::http::Timeouts::default())
+    let listed: Value = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .get(format!("{}/v1/customers", s.razorpay_sim.url))
         .basic_auth("rzp_test_sync", Some("sync_secret"))

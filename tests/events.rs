@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::Body;
 use local_stack::{LocalStack, Options};
 use serde_json::Value;
-use shared::aws::Adapters;
-use shared::clock::ManualClock;
+use shared::adapters::aws::Adapters;
+use shared::ports::ManualClock;
 use system_tests::wait_for;
 
 fn read(name: &str) -> String {
@@ -81,8 +81,8 @@ const PAYMENT_ID: &str = "fxp_fba7066f098c3cd3ecff66fa";
 
 #[test]
 fn the_files_name_the_payment_id_the_service_derives() {
-    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
-    let id = shared::payments::payment_id_for(&scope, "events-demo-payment");
+    let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let id = shared::services::payments::payment_id_for(&scope, "events-demo-payment");
     let event: Value = serde_json::from_str(&read("get-payment.json")).unwrap();
     assert_eq!(event["pathParameters"]["payment_id"], id.as_str());
     assert_eq!(id, PAYMENT_ID);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use local_stack::LocalStack;
 use serde_json::{Value, json};
-use shared::secret::Secret;
-use shared::signature::SvixSecret;
+use shared::domain::secret::Secret;
+use shared::domain::signature::SvixSecret;
 use simulators::HasRecorder;
 use system_tests::{api, flexprice, http, razorpay_control, start, wait_for};
 
@@ -191,13 +191,13 @@ async fn five_deliveries_and_five_concurrent_manual_retries_make_one_invoice() {
     let mut batch = aws_lambda_events::event::sqs::SqsEvent::default();
     batch.records = (0..5)
         .map(|i| {
-            let job = shared::jobs::Job::new(
-                &shared::keys::TenantScope::new(
+            let job = shared::domain::jobs::Job::new(
+                &shared::domain::keys::TenantScope::new(
                     &stack.ready.tenant_id,
                     &stack.ready.environment_id,
                 )
                 .unwrap(),
-                shared::jobs::Task::SyncInvoice {
+                shared::domain::jobs::Task::SyncInvoice {
                     invoice_id: id.clone(),
                 },
             );
@@ -324,10 +324,13 @@ async fn every_kind_of_invoice_syncs_to_its_exact_remaining_amount() {
         let view = sync_state(&stack, id, &["SYNCED"]).await;
         let invoice = flexprice_invoice(&stack, id).await;
         let currency =
-            shared::money::Currency::from_code(invoice["currency"].as_str().unwrap()).unwrap();
-        let remaining =
-            shared::money::Money::parse(invoice["amount_remaining"].as_str().unwrap(), currency)
+            shared::domain::money::Currency::from_code(invoice["currency"].as_str().unwrap())
                 .unwrap();
+        let remaining = shared::domain::money::Money::parse(
+            invoice["amount_remaining"].as_str().unwrap(),
+            currency,
+        )
+        .unwrap();
         let found = razorpay_invoices(&stack, id).await;
         assert_eq!(found.len(), 1, "{id}");
         assert_eq!(
@@ -441,8 +444,9 @@ async fn a_payment_on_the_synced_invoice_pays_the_flexprice_invoice_once() {
     })
     .await;
     assert_eq!(invoice["amount_paid"], "1119.50");
-    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
-    let ours = shared::payments::payment_id_for(&scope, &format!("razorpay:{razorpay_payment}"));
+    let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let ours =
+        shared::services::payments::payment_id_for(&scope, &format!("razorpay:{razorpay_payment}"));
     let payment =
         system_tests::payment_when(&stack, &ours, |p| p["payment_status"] == "SUCCEEDED").await;
     assert_eq!(payment["payment_method_type"], "RAZORPAY_INVOICE");

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use serde_json::Value;
-use shared::secret::Secret;
-use shared::signature::SvixSecret;
+use shared::domain::secret::Secret;
+use shared::domain::signature::SvixSecret;
 
-/// Measured to work offline on these machines (`reference/tooling.md` §3).
+/// Measured to work offline on these machines.
 const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
 
 /// `cargo lambda watch` and what it spawned, killed as a process group when dropped.

@@ -20,7 +20,7 @@ pub async fn start(prefix: &str) -> LocalStack {
 
 /// A client whose timeout outlasts the service's own (some tests wait one out).
 pub fn http() -> reqwest::Client {
-    shared::http::client(shared::http::Timeouts {
+    shared::adapters::http::client(shared::adapters::http::Timeouts {
         connect: Duration::from_secs(2),
         total: Duration::from_secs(30),
     })
@@ -110,7 +110,7 @@ where
 
 /// A Razorpay webhook signed with the demo tenant's secret, through the gateway.
 pub async fn deliver_razorpay(stack: &LocalStack, event_id: &str, body: &str) -> (u16, Value) {
-    let secret = shared::secret::Secret::new(stack.ready.webhook_secret.clone());
+    let secret = shared::domain::secret::Secret::new(stack.ready.webhook_secret.clone());
     let request = http()
         .post(format!(
             "{}/v1/webhooks/razorpay/{}/{}",
@@ -118,7 +118,7 @@ pub async fn deliver_razorpay(stack: &LocalStack, event_id: &str, body: &str) ->
         ))
         .header(
             "x-razorpay-signature",
-            shared::signature::razorpay_sign(&secret, body.as_bytes()),
+            shared::domain::signature::razorpay_sign(&secret, body.as_bytes()),
         )
         .header("x-razorpay-event-id", event_id)
         .body(body.to_owned());

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use serde_json::Value;
-use shared::jobs::{Job, Task};
-use shared::keys::TenantScope;
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::domain::jobs::{Job, Task};
+use shared::domain::keys::TenantScope;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 
 async fn stack() -> LocalStack {
     let mut options = Options::from_env(0);
@@ -46,12 +46,13 @@ async fn the_ready_line_names_everything_a_client_needs() {
     assert_eq!(json["webhook_secret"], "e2e_webhook_secret");
     assert_eq!(json["invoice_ids"].as_array().unwrap().len(), 2);
     // The seeded invoices: INR and USD, finalized, each owing more than 1,000.00.
-    let flexprice =
-        shared::flexprice::FlexpriceClient::new(shared::flexprice::FlexpriceConfig::new(
+    let flexprice = shared::adapters::flexprice::FlexpriceClient::new(
+        shared::adapters::flexprice::FlexpriceConfig::new(
             &stack.ready.flexprice_sim_url,
             Secret::new(stack.flexprice_api_key.clone()),
-        ))
-        .unwrap();
+        ),
+    )
+    .unwrap();
     let mut currencies = Vec::new();
     for id in &stack.ready.invoice_ids {
         let invoice = flexprice.get_invoice(id).await.unwrap();
@@ -84,7 +85,20 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
         "{}/v1/webhooks/razorpay/demo/sandbox",
         stack.ready.gateway_url
     );
-    let response = shared::http::client(shared::http::Timeouts::default())
+    // A wrong signature header before the right one: API Gateway joins the two with a comma,
+    // and so does the local gateway, so the pair is no signature at all.
+    let doubled = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .expect("an HTTP client")
+        .post(&url)
+        .header("x-razorpay-signature", "0".repeat(64))
+        .header("x-razorpay-signature", &signature)
+        .header("x-razorpay-event-id", "evt_e2e_1")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doubled.status(), 401);
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(&url)
         .header("x-razorpay-signature", signature)
@@ -98,7 +112,7 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
     let accepted: Value = response.json().await.unwrap();
     assert_eq!(accepted["status"], "accepted");
     // Routes the template does not have are the gateway's own 404.
-    let missing = shared::http::client(shared::http::Timeouts::default())
+    let missing = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!(
             "{}/v1/webhooks/stripe/demo/sandbox",
@@ -110,7 +124,7 @@ async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
     assert_eq!(missing.status(), 404);
     // A non-UTF-8 body arrives base64-encoded in the event and reaches the handler, which
     // checks its signature.
-    let binary = shared::http::client(shared::http::Timeouts::default())
+    let binary = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(&url)
         .body(vec![0xff, 0xfe, 0x00])

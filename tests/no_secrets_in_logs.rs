@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use local_stack::{LocalStack, Options};
 use serde_json::json;
-use shared::jobs::{Job, Task};
-use shared::keys::TenantScope;
+use shared::domain::jobs::{Job, Task};
+use shared::domain::keys::TenantScope;
 use simulators::HasRecorder;
 
 #[derive(Clone, Default)]
@@ -39,7 +39,7 @@ async fn logs_of_a_run_hold_no_secret() {
     let mut options = Options::from_env(0);
     options.resource_prefix = simulators::common::new_id("logs-").to_lowercase();
     let stack = LocalStack::start(options).await.unwrap();
-    let http = shared::http::client(shared::http::Timeouts::default()).unwrap();
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default()).unwrap();
     let key = &stack.ready.api_key;
     let get = http
         .get(format!(

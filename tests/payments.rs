@@ -21,7 +21,7 @@ async fn post(stack: &LocalStack, key: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The seed's body for the seeded INR invoice, which owes 1675.01.
+/// The README's example body for the seeded INR invoice, which owes 1675.01.
 fn seed_body(stack: &LocalStack, amount: Value) -> Value {
     json!({"amount": amount, "currency": "inr", "destination_id": stack.ready.invoice_ids[0],
         "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
@@ -39,7 +39,7 @@ fn count(stack: &LocalStack, method: &str, path: &str) -> usize {
 }
 
 #[tokio::test]
-async fn the_seed_body_creates_one_link_and_a_retry_returns_it() {
+async fn the_example_body_creates_one_link_and_a_retry_returns_it() {
     let stack = stack().await;
     let key = stack.ready.api_key.clone();
     let body = seed_body(&stack, json!(1120.50));
@@ -260,10 +260,10 @@ async fn another_tenants_key_cannot_read_a_payment() {
         &seed_body(&stack, json!("3.00")),
     )
     .await;
-    let other = shared::apikeys::create(
+    let other = shared::services::apikeys::create(
         &stack.adapters.store,
-        &shared::clock::SystemClock,
-        &shared::keys::TenantScope::new("intruder", "sandbox").unwrap(),
+        &shared::ports::SystemClock,
+        &shared::domain::keys::TenantScope::new("intruder", "sandbox").unwrap(),
         "other",
         None,
     )
@@ -424,4 +424,241 @@ async fn an_invoice_synced_to_razorpay_still_gets_a_link_and_the_response_says_s
 #[tokio::test]
 async fn razorpay_throttling_the_link_create_is_retried_and_makes_one_link() {
     one_link_despite(simulators::Fault::Status { status: 429 }, 2).await;
+}
+
+/// A raw body through the gateway: (status, first field at fault, its rule).
+async fn post_raw(
+    stack: &LocalStack,
+    path: &str,
+    method: reqwest::Method,
+    content_type: &str,
+    body: String,
+) -> (u16, String, String) {
+    let response = http()
+        .request(method, format!("{}{path}", stack.ready.gateway_url))
+        .header("x-api-key", &stack.ready.api_key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let problem: Value = response.json().await.unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        status,
+        text(&problem["errors"][0]["field"]),
+        text(&problem["errors"][0]["rule"]),
+    )
+}
+
+/// Every request the simulators have been sent so far.
+fn sent(stack: &LocalStack) -> usize {
+    stack.razorpay.requests().len() + stack.flexprice.requests().len()
+}
+
+#[tokio::test]
+async fn hostile_payment_bodies_are_refused_by_field_and_reach_no_other_service() {
+    let stack = stack().await;
+    let with = |field: &str, value: Value| {
+        let mut body = seed_body(&stack, json!("10.00"));
+        body[field] = value;
+        body.to_string()
+    };
+    let invoice = stack.ready.invoice_ids[0].clone();
+    let cases = [
+        (
+            with("destination_id", json!(format!("inv_nope/../{invoice}"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("destination_id", json!(format!("{invoice}#frag"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("destination_id", json!(format!("{invoice}?x=1"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("destination_id", json!(format!("{invoice}\u{0}"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("destination_id", json!(format!(" {invoice}\n"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("destination_id", json!(format!("{invoice}/finalize"))),
+            400,
+            "destination_id",
+            "charset",
+        ),
+        (
+            with("success_url", json!("http://")),
+            400,
+            "success_url",
+            "http_url_host",
+        ),
+        (
+            with("success_url", json!("https://exa mple.com/")),
+            400,
+            "success_url",
+            "charset",
+        ),
+        (
+            with("cancel_url", json!("javascript:alert(1)")),
+            400,
+            "cancel_url",
+            "http_url",
+        ),
+        (
+            with(
+                "success_url",
+                json!(format!("https://e.com/{}", "a".repeat(3000))),
+            ),
+            400,
+            "success_url",
+            "max_length",
+        ),
+        (
+            with("currency", json!("inr ")),
+            400,
+            "currency",
+            "currency_code",
+        ),
+        (
+            with("payment_gateway", json!("razorpay ")),
+            422,
+            "payment_gateway",
+            "supported_value",
+        ),
+        (
+            with("process_payment", json!("yes")),
+            400,
+            "process_payment",
+            "boolean",
+        ),
+        (
+            with("metadata", json!({"note": "x".repeat(20_000)})),
+            413,
+            "body",
+            "max_size",
+        ),
+        (
+            with("metadata", json!({"note": "x".repeat(600)})),
+            422,
+            "metadata",
+            "max_length",
+        ),
+    ];
+    let before = sent(&stack);
+    for (body, status, field, rule) in cases {
+        let got = post_raw(
+            &stack,
+            "/api/v1/payments",
+            reqwest::Method::POST,
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!(got, (status, field.to_owned(), rule.to_owned()));
+    }
+    let plain = post_raw(
+        &stack,
+        "/api/v1/payments",
+        reqwest::Method::POST,
+        "text/plain",
+        with("currency", json!("INR")),
+    )
+    .await;
+    assert_eq!(plain.0, 415);
+    assert_eq!(
+        sent(&stack),
+        before,
+        "nothing malformed was sent to Razorpay or Flexprice"
+    );
+    // An amount no float can hold is the amount's problem, found against the invoice.
+    let huge = with("amount", json!(null)).replace("\"amount\":null", "\"amount\":1e309");
+    let got = post_raw(
+        &stack,
+        "/api/v1/payments",
+        reqwest::Method::POST,
+        "application/json",
+        huge,
+    )
+    .await;
+    assert_eq!((got.0, got.1.as_str()), (422, "amount"), "{got:?}");
+    // The invoice id of the manual sync routes is parsed the same way.
+    let (status, _) = system_tests::api(&stack, "GET", "/api/v1/invoices/inv%20x/sync", None).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn hostile_connection_bodies_are_refused_before_razorpay_is_asked() {
+    let stack = stack().await;
+    let with = |field: &str, value: Value| {
+        let mut body = json!({"key_id": "rzp_test_localdemo", "key_secret": stack.razorpay_key_secret,
+            "webhook_secret": stack.ready.webhook_secret, "flexprice_api_key": stack.flexprice_api_key,
+            "flexprice_webhook_secret": stack.ready.flexprice_webhook_secret,
+            "invoice_outbound_sync": true});
+        body[field] = value;
+        body.to_string()
+    };
+    let before = stack.razorpay.requests().len();
+    for (field, value, rule) in [
+        (
+            "flexprice_webhook_secret",
+            json!("whsec_!!!not base64!!!"),
+            "svix_secret",
+        ),
+        (
+            "key_id",
+            json!("rzp_test_local\u{0}demo"),
+            "razorpay_key_id",
+        ),
+        ("key_id", json!("rzp_test_localdemo\r\n"), "razorpay_key_id"),
+        ("key_secret", json!("x".repeat(300)), "token"),
+    ] {
+        let got = post_raw(
+            &stack,
+            "/api/v1/connections/razorpay",
+            reqwest::Method::PUT,
+            "application/json",
+            with(field, value),
+        )
+        .await;
+        assert_eq!(got, (422, field.to_owned(), rule.to_owned()));
+    }
+    let huge = with("key_secret", json!("x".repeat(20_000)));
+    let got = post_raw(
+        &stack,
+        "/api/v1/connections/razorpay",
+        reqwest::Method::PUT,
+        "application/json",
+        huge,
+    )
+    .await;
+    assert_eq!(got.0, 413);
+    assert_eq!(
+        stack.razorpay.requests().len(),
+        before,
+        "Razorpay was not asked"
+    );
+    // The connection that works is still the one in place.
+    let (status, view) =
+        system_tests::api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
+    assert_eq!(
+        (status, view["key_id"].as_str()),
+        (200, Some("rzp_test_localdemo"))
+    );
 }

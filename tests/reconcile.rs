@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use serde_json::{Value, json};
-use shared::flexprice::{FlexpriceClient, FlexpriceConfig};
-use shared::secret::Secret;
+use shared::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
+use shared::domain::secret::Secret;
 use simulators::HasRecorder;
 
 #[tokio::test]
@@ -14,7 +14,7 @@ async fn paying_the_link_pays_the_invoice_once_even_with_duplicate_webhooks() {
     let mut options = Options::from_env(0);
     options.resource_prefix = simulators::common::new_id("rec-").to_lowercase();
     let stack: LocalStack = LocalStack::start(options).await.unwrap();
-    let http = shared::http::client(shared::http::Timeouts::default()).unwrap();
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default()).unwrap();
     let invoice_id = stack.ready.invoice_ids[0].clone();
     let body = json!({"amount": "1675.01", "currency": "INR", "destination_id": invoice_id,
         "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay"});
@@ -89,7 +89,7 @@ async fn create_payment(stack: &LocalStack, amount: &str, key: &str) -> Value {
     let body = json!({"amount": amount, "currency": "INR", "destination_id": stack.ready.invoice_ids[0],
         "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK", "payment_gateway": "razorpay",
         "idempotency_key": key});
-    shared::http::client(shared::http::Timeouts::default())
+    shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .post(format!("{}/api/v1/payments", stack.ready.gateway_url))
         .header("x-api-key", &stack.ready.api_key)
@@ -103,7 +103,7 @@ async fn create_payment(stack: &LocalStack, amount: &str, key: &str) -> Value {
 }
 
 async fn control(stack: &LocalStack, path: &str) {
-    let response = shared::http::client(shared::http::Timeouts::default())
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .post(format!("{}/_sim/{path}", stack.ready.razorpay_sim_url))
         .json(&json!({}))
@@ -152,11 +152,11 @@ async fn a_failed_attempt_leaves_the_payment_open_and_never_undoes_success() {
             "currency": "INR", "status": "failed", "error_code": "BAD_REQUEST_ERROR",
             "notes": {"flexprice_payment_id": id, "tenant_id": "demo", "environment_id": "sandbox"}}}},
         "created_at": 1764060000}).to_string();
-    let signature = shared::signature::razorpay_sign(
+    let signature = shared::domain::signature::razorpay_sign(
         &Secret::new("reconcile_secret".to_owned()),
         late.as_bytes(),
     );
-    let response = shared::http::client(shared::http::Timeouts::default())
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .post(format!(
             "{}/v1/webhooks/razorpay/demo/sandbox",
@@ -200,7 +200,7 @@ async fn an_expired_link_fails_its_payment() {
     );
 }
 
-// ---- the scenarios of issue 5's "done when" that the flows above do not cover ----
+// ---- scenarios the flows above do not cover ----
 
 use system_tests::{
     captured_event, deliver_razorpay, flexprice_paid, link_payment, payment_when, start, wait_for,
@@ -254,14 +254,14 @@ async fn an_enqueue_failure_answers_503_releases_the_claim_and_the_redelivery_ap
     // The same receiver, with a queue that does not exist.
     let mut config = stack.adapters.config.clone();
     config.job_queue_url = format!("{}-missing", config.job_queue_url);
-    let broken = shared::aws::Adapters::new(&stack.sdk, config);
-    let signature = shared::signature::razorpay_sign(
+    let broken = shared::adapters::aws::Adapters::new(&stack.sdk, config);
+    let signature = shared::domain::signature::razorpay_sign(
         &Secret::new(stack.ready.webhook_secret.clone()),
         body.as_bytes(),
     );
-    let refused = shared::intake::razorpay(
+    let refused = shared::services::intake::razorpay(
         &broken,
-        shared::intake::Delivery {
+        shared::services::intake::Delivery {
             tenant_id: "demo",
             environment_id: "sandbox",
             signature: Some(&signature),

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use serde_norway::Value;
-use shared::aws::provision::QueueSettings;
-use shared::aws::store::{EXPIRES_AT, PK, SK};
-use shared::routing::Route;
+use shared::adapters::aws::provision::QueueSettings;
+use shared::adapters::aws::store::{EXPIRES_AT, PK, SK};
+use shared::api::routing::Route;
 
 fn template() -> Value {
     let text = include_str!("../template.yaml");

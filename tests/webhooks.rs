@@ -2,8 +2,8 @@
 
 use local_stack::{LocalStack, Options};
 use serde_json::{Value, json};
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 
 const SECRET: &str = "webhooks_test_secret";
 
@@ -31,7 +31,7 @@ async fn deliver(
     event_id: &str,
 ) -> (u16, Value) {
     let signature = razorpay_sign(&Secret::new(secret.to_owned()), body.as_bytes());
-    let response = shared::http::client(shared::http::Timeouts::default())
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .post(format!(
             "{}/v1/webhooks/razorpay/{tenant}/sandbox",
@@ -87,7 +87,7 @@ async fn bad_input_gets_its_own_status() {
             .0,
         401
     );
-    let unsigned = shared::http::client(shared::http::Timeouts::default())
+    let unsigned = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .post(format!(
             "{}/v1/webhooks/razorpay/demo/sandbox",
@@ -125,7 +125,7 @@ async fn bad_input_gets_its_own_status() {
 #[tokio::test]
 async fn the_previous_secret_still_verifies_after_a_rotation() {
     let stack = stack().await;
-    let put = shared::http::client(shared::http::Timeouts::default())
+    let put = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .unwrap()
         .put(format!(
             "{}/api/v1/connections/razorpay",
@@ -201,7 +201,7 @@ async fn every_documented_razorpay_sample_is_verified_and_accepted() {
 async fn hostile_bodies_and_paths_get_clear_answers_and_leave_nothing_behind() {
     let stack = stack().await;
     let gateway = &stack.ready.gateway_url;
-    let http = shared::http::client(shared::http::Timeouts::default()).unwrap();
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default()).unwrap();
     let signed = |body: &[u8]| razorpay_sign(&Secret::new(SECRET.to_owned()), body);
     let post = |path: String, body: Vec<u8>, event_id: &'static str| {
         let request = http
@@ -244,7 +244,7 @@ async fn hostile_bodies_and_paths_get_clear_answers_and_leave_nothing_behind() {
         assert_eq!(status, 404, "{path}");
     }
     // Only the deep event was claimed; the refused ones left nothing behind.
-    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
     for (event_id, kept) in [
         ("evt_huge", false),
         ("evt_bytes", false),
@@ -268,10 +268,10 @@ async fn with_the_aws_endpoint_unreachable_a_webhook_is_a_retryable_503_and_its_
     let stack = stack().await;
     // The same receiver, its AWS endpoint gone (a closed loopback port).
     let gone = testkit::sdk_config("http://127.0.0.1:9").await;
-    let unreachable = shared::aws::Adapters::new(&gone, stack.adapters.config.clone());
+    let unreachable = shared::adapters::aws::Adapters::new(&gone, stack.adapters.config.clone());
     let body = event(&stack, "payment.captured", "pay_Unreachable1");
     let signature = razorpay_sign(&Secret::new(SECRET.to_owned()), body.as_bytes());
-    let delivery = shared::intake::Delivery {
+    let delivery = shared::services::intake::Delivery {
         tenant_id: "demo",
         environment_id: "sandbox",
         signature: Some(&signature),
@@ -279,7 +279,7 @@ async fn with_the_aws_endpoint_unreachable_a_webhook_is_a_retryable_503_and_its_
         trace_id: None,
         body: body.as_bytes(),
     };
-    let problem = shared::intake::razorpay(&unreachable, delivery)
+    let problem = shared::services::intake::razorpay(&unreachable, delivery)
         .await
         .unwrap_err();
     assert_eq!(

@@ -4,9 +4,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use shared::money::{Currency, Money};
-use shared::secret::Secret;
-use shared::signature::{razorpay_sign, verify_razorpay_webhook};
+use shared::domain::money::{Currency, Money};
+use shared::domain::secret::Secret;
+use shared::domain::signature::{razorpay_sign, verify_razorpay_webhook};
 use std::hint::black_box;
 
 /// The sample `payment.captured` body from `events/`, padded with notes to about 2 KB.

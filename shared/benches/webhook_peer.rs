@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use shared::intake::Envelope;
-use shared::secret::Secret;
-use shared::signature::{razorpay_sign, verify_razorpay_webhook};
+use shared::domain::secret::Secret;
+use shared::domain::signature::{razorpay_sign, verify_razorpay_webhook};
+use shared::services::intake::Envelope;
 
 const RAZORPAY_SDK: &str = "razorpay==2.0.1";
 const ROUNDS: usize = 15;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shared::aws::store::{
+use shared::adapters::aws::store::{
     CancelReason, EXPIRES_AT, Expect, Item, ItemExt, STATUS, Store, StoreError, Update, VERSION,
     Write, n, s,
 };
-use shared::keys::{Key, TenantScope};
+use shared::domain::keys::{Key, TenantScope};
 use testkit::TestEnv;
 
 /// How long the race runs at most, and how many writes each task makes at most.

@@ -2,10 +2,10 @@
 //! `notes` Razorpay sends in many shapes. Nothing panics, nothing ambiguous is accepted.
 
 use proptest::prelude::*;
-use shared::intake::Envelope;
-use shared::razorpay::wire::Notes;
-use shared::secret::Secret;
-use shared::signature::{SvixHeaders, SvixSecret, razorpay_sign, verify_razorpay_webhook};
+use shared::adapters::razorpay::wire::Notes;
+use shared::domain::secret::Secret;
+use shared::domain::signature::{SvixHeaders, SvixSecret, razorpay_sign, verify_razorpay_webhook};
+use shared::services::intake::Envelope;
 
 fn secret() -> Secret<String> {
     Secret::new("hostile_input_secret".to_owned())

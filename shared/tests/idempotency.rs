@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::aws::idempotency::{Claim, Idempotency, IdempotencyError, Lifetimes, payload_hash};
-use shared::aws::store::Store;
-use shared::clock::{Clock, ManualClock, SystemClock};
-use shared::keys::{Key, TenantScope};
+use shared::adapters::aws::idempotency::{
+    Claim, Idempotency, IdempotencyError, Lifetimes, payload_hash,
+};
+use shared::adapters::aws::store::Store;
+use shared::domain::keys::{Key, TenantScope};
+use shared::ports::{Clock, ManualClock, SystemClock};
 use testkit::{CallCounter, TestEnv};
 
 const LIFETIMES: Lifetimes = Lifetimes {
@@ -24,7 +26,7 @@ fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::at_millis(SystemClock.now_millis()))
 }
 
-fn acquired(claim: Claim) -> shared::aws::idempotency::ClaimToken {
+fn acquired(claim: Claim) -> shared::adapters::aws::idempotency::ClaimToken {
     match claim {
         Claim::Acquired(token) => token,
         other => panic!("expected Acquired, got {other:?}"),

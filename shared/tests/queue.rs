@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use shared::aws::provision::QueueSettings;
-use shared::aws::queue::{KIND_ATTRIBUTE, QueueError, TRACE_ID_ATTRIBUTE};
-use shared::jobs::{Job, Task};
-use shared::keys::TenantScope;
+use shared::adapters::aws::provision::QueueSettings;
+use shared::adapters::aws::queue::{KIND_ATTRIBUTE, QueueError, TRACE_ID_ATTRIBUTE};
+use shared::domain::jobs::{Job, Task};
+use shared::domain::keys::TenantScope;
 use testkit::TestEnv;
 
 fn job(task: Task) -> Job {

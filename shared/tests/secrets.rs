@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::aws::secrets::{SecretsCache, SecretsError};
-use shared::clock::{Clock, ManualClock, SystemClock};
+use shared::adapters::aws::secrets::{SecretsCache, SecretsError};
+use shared::ports::{Clock, ManualClock, SystemClock};
 use testkit::{CallCounter, TestEnv};
 
 const TTL: Duration = Duration::from_secs(300);

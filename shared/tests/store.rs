@@ -1,11 +1,11 @@
 //! The DynamoDB store against the moto emulator.
 
-use shared::aws::AwsError;
-use shared::aws::store::{
+use shared::adapters::aws::AwsError;
+use shared::adapters::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, Store, StoreError, Update, VERSION, Write, n, s,
 };
-use shared::keys::TenantScope;
-use shared::problem::{Classify, ErrorClass};
+use shared::domain::error::{Classify, ErrorClass};
+use shared::domain::keys::TenantScope;
 use testkit::{CallCounter, TestEnv};
 
 fn scope() -> TenantScope {

@@ -1,4 +1,4 @@
-//! The worker: SQS batches of jobs (DESIGN §3.2), answered with the ids of the messages that
+//! The worker: SQS batches of jobs (`docs/architecture.md` §3.2), answered with the ids of the messages that
 //! failed (`ReportBatchItemFailures`), so SQS redelivers only those and, after
 //! `maxReceiveCount`, parks them in the DLQ.
 //!
@@ -11,12 +11,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::aws::Adapters;
-use shared::aws::queue::TRACE_ID_ATTRIBUTE;
-use shared::jobs::Failure;
-use shared::jobs::{Job, Task};
-use shared::problem::{Classify, ErrorClass};
-use shared::{invoice_sync, reconcile};
+use shared::adapters::aws::Adapters;
+use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
+use shared::domain::error::{Classify, ErrorClass};
+use shared::domain::jobs::Failure;
+use shared::domain::jobs::{Job, Task};
+use shared::services::{invoice_sync, reconcile};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -158,8 +158,8 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::jobs::Task;
-    use shared::keys::TenantScope;
+    use shared::domain::jobs::Task;
+    use shared::domain::keys::TenantScope;
 
     fn message(id: Option<&str>, body: &str) -> SqsMessage {
         let mut message = SqsMessage::default();

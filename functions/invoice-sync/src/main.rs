@@ -2,11 +2,11 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::aws::Adapters;
+use shared::adapters::aws::Adapters;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::adapters::telemetry::init();
     let adapters = Arc::new(Adapters::from_env().await?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let adapters = adapters.clone();

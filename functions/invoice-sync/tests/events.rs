@@ -22,7 +22,7 @@ async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded
     // Retrying cannot connect the tenant: the job is acknowledged, and the invoice's sync
     // record says why it failed (a manual sync retries once the tenant connects).
     assert!(failed.is_empty(), "{failed:?} (message {id})");
-    let scope = shared::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
     let record = env
         .adapters()
         .store
@@ -30,7 +30,7 @@ async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded
         .await
         .unwrap()
         .expect("a sync record");
-    use shared::aws::store::ItemExt;
+    use shared::adapters::aws::store::ItemExt;
     assert_eq!(record.str_attr("status"), Some("FAILED"));
     assert!(
         record

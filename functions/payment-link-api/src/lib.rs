@@ -1,15 +1,16 @@
 //! The tenant-facing API: payments (payment links), the Razorpay connection and invoice sync
-//! (DESIGN §3.3).
+//! (`docs/architecture.md` §3.3).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
 //! code. Every route needs an API key (401 otherwise); the key decides tenant and environment.
 
 use lambda_http::{Body, Request, Response};
-use shared::apikeys::{self, ApiKeyError};
-use shared::aws::Adapters;
-use shared::problem::Problem;
-use shared::routing::{Route, route};
-use shared::{connection, invoice_sync, payments};
+use shared::adapters::aws::Adapters;
+use shared::api::problem::Problem;
+use shared::api::requests::{ConnectionRequest, PaymentRequest, flexprice_id};
+use shared::api::routing::{Route, route};
+use shared::services::apikeys::{self, ApiKeyError};
+use shared::services::{connection, invoice_sync, payments};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
@@ -70,30 +71,44 @@ async fn respond(
         }
     };
     let body = request.body().as_ref();
+    let content_type = request
+        .headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     match route {
-        PUT_CONNECTION => connection::put(adapters, &scope, body)
-            .await
-            .map(|(created, view)| (if created { 201 } else { 200 }, Some(view))),
+        PUT_CONNECTION => connection::put(
+            adapters,
+            &scope,
+            ConnectionRequest::parse(content_type, body)?,
+        )
+        .await
+        .map(|(created, view)| (if created { 201 } else { 200 }, Some(view))),
         GET_CONNECTION => connection::get(adapters, &scope)
             .await
             .map(|view| (200, Some(view))),
         DELETE_CONNECTION => connection::delete(adapters, &scope)
             .await
             .map(|()| (204, None)),
-        CREATE_PAYMENT => payments::create(adapters, &scope, body)
-            .await
-            .map(|created| (if created.new { 201 } else { 200 }, Some(created.payment))),
+        CREATE_PAYMENT => {
+            payments::create(adapters, &scope, PaymentRequest::parse(content_type, body)?)
+                .await
+                .map(|created| (if created.new { 201 } else { 200 }, Some(created.payment)))
+        }
         GET_PAYMENT => payments::get(adapters, &scope, param("payment_id"))
             .await
             .map(|p| (200, Some(p))),
-        GET_INVOICE_SYNC => invoice_sync::status(adapters, &scope, param("invoice_id"))
-            .await
-            .map(|view| (200, Some(view))),
+        GET_INVOICE_SYNC => invoice_sync::status(
+            adapters,
+            &scope,
+            &flexprice_id("invoice_id", param("invoice_id"))?,
+        )
+        .await
+        .map(|view| (200, Some(view))),
         RETRY_INVOICE_SYNC => invoice_sync::request_sync(
             adapters,
             &scope,
-            param("invoice_id"),
+            &flexprice_id("invoice_id", param("invoice_id"))?,
             request
                 .headers()
                 .get("x-amzn-trace-id")

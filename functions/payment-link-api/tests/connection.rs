@@ -5,11 +5,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use shared::apikeys;
-use shared::aws::Adapters;
-use shared::clock::SystemClock;
-use shared::connection;
-use shared::keys::TenantScope;
+use shared::adapters::aws::Adapters;
+use shared::domain::keys::TenantScope;
+use shared::ports::SystemClock;
+use shared::services::apikeys;
+use shared::services::connection;
 use simulators::HasRecorder;
 use simulators::razorpay::{RunningSim, SimConfig, Simulator};
 use testkit::TestEnv;
@@ -53,6 +53,8 @@ fn call(method: &str, key: &str, body: Option<Value>) -> Request {
     let mut req = request(method, "/api/v1/connections/razorpay");
     req.headers_mut().insert("x-api-key", key.parse().unwrap());
     if let Some(body) = body {
+        req.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
         *req.body_mut() = Body::from(body.to_string());
     }
     req
@@ -105,7 +107,7 @@ async fn connect_read_rotate_and_disconnect() {
     let until = json_of(&rotated)["previous_webhook_secret_accepted_until"]
         .as_u64()
         .unwrap();
-    let now = shared::clock::Clock::now_secs(&SystemClock);
+    let now = shared::ports::Clock::now_secs(&SystemClock);
     assert!(
         (now + 25 * 3600 - 5..=now + 25 * 3600 + 5).contains(&until),
         "{until}"
@@ -179,6 +181,8 @@ async fn each_invalid_field_is_named() {
     }
     let not_json = payment_link_api::handle(&s.adapters, {
         let mut r = call("PUT", &s.key, None);
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
         *r.body_mut() = Body::from("{nope");
         r
     })

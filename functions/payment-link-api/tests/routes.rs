@@ -2,9 +2,9 @@
 //! Gateway events in `events/`.
 
 use lambda_http::Request;
-use shared::apikeys;
-use shared::clock::SystemClock;
-use shared::keys::TenantScope;
+use shared::domain::keys::TenantScope;
+use shared::ports::SystemClock;
+use shared::services::apikeys;
 use testkit::TestEnv;
 use testkit::http::{problem, request, request_from_event};
 

@@ -1,14 +1,14 @@
-//! Inbound webhooks: Razorpay payment events and Flexprice invoice events (DESIGN §3.1).
+//! Inbound webhooks: Razorpay payment events and Flexprice invoice events (`docs/architecture.md` §3.1).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
-//! code. Both routes go through `shared::intake`.
+//! code. Both routes go through `shared::services::intake`.
 
 use lambda_http::{Body, Request, Response};
-use shared::aws::Adapters;
-use shared::intake;
-use shared::problem::Problem;
-use shared::routing::{Route, route};
-use shared::signature::SvixHeaders;
+use shared::adapters::aws::Adapters;
+use shared::api::problem::Problem;
+use shared::api::routing::{Route, route};
+use shared::domain::signature::SvixHeaders;
+use shared::services::intake;
 
 pub const RAZORPAY_WEBHOOK: Route =
     Route::new("POST", "/v1/webhooks/razorpay/{tenant_id}/{environment_id}");

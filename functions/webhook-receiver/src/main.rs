@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
-use shared::aws::Adapters;
+use shared::adapters::aws::Adapters;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::adapters::telemetry::init();
     let adapters = Arc::new(Adapters::from_env().await?);
     run(service_fn(move |request| {
         let adapters = adapters.clone();

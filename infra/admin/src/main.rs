@@ -10,10 +10,10 @@
 
 use std::process::ExitCode;
 
-use shared::apikeys;
-use shared::aws::store::Store;
-use shared::clock::SystemClock;
-use shared::keys::TenantScope;
+use shared::adapters::aws::store::Store;
+use shared::domain::keys::TenantScope;
+use shared::ports::SystemClock;
+use shared::services::apikeys;
 
 const USAGE: &str = "usage:
   flexrzp-admin api-key create --tenant T --environment E [--label L]
@@ -37,7 +37,7 @@ async fn run(args: &[String]) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let table = std::env::var("TABLE_NAME")
         .map_err(|_| "environment variable TABLE_NAME is not set".to_owned())?;
-    let store = Store::from_sdk_config(&shared::aws::load_sdk_config().await, table);
+    let store = Store::from_sdk_config(&shared::adapters::aws::load_sdk_config().await, table);
     match command {
         "create" => {
             let label = flag(rest, "--label").unwrap_or("");

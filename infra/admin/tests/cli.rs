@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use shared::apikeys;
+use shared::services::apikeys;
 use testkit::TestEnv;
 
 fn admin(env: &TestEnv, args: &[&str]) -> std::process::Output {

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
-use shared::aws::idempotency::{Claim, Lifetimes, payload_hash};
-use shared::jobs::{Job, Task};
-use shared::keys::TenantScope;
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::adapters::aws::idempotency::{Claim, Lifetimes, payload_hash};
+use shared::domain::jobs::{Job, Task};
+use shared::domain::keys::TenantScope;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.windows(2)
@@ -151,8 +151,8 @@ async fn main() -> Result<(), String> {
     // Let the worker drain the baseline's jobs before the measured phase.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let http =
-        shared::http::client(shared::http::Timeouts::default()).map_err(|e| e.to_string())?;
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .map_err(|e| e.to_string())?;
     let url = format!(
         "{}/v1/webhooks/razorpay/demo/sandbox",
         stack.ready.gateway_url

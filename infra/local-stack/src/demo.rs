@@ -1,4 +1,4 @@
-//! `local-stack demo`: walks the seed's whole workflow on the local stack, through the gateway
+//! `local-stack demo`: walks the whole workflow on the local stack, through the gateway
 //! as a tenant's backend, Razorpay and Flexprice would, says what each step did, and ends with
 //! a table. A step that did not happen is reported as failed, never as done.
 
@@ -52,7 +52,7 @@ pub async fn run(stack: &LocalStack) -> bool {
     let inr = stack.ready.invoice_ids[0].clone();
     let usd = stack.ready.invoice_ids[1].clone();
 
-    // 1. Step 1 of the seed: the connection (made at start-up through the connection service).
+    // 1. The connection (made at start-up through the connection service).
     let outcome = match demo.api("GET", "/api/v1/connections/razorpay", None).await {
         Ok((200, view)) if view["key_secret"] == "********" => Ok(format!(
             "Razorpay key {} connected, invoice sync {}, every secret redacted",
@@ -68,7 +68,7 @@ pub async fn run(stack: &LocalStack) -> bool {
     };
     demo.record("Connection", outcome);
 
-    // 2. Steps 4 and 5: a payment link for the INR invoice (syncing its customer first).
+    // 2. A payment link for the INR invoice (syncing its customer first).
     let owed = match demo
         .flexprice("GET", &format!("/v1/invoices/{inr}"), None)
         .await
@@ -112,7 +112,7 @@ pub async fn run(stack: &LocalStack) -> bool {
             .map_err(Clone::clone),
     );
 
-    // 3. Step 6: the customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
+    // 3. The customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
     let mut paid_link: Option<(Value, String)> = None;
     let outcome = match &link {
         Ok(payment) => {
@@ -195,7 +195,7 @@ pub async fn run(stack: &LocalStack) -> bool {
     };
     demo.record("Failed payment", outcome);
 
-    // 6. Step 2: a newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
+    // 6. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
     let synced = sync_new_invoice(&demo).await;
     demo.record(
         "Invoice sync",

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 
 use crate::LocalStack;
 
@@ -28,7 +28,7 @@ pub struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     pub fn new(stack: &'a LocalStack) -> Result<Driver<'a>, String> {
-        let http = shared::http::client(shared::http::Timeouts {
+        let http = shared::adapters::http::client(shared::adapters::http::Timeouts {
             connect: Duration::from_secs(2),
             total: Duration::from_secs(30),
         })

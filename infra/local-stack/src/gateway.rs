@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use lambda_http::Body;
 use serde_json::json;
-use shared::aws::Adapters;
-use shared::problem::Problem;
-use shared::routing::{Route, match_route};
+use shared::adapters::aws::Adapters;
+use shared::api::problem::Problem;
+use shared::api::routing::{Route, match_route};
 use tracing::Instrument;
 
 use crate::logs;
@@ -48,10 +48,21 @@ pub fn api_gateway_event(
     route: Route,
     params: &HashMap<String, String>,
 ) -> serde_json::Value {
-    let header_map: serde_json::Map<String, serde_json::Value> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), json!(v.to_str().ok()?))))
-        .collect();
+    // API Gateway (payload 2.0) joins repeated headers with commas, as here: a second
+    // signature header never replaces the first.
+    let mut header_map = serde_json::Map::new();
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        match header_map.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(joined)) => {
+                joined.push(',');
+                joined.push_str(value);
+            }
+            _ => {
+                header_map.insert(name.as_str().to_owned(), json!(value));
+            }
+        }
+    }
     let (body, is_base64) = match std::str::from_utf8(body) {
         Ok(text) => (json!(text), false),
         Err(_) => (

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use shared::aws::Adapters;
-use shared::aws::provision::{self, QueueSettings, Queues};
-use shared::config::Config;
-use shared::keys::TenantScope;
-use shared::secret::Secret;
+use shared::adapters::aws::Adapters;
+use shared::adapters::aws::provision::{self, QueueSettings, Queues};
+use shared::adapters::config::Config;
+use shared::domain::keys::TenantScope;
+use shared::domain::secret::Secret;
 use simulators::common::new_id;
 
 pub const TENANT_ID: &str = "demo";
@@ -347,8 +347,8 @@ impl LocalStack {
 
 /// A Flexprice customer and two finalized invoices, INR and USD, each owing over 1,000.00.
 async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>), String> {
-    let http =
-        shared::http::client(shared::http::Timeouts::default()).map_err(|e| e.to_string())?;
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .map_err(|e| e.to_string())?;
     let post = |path: String, body: Value| {
         let http = http.clone();
         let request = http
@@ -402,16 +402,21 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
 /// service (which checks the credentials against the Razorpay simulator).
 async fn seed_tenant(adapters: &Adapters, api_key: &str, connection: &Value) -> Result<(), String> {
     let scope = TenantScope::new(TENANT_ID, ENVIRONMENT_ID).map_err(|e| e.to_string())?;
-    shared::apikeys::create(
+    shared::services::apikeys::create(
         &adapters.store,
-        &shared::clock::SystemClock,
+        &shared::ports::SystemClock,
         &scope,
         "local stack",
         Some(api_key.to_owned()),
     )
     .await
     .map_err(|e| e.to_string())?;
-    shared::connection::put(adapters, &scope, connection.to_string().as_bytes())
+    let request = shared::api::requests::ConnectionRequest::parse(
+        Some("application/json"),
+        connection.to_string().as_bytes(),
+    )
+    .map_err(|problem| format!("the demo tenant's connection: {}", problem.detail))?;
+    shared::services::connection::put(adapters, &scope, request)
         .await
         .map(|_| ())
         .map_err(|problem| format!("connecting the demo tenant: {}", problem.detail))

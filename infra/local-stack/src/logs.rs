@@ -59,13 +59,15 @@ where
 /// `verbose`. Call once, before the stack starts.
 pub fn init(path: &Path, verbose: bool) -> Result<(), String> {
     let file = open(path)?;
-    let directive =
-        shared::telemetry::filter_directive(std::env::var("RUST_LOG").ok().as_deref(), None);
+    let directive = shared::adapters::telemetry::filter_directive(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        None,
+    );
     let stderr = verbose.then(|| json_layer(std::io::stderr));
     tracing_subscriber::registry()
         .with(json_layer(Mutex::new(file)))
         .with(stderr)
-        .with(shared::telemetry::targets(&directive))
+        .with(shared::adapters::telemetry::targets(&directive))
         .try_init()
         .map_err(|e| format!("cannot install the log subscriber: {e}"))
 }

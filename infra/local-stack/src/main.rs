@@ -172,8 +172,8 @@ async fn redrive(args: &[String]) -> Result<std::process::ExitCode, String> {
     let gateway = value(args, "--gateway")
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
-    let http =
-        shared::http::client(shared::http::Timeouts::default()).map_err(|e| e.to_string())?;
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .map_err(|e| e.to_string())?;
     let response = http
         .post(format!("{gateway}/_local/dlq/redrive"))
         .send()

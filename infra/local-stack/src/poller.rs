@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use shared::aws::Adapters;
+use shared::adapters::aws::Adapters;
 use tracing::Instrument;
 
 use crate::logs;
@@ -86,7 +86,7 @@ pub async fn run(
         let messages = match received {
             Ok(output) => output.messages.unwrap_or_default(),
             Err(e) => {
-                tracing::warn!(error = %shared::aws::describe_sdk_error(&e), "the poller could not receive; retrying");
+                tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not receive; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
@@ -147,7 +147,7 @@ pub async fn run(
                 .send()
                 .await
         {
-            tracing::warn!(error = %shared::aws::describe_sdk_error(&e), "the poller could not delete processed messages");
+            tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not delete processed messages");
         }
     }
 }

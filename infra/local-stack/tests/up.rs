@@ -42,7 +42,7 @@ fn up_prints_ready_serves_logs_and_stops_on_sigterm() {
     assert_eq!(ready["api_key"], "fxr_fixed_for_test");
     let gateway = ready["gateway_url"].as_str().expect("gateway_url");
     let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        shared::http::client(shared::http::Timeouts::default())
+        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
             .expect("an HTTP client")
             .get(format!("{gateway}/api/v1/payments/pay_1"))
             .header("x-api-key", "fxr_fixed_for_test")

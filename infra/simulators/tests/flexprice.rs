@@ -1,4 +1,4 @@
-//! `shared::flexprice::FlexpriceClient` against the Flexprice simulator, and the simulator's
+//! `shared::adapters::flexprice::FlexpriceClient` against the Flexprice simulator, and the simulator's
 //! Svix-signed webhooks.
 
 use std::collections::BTreeMap;
@@ -11,12 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use serde_json::{Value, json};
-use shared::flexprice::wire::RecordPaymentRequest;
-use shared::flexprice::{FlexpriceClient, FlexpriceConfig, FlexpriceError};
-use shared::http::{RetryPolicy, Timeouts};
-use shared::money::{Currency, Money};
-use shared::secret::Secret;
-use shared::signature::{SignatureError, SvixHeaders, SvixSecret};
+use shared::adapters::flexprice::wire::RecordPaymentRequest;
+use shared::adapters::flexprice::{FlexpriceClient, FlexpriceConfig, FlexpriceError};
+use shared::adapters::http::{RetryPolicy, Timeouts};
+use shared::domain::money::{Currency, Money};
+use shared::domain::secret::Secret;
+use shared::domain::signature::{SignatureError, SvixHeaders, SvixSecret};
 use simulators::Fault;
 use simulators::HasRecorder;
 use simulators::flexprice::{RunningSim, Simulator, WebhookTarget};
@@ -70,7 +70,7 @@ fn client(sim: &RunningSim, key: &str) -> FlexpriceClient {
 }
 
 async fn post(sim: &RunningSim, path: &str, body: Value) -> Value {
-    let response = shared::http::client(shared::http::Timeouts::default())
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!("{}{path}", sim.url))
         .header("x-api-key", API_KEY)
@@ -330,7 +330,7 @@ async fn finalize_and_void_send_svix_signed_webhooks() {
             timestamp: header("svix-timestamp"),
             signature: header("svix-signature"),
         };
-        let now = shared::clock::Clock::now_secs(&shared::clock::SystemClock);
+        let now = shared::ports::Clock::now_secs(&shared::ports::SystemClock);
         assert_eq!(secret.verify(svix, body, now), Ok(()));
         let mut tampered = body.clone();
         tampered.push(b' ');

@@ -1,15 +1,15 @@
-//! `shared::razorpay::RazorpayClient` against the simulator: success paths, error shapes,
+//! `shared::adapters::razorpay::RazorpayClient` against the simulator: success paths, error shapes,
 //! retries, recovery lookups and timeouts; and the simulator's own rules.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use shared::http::{RetryPolicy, Timeouts};
-use shared::razorpay::wire::{
+use shared::adapters::http::{RetryPolicy, Timeouts};
+use shared::adapters::razorpay::wire::{
     CustomerRequest, InvoiceRequest, LineItemRequest, LinkCustomer, Notes, PaymentLinkRequest,
 };
-use shared::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
-use shared::secret::Secret;
+use shared::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
+use shared::domain::secret::Secret;
 use simulators::Fault;
 use simulators::HasRecorder;
 use simulators::razorpay::{RunningSim, SimConfig, Simulator};
@@ -150,16 +150,17 @@ async fn customers_links_invoices_and_payments_round_trip() {
             .is_empty()
     );
 
-    let paid: serde_json::Value = shared::http::client(shared::http::Timeouts::default())
-        .expect("an HTTP client")
-        .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let paid: serde_json::Value =
+        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+            .expect("an HTTP client")
+            .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let payment_id = paid["payments"][0].as_str().unwrap();
     let payment = client.get_payment(payment_id).await.unwrap();
     assert_eq!(
@@ -278,7 +279,7 @@ async fn the_simulators_rules_come_back_as_typed_errors() {
     );
 
     let mut soon = link_request("r-soon", 1000);
-    soon.expire_by = Some(shared::clock::Clock::now_secs(&shared::clock::SystemClock) + 60);
+    soon.expire_by = Some(shared::ports::Clock::now_secs(&shared::ports::SystemClock) + 60);
     let (_, description, _) = api_error(client.create_payment_link(&soon).await.unwrap_err());
     assert_eq!(
         description,
@@ -300,7 +301,7 @@ async fn the_simulators_rules_come_back_as_typed_errors() {
     );
 
     // Without fail_existing "0", a second customer with the same email and contact is refused.
-    let raw = shared::http::client(shared::http::Timeouts::default())
+    let raw = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!("{}/v1/customers", sim.url))
         .basic_auth(KEY_ID, Some(KEY_SECRET))
@@ -343,7 +344,10 @@ async fn reads_retry_500_and_429_then_succeed() {
     // Out of attempts: the last error comes back, typed and retryable.
     sim.sim.add_fault(Fault::Status { status: 503 }, 3);
     let err = client.get_payment_link(&link.id).await.unwrap_err();
-    assert!(shared::problem::Classify::is_retryable(&err), "{err:?}");
+    assert!(
+        shared::domain::error::Classify::is_retryable(&err),
+        "{err:?}"
+    );
     assert_eq!(api_error(err).0, 503);
 }
 

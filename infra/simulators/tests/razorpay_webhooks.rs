@@ -1,4 +1,4 @@
-//! The simulator's webhooks: real envelopes, signed so that `shared::signature` verifies them,
+//! The simulator's webhooks: real envelopes, signed so that `shared::domain::signature` verifies them,
 //! with event ids, duplicates, reordering and retries of failed deliveries.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use shared::secret::Secret;
-use shared::signature::{SignatureError, verify_razorpay_webhook};
+use shared::domain::secret::Secret;
+use shared::domain::signature::{SignatureError, verify_razorpay_webhook};
 use simulators::HasRecorder;
 use simulators::razorpay::{RunningSim, SimConfig, Simulator, WebhookTarget};
 
@@ -79,7 +79,7 @@ async fn setup() -> (RunningSim, Receiver) {
 }
 
 async fn create_link(sim: &RunningSim, accept_partial: bool) -> String {
-    let link: Value = shared::http::client(shared::http::Timeouts::default())
+    let link: Value = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!("{}/v1/payment_links", sim.url))
         .basic_auth("rzp_test_hooks", Some("hooks_secret"))
@@ -101,7 +101,7 @@ fn shared_id() -> String {
 }
 
 async fn control(sim: &RunningSim, path: &str, body: Value) -> Value {
-    let response = shared::http::client(shared::http::Timeouts::default())
+    let response = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!("{}/_sim/{path}", sim.url))
         .json(&body)
@@ -265,7 +265,7 @@ async fn failed_payments_cancellations_and_invoices_send_their_events() {
     assert_eq!(payment["captured"], false);
     assert_eq!(event_name(&received[1]), "payment_link.cancelled");
     // Paying a cancelled link is refused.
-    let refused = shared::http::client(shared::http::Timeouts::default())
+    let refused = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .expect("an HTTP client")
         .post(format!("{}/_sim/payment_links/{link_id}/pay", sim.url))
         .json(&json!({}))
@@ -278,7 +278,8 @@ async fn failed_payments_cancellations_and_invoices_send_their_events() {
 #[tokio::test]
 async fn paying_an_invoice_in_parts_sends_partially_paid_then_paid() {
     let (sim, receiver) = setup().await;
-    let http = shared::http::client(shared::http::Timeouts::default()).expect("an HTTP client");
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .expect("an HTTP client");
     let auth = |r: reqwest::RequestBuilder| r.basic_auth("rzp_test_hooks", Some("hooks_secret"));
     let customer: Value = auth(http.post(format!("{}/v1/customers", sim.url)))
         .json(&json!({"name": "Ada", "email": "ada@example.com", "fail_existing": "0"}))

@@ -24,7 +24,7 @@ pub fn request_from_event(event_json: &str) -> Request {
 pub fn problem(response: &Response<Body>) -> serde_json::Value {
     assert_eq!(
         response.headers().get("content-type").map(|v| v.as_bytes()),
-        Some(shared::problem::PROBLEM_CONTENT_TYPE.as_bytes()),
+        Some(shared::api::problem::PROBLEM_CONTENT_TYPE.as_bytes()),
         "not a problem+json response"
     );
     serde_json::from_slice(response.body().as_ref())

@@ -20,11 +20,11 @@ pub use moto::{MOTO_REQUIREMENT, Moto, moto, target_dir};
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use shared::aws::Adapters;
-use shared::aws::provision::{self, QueueSettings, Queues};
-use shared::aws::queue::JobQueue;
-use shared::aws::store::Store;
-use shared::config::Config;
+use shared::adapters::aws::Adapters;
+use shared::adapters::aws::provision::{self, QueueSettings, Queues};
+use shared::adapters::aws::queue::JobQueue;
+use shared::adapters::aws::store::Store;
+use shared::adapters::config::Config;
 
 /// A short unique name for this test's resources.
 pub fn unique_name(prefix: &str) -> String {
@@ -34,7 +34,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// SDK config pointing at the emulator, with dummy credentials (never the machine's own).
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    shared::aws::sdk_loader()
+    shared::adapters::aws::sdk_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
@@ -85,8 +85,8 @@ impl TestEnv {
                 table_name: self.table.clone(),
                 job_queue_url: self.queues.url.clone(),
                 secret_prefix: self.secret_prefix.clone(),
-                razorpay_api_url: shared::razorpay::DEFAULT_BASE_URL.to_owned(),
-                flexprice_api_url: shared::flexprice::DEFAULT_BASE_URL.to_owned(),
+                razorpay_api_url: shared::adapters::razorpay::DEFAULT_BASE_URL.to_owned(),
+                flexprice_api_url: shared::adapters::flexprice::DEFAULT_BASE_URL.to_owned(),
             },
         )
     }
@@ -127,7 +127,7 @@ impl TestEnv {
 /// Adapters over `sdk` whose every AWS call (DynamoDB, SQS, Secrets Manager) `counter` records.
 pub fn counted_adapters(
     sdk: &SdkConfig,
-    config: shared::config::Config,
+    config: shared::adapters::config::Config,
     counter: &CallCounter,
 ) -> Adapters {
     Adapters::from_clients(

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The pinned emulator (measured to work with the Rust SDK: `reference/tooling.md` §1).
+/// The pinned emulator (every call the code makes was checked against it with the Rust SDK).
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 /// The launcher, written next to the virtualenv's interpreter when the server starts.
 const LAUNCHER: &str = include_str!("../moto_server.py");

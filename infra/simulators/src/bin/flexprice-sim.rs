@@ -5,13 +5,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use shared::secret::Secret;
+use shared::domain::secret::Secret;
 use simulators::common::cli_arg;
 use simulators::flexprice::{Simulator, WebhookTarget};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shared::telemetry::init();
+    shared::adapters::telemetry::init();
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = cli_arg(&args, "--port", "FLEXPRICE_SIM_PORT")
         .map(|p| p.parse())

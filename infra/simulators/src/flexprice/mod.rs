@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::money::{Currency, Money};
-use shared::secret::Secret;
-use shared::signature::SvixSecret;
+use shared::domain::money::{Currency, Money};
+use shared::domain::secret::Secret;
+use shared::domain::signature::SvixSecret;
 
 use crate::common::{self, HasRecorder, Recorder, lock, new_id, now};
 
@@ -240,7 +240,7 @@ fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 
 impl Simulator {
     pub fn new(api_key: &str, webhook: Option<WebhookTarget>) -> Result<Simulator, String> {
-        let http = shared::http::client(shared::http::Timeouts {
+        let http = shared::adapters::http::client(shared::adapters::http::Timeouts {
             connect: Duration::from_secs(2),
             total: Duration::from_secs(15),
         })

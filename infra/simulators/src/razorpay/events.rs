@@ -59,7 +59,7 @@ impl Account {
     fn new_payment(
         &mut self,
         amount: u64,
-        currency: shared::money::Currency,
+        currency: shared::domain::money::Currency,
         order_id: &str,
         method: &str,
         notes: std::collections::BTreeMap<String, String>,

@@ -22,8 +22,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::secret::Secret;
-use shared::signature::razorpay_sign;
+use shared::domain::secret::Secret;
+use shared::domain::signature::razorpay_sign;
 
 use crate::common::{self, HasRecorder, Recorder, lock};
 pub use events::Event;
@@ -94,7 +94,7 @@ pub type RunningSim = common::Running<Simulator>;
 
 impl Simulator {
     pub fn new(config: SimConfig) -> Result<Simulator, String> {
-        let http = shared::http::client(shared::http::Timeouts {
+        let http = shared::adapters::http::client(shared::adapters::http::Timeouts {
             connect: Duration::from_secs(2),
             // Razorpay gives a webhook endpoint 5 s.
             total: Duration::from_secs(5),

@@ -1,10 +1,10 @@
 //! The simulator's in-memory Razorpay account: customers, payment links, invoices, orders and
-//! payments, with Razorpay's rules and its error texts (`reference/razorpay-api.md`).
+//! payments, with Razorpay's rules and its error texts (as Razorpay's API documentation gives them).
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use shared::money::{Currency, Money};
+use shared::domain::money::{Currency, Money};
 
 pub use crate::common::{new_id, now};
 

@@ -1,0 +1,189 @@
+//! The Flexprice REST client (`x-api-key`): invoices, customers, recording payments, and
+//! merging keys into invoice metadata.
+//!
+//! Every call here is safe to retry: reads, the metadata write (it writes the same merged map
+//! again), and recording a payment (Flexprice dedupes on the caller's `idempotency_key`).
+
+pub mod wire;
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::adapters::http::{RetryPolicy, Timeouts, segment};
+use crate::domain::error::{Classify, ErrorClass};
+use crate::domain::secret::Secret;
+use wire::{Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest};
+
+/// Flexprice Cloud's API.
+pub const DEFAULT_BASE_URL: &str = "https://api.cloud.flexprice.io";
+
+#[derive(Debug, Error)]
+pub enum FlexpriceError {
+    #[error("Flexprice answered {status}: {message}")]
+    Api {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("Flexprice did not answer in time")]
+    Timeout,
+    #[error("could not reach Flexprice: {0}")]
+    Transport(String),
+    #[error("Flexprice's answer could not be read: {0}")]
+    Decode(String),
+    #[error("the Flexprice client could not be set up: {0}")]
+    Setup(String),
+}
+
+impl Classify for FlexpriceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            FlexpriceError::Api { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorClass::Retryable
+            }
+            FlexpriceError::Timeout | FlexpriceError::Transport(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Where and as whom to call Flexprice.
+#[derive(Debug, Clone)]
+pub struct FlexpriceConfig {
+    pub base_url: String,
+    pub api_key: Secret<String>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+}
+
+impl FlexpriceConfig {
+    pub fn new(base_url: impl Into<String>, api_key: Secret<String>) -> FlexpriceConfig {
+        FlexpriceConfig {
+            base_url: base_url.into(),
+            api_key,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FlexpriceClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Secret<String>,
+    retry: RetryPolicy,
+}
+
+impl FlexpriceClient {
+    pub fn new(config: FlexpriceConfig) -> Result<FlexpriceClient, FlexpriceError> {
+        let http = crate::adapters::http::client(config.timeouts)
+            .map_err(|e| FlexpriceError::Setup(e.to_string()))?;
+        Ok(FlexpriceClient {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            api_key: config.api_key,
+            retry: config.retry,
+        })
+    }
+
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, FlexpriceError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header("x-api-key", self.api_key.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FlexpriceError::Timeout
+            } else {
+                FlexpriceError::Transport(e.without_url().to_string())
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| FlexpriceError::Decode(e.to_string()));
+        }
+        let detail = ErrorBody::parse(&bytes).unwrap_or_default();
+        Err(FlexpriceError::Api {
+            status: status.as_u16(),
+            code: detail.code,
+            message: detail
+                .message
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_owned()),
+        })
+    }
+
+    /// Any call, retried on retryable errors (every call of this client is safe to repeat).
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, FlexpriceError> {
+        self.retry
+            .run(
+                |_| self.call_once(method.clone(), path, body),
+                FlexpriceError::is_retryable,
+            )
+            .await
+    }
+
+    /// The invoice with its line items.
+    pub async fn get_invoice(&self, id: &str) -> Result<Invoice, FlexpriceError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/invoices/{}", segment(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn get_customer(&self, id: &str) -> Result<Customer, FlexpriceError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/customers/{}", segment(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Records a payment; the same `idempotency_key` never records twice.
+    pub async fn record_payment(
+        &self,
+        request: &RecordPaymentRequest,
+    ) -> Result<Payment, FlexpriceError> {
+        self.call(Method::POST, "/v1/payments", Some(request)).await
+    }
+
+    /// Adds `keys` to the invoice's metadata. Flexprice replaces metadata on update, so this
+    /// reads it, merges, and writes the whole map back.
+    pub async fn merge_invoice_metadata(
+        &self,
+        id: &str,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Invoice, FlexpriceError> {
+        let mut metadata = self.get_invoice(id).await?.metadata;
+        metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.call(
+            Method::PUT,
+            &format!("/v1/invoices/{}", segment(id)),
+            Some(&UpdateInvoiceRequest { metadata }),
+        )
+        .await
+    }
+}

@@ -1,0 +1,394 @@
+//! The Razorpay REST client: HTTP Basic `key_id:key_secret`, JSON, timeouts, and retries that
+//! never create anything twice.
+//!
+//! Retry rules: reads retry on 429, 5xx, timeouts and connection errors. A create retries only
+//! where a lookup can tell whether the first attempt took effect: a payment link is found by
+//! its `reference_id`, an invoice by its `receipt`, a customer (created with
+//! `fail_existing: "0"`) by its email and contact. A 429 is always retried: Razorpay refused
+//! the request without acting on it.
+
+pub mod wire;
+
+use std::future::Future;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::adapters::http::{RetryPolicy, Timeouts, segment};
+use crate::domain::error::{Classify, ErrorClass};
+use crate::domain::secret::Secret;
+use wire::{
+    Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, Payment,
+    PaymentLink, PaymentLinkList, PaymentLinkRequest,
+};
+
+/// Razorpay's production API.
+pub const DEFAULT_BASE_URL: &str = "https://api.razorpay.com";
+
+#[derive(Debug, Error)]
+pub enum RazorpayError {
+    /// Razorpay answered with an error body (any of its three shapes) or a bare status.
+    #[error("Razorpay answered {status}: {description}")]
+    Api {
+        status: u16,
+        code: Option<String>,
+        description: String,
+        field: Option<String>,
+        reason: Option<String>,
+    },
+    #[error("Razorpay did not answer in time")]
+    Timeout,
+    #[error("could not reach Razorpay: {0}")]
+    Transport(String),
+    #[error("Razorpay's answer could not be read: {0}")]
+    Decode(String),
+    #[error("the Razorpay client could not be set up: {0}")]
+    Setup(String),
+}
+
+impl RazorpayError {
+    /// 429: Razorpay refused the request without acting on it.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, RazorpayError::Api { status: 429, .. })
+    }
+
+    /// A 4xx other than 429: the request itself was refused.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, RazorpayError::Api { status, .. } if (400..500).contains(status) && *status != 429)
+    }
+
+    /// The field Razorpay blamed, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            RazorpayError::Api { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl Classify for RazorpayError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RazorpayError::Api { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorClass::Retryable
+            }
+            RazorpayError::Timeout | RazorpayError::Transport(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+fn transport_error(err: reqwest::Error) -> RazorpayError {
+    if err.is_timeout() {
+        RazorpayError::Timeout
+    } else {
+        // Without the URL: it is ours, and the error text stays short.
+        RazorpayError::Transport(err.without_url().to_string())
+    }
+}
+
+/// Where and as whom to call Razorpay.
+#[derive(Debug, Clone)]
+pub struct RazorpayConfig {
+    pub base_url: String,
+    pub key_id: String,
+    pub key_secret: Secret<String>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+}
+
+impl RazorpayConfig {
+    pub fn new(
+        base_url: impl Into<String>,
+        key_id: impl Into<String>,
+        key_secret: Secret<String>,
+    ) -> RazorpayConfig {
+        RazorpayConfig {
+            base_url: base_url.into(),
+            key_id: key_id.into(),
+            key_secret,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RazorpayClient {
+    http: reqwest::Client,
+    base_url: String,
+    key_id: String,
+    key_secret: Secret<String>,
+    retry: RetryPolicy,
+}
+
+impl RazorpayClient {
+    pub fn new(config: RazorpayConfig) -> Result<RazorpayClient, RazorpayError> {
+        let http = crate::adapters::http::client(config.timeouts)
+            .map_err(|e| RazorpayError::Setup(e.to_string()))?;
+        Ok(RazorpayClient {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            key_id: config.key_id,
+            key_secret: config.key_secret,
+            retry: config.retry,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, RazorpayError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .basic_auth(&self.key_id, Some(self.key_secret.expose()))
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| RazorpayError::Decode(e.to_string()));
+        }
+        let detail = ErrorBody::parse(&bytes).unwrap_or_default();
+        Err(RazorpayError::Api {
+            status: status.as_u16(),
+            code: detail.code,
+            description: detail.description.unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no description")
+                    .to_owned()
+            }),
+            field: detail.field,
+            reason: detail.reason,
+        })
+    }
+
+    /// A read: retried on every retryable error.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, RazorpayError> {
+        self.retry
+            .run(
+                |_| self.call(Method::GET, path, query, None::<&()>),
+                RazorpayError::is_retryable,
+            )
+            .await
+    }
+
+    /// A write that has no recovery lookup: retried only when Razorpay throttled it.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, RazorpayError> {
+        self.retry
+            .run(
+                |_| self.call(Method::POST, path, &[], body),
+                RazorpayError::is_throttled,
+            )
+            .await
+    }
+
+    /// A create with a recovery lookup. After a failure whose outcome is unknown (timeout,
+    /// connection error, 5xx), or a refusal on a later attempt (the first one may have taken
+    /// effect after all: "reference ID already attempted"), the lookup decides: what it finds
+    /// is returned, otherwise the create is tried again.
+    async fn create_recoverable<T, C, CF, L, LF>(
+        &self,
+        create: C,
+        lookup: L,
+    ) -> Result<T, RazorpayError>
+    where
+        C: Fn() -> CF,
+        CF: Future<Output = Result<T, RazorpayError>>,
+        L: Fn() -> LF,
+        LF: Future<Output = Result<Option<T>, RazorpayError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let err = match create().await {
+                Ok(created) => return Ok(created),
+                Err(err) => err,
+            };
+            let unknown_outcome = err.is_retryable() && !err.is_throttled();
+            if (unknown_outcome || (attempt > 1 && err.is_client_error()))
+                && let Some(found) = lookup().await?
+            {
+                tracing::info!(
+                    attempt,
+                    "found the object a failed create had made; not creating it again"
+                );
+                return Ok(found);
+            }
+            if !err.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(err);
+            }
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    // ---------- customers ----------
+
+    /// Creates a customer with `fail_existing: "0"`: Razorpay returns the existing customer
+    /// with the same email and contact instead of failing. Retried after an unknown outcome
+    /// only when email or contact is given (the retry then finds the first one).
+    pub async fn create_customer(
+        &self,
+        request: &CustomerRequest,
+    ) -> Result<Customer, RazorpayError> {
+        let mut request = request.clone();
+        request.fail_existing = "0".to_owned();
+        let matchable = request.email.is_some() || request.contact.is_some();
+        self.retry
+            .run(
+                |_| self.call(Method::POST, "/v1/customers", &[], Some(&request)),
+                |e: &RazorpayError| e.is_throttled() || (matchable && e.is_retryable()),
+            )
+            .await
+    }
+
+    /// One harmless authenticated call (lists at most one customer): `Ok` when Razorpay
+    /// accepts the key pair.
+    pub async fn check_credentials(&self) -> Result<(), RazorpayError> {
+        let _: Collection<Customer> = self.read("/v1/customers", &[("count", "1")]).await?;
+        Ok(())
+    }
+
+    pub async fn get_customer(&self, id: &str) -> Result<Customer, RazorpayError> {
+        self.read(&format!("/v1/customers/{}", segment(id)), &[])
+            .await
+    }
+
+    // ---------- payment links ----------
+
+    /// Creates a payment link; after an unknown outcome, finds it by `reference_id` before
+    /// creating again.
+    pub async fn create_payment_link(
+        &self,
+        request: &PaymentLinkRequest,
+    ) -> Result<PaymentLink, RazorpayError> {
+        self.create_recoverable(
+            || self.call(Method::POST, "/v1/payment_links", &[], Some(request)),
+            || async {
+                let found = self
+                    .find_payment_links_by_reference(&request.reference_id)
+                    .await?;
+                Ok(found.into_iter().next())
+            },
+        )
+        .await
+    }
+
+    pub async fn get_payment_link(&self, id: &str) -> Result<PaymentLink, RazorpayError> {
+        self.read(&format!("/v1/payment_links/{}", segment(id)), &[])
+            .await
+    }
+
+    pub async fn find_payment_links_by_reference(
+        &self,
+        reference_id: &str,
+    ) -> Result<Vec<PaymentLink>, RazorpayError> {
+        let list: PaymentLinkList = self
+            .read("/v1/payment_links", &[("reference_id", reference_id)])
+            .await?;
+        Ok(list.payment_links)
+    }
+
+    pub async fn cancel_payment_link(&self, id: &str) -> Result<PaymentLink, RazorpayError> {
+        self.write(
+            &format!("/v1/payment_links/{}/cancel", segment(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    // ---------- invoices ----------
+
+    /// Creates an invoice; after an unknown outcome, finds it by `receipt` before creating
+    /// again.
+    pub async fn create_invoice(&self, request: &InvoiceRequest) -> Result<Invoice, RazorpayError> {
+        self.create_recoverable(
+            || self.call(Method::POST, "/v1/invoices", &[], Some(request)),
+            || async {
+                let found = self.find_invoices_by_receipt(&request.receipt).await?;
+                Ok(found.into_iter().next())
+            },
+        )
+        .await
+    }
+
+    pub async fn get_invoice(&self, id: &str) -> Result<Invoice, RazorpayError> {
+        self.read(&format!("/v1/invoices/{}", segment(id)), &[])
+            .await
+    }
+
+    pub async fn find_invoices_by_receipt(
+        &self,
+        receipt: &str,
+    ) -> Result<Vec<Invoice>, RazorpayError> {
+        let list: Collection<Invoice> = self.read("/v1/invoices", &[("receipt", receipt)]).await?;
+        Ok(list.items)
+    }
+
+    pub async fn cancel_invoice(&self, id: &str) -> Result<Invoice, RazorpayError> {
+        self.write(&format!("/v1/invoices/{}/cancel", segment(id)), None::<&()>)
+            .await
+    }
+
+    // ---------- payments ----------
+
+    pub async fn get_payment(&self, id: &str) -> Result<Payment, RazorpayError> {
+        self.read(&format!("/v1/payments/{}", segment(id)), &[])
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_of_errors() {
+        let api = |status| RazorpayError::Api {
+            status,
+            code: None,
+            description: String::new(),
+            field: None,
+            reason: None,
+        };
+        assert!(api(429).is_retryable() && api(429).is_throttled());
+        assert!(api(500).is_retryable() && !api(500).is_client_error());
+        assert!(api(503).is_retryable());
+        assert!(!api(400).is_retryable() && api(400).is_client_error());
+        assert!(!api(401).is_retryable());
+        assert!(RazorpayError::Timeout.is_retryable());
+        assert!(!RazorpayError::Decode("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn the_key_secret_never_shows_in_debug() {
+        let config = RazorpayConfig::new(
+            "http://127.0.0.1:1",
+            "rzp_test_1",
+            Secret::new("very-secret".to_owned()),
+        );
+        let client = RazorpayClient::new(config.clone()).unwrap();
+        let shown = format!("{config:?} {client:?}");
+        assert!(shown.contains("rzp_test_1"));
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure vocabulary of flexrzp. Nothing here talks to AWS, Razorpay or Flexprice, and
+//! nothing here imports another layer (`shared/tests/layers.rs` fails the build otherwise).
+
+pub mod error;
+pub mod ids;
+pub mod jobs;
+pub mod keys;
+pub mod money;
+pub mod secret;
+pub mod signature;
+pub mod url;

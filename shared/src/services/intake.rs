@@ -1,0 +1,402 @@
+//! Webhook intake (`docs/architecture.md` §3.1), Razorpay's and Flexprice's: answer within a second, never lose an event.
+//!
+//! Raw bytes; the connection of the route's tenant/environment; the signature checked in
+//! constant time against the current and previous webhook secret (once more after a forced
+//! secret refresh, for a rotation the cache has not seen); the envelope's `account_id`; a
+//! claim on `x-razorpay-event-id` with the payload hash; a job for the worker; 200. The claim is
+//! released when the job cannot be enqueued, so Razorpay's retry goes through.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::adapters::aws::Adapters;
+use crate::adapters::aws::idempotency::{Claim, IdempotencyError, Lifetimes, payload_hash};
+use crate::api::problem::Problem;
+use crate::domain::error::Classify;
+use crate::domain::jobs::{Job, Task};
+use crate::domain::keys::TenantScope;
+use crate::domain::signature::{SignatureError, SvixHeaders, SvixSecret, verify_razorpay_webhook};
+use crate::services::connection::{self, Credentials};
+
+/// Razorpay events are a few KiB; a job must fit one SQS message.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The events the worker applies; everything else is acknowledged and ignored.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "payment.authorized",
+    "payment.captured",
+    "payment.failed",
+    "payment_link.paid",
+    "payment_link.partially_paid",
+    "payment_link.expired",
+    "payment_link.cancelled",
+    "invoice.paid",
+    "invoice.partially_paid",
+    "invoice.expired",
+];
+
+/// Claims outlive Razorpay's 24 h retries and 15-day manual replays.
+const KEEP: Duration = Duration::from_secs(16 * 24 * 3600);
+const LOCK: Duration = Duration::from_secs(30);
+
+/// The request, as the receiver got it.
+pub struct Delivery<'a> {
+    pub tenant_id: &'a str,
+    pub environment_id: &'a str,
+    pub signature: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub trace_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// All the intake reads of a Razorpay event: its name and account. (Parsing only this, not a
+/// whole `serde_json::Value`, keeps the hot path near the cost of the HMAC itself.)
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub event: String,
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+
+impl Envelope {
+    pub fn parse(body: &[u8]) -> Result<Envelope, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+}
+
+/// One answer for "no such tenant/environment" whatever the reason, so that nothing tells
+/// whether a tenant exists.
+fn unknown_route() -> Problem {
+    Problem::not_found()
+}
+
+fn unavailable() -> Problem {
+    let mut problem = Problem::new(
+        503,
+        "unavailable",
+        "Temporarily unavailable",
+        "The event could not be stored; Razorpay will retry it.",
+    );
+    problem.retryable = true;
+    problem
+}
+
+fn verified(credentials: &Credentials, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
+    let secrets: Vec<_> = credentials.webhook_secrets.iter().collect();
+    verify_razorpay_webhook(delivery.body, delivery.signature, &secrets).map(|_| ())
+}
+
+fn check_size(body: &[u8]) -> Result<(), Problem> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(
+            413,
+            "too-large",
+            "Payload too large",
+            format!("Webhook bodies are limited to {MAX_BODY_BYTES} bytes."),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes one Razorpay webhook; answers status and a small JSON body.
+pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Value, Problem> {
+    check_size(delivery.body)?;
+    let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
+        .map_err(|_| unknown_route())?;
+    let credentials = connection::credentials(adapters, &scope)
+        .await?
+        .ok_or_else(unknown_route)?;
+    let credentials = match verified(&credentials, &delivery) {
+        Ok(()) => credentials,
+        Err(SignatureError::Mismatch) => {
+            // The cache may predate a rotation: read the secret once more, then decide.
+            let fresh = connection::fresh_credentials(adapters, &scope)
+                .await?
+                .ok_or_else(unknown_route)?;
+            verified(&fresh, &delivery).map_err(|_| signature_problem())?;
+            fresh
+        }
+        Err(_) => return Err(signature_problem()),
+    };
+    let envelope = Envelope::parse(delivery.body).map_err(|_| {
+        Problem::invalid_field(
+            400,
+            "body",
+            "razorpay_event",
+            "the body is not a Razorpay event",
+        )
+    })?;
+    if let Some(expected) = &credentials.razorpay_account_id
+        && envelope.account_id.as_deref() != Some(expected.as_str())
+    {
+        tracing::warn!(
+            tenant = scope.tenant_id(),
+            "webhook for another Razorpay account refused"
+        );
+        return Err(Problem::new(
+            403,
+            "wrong-account",
+            "Forbidden",
+            "The event belongs to another Razorpay account.",
+        ));
+    }
+    let event_id = delivery
+        .event_id
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                400,
+                "x-razorpay-event-id",
+                "required",
+                "the x-razorpay-event-id header is required",
+            )
+        })?;
+    let task =
+        HANDLED_EVENTS
+            .contains(&envelope.event.as_str())
+            .then(|| Task::ApplyRazorpayEvent {
+                event_id: event_id.to_owned(),
+                body: String::from_utf8_lossy(delivery.body).into_owned(),
+            });
+    let received = Received {
+        kind: "EVENT",
+        event_id,
+        event: &envelope.event,
+        body: delivery.body,
+        trace_id: delivery.trace_id,
+    };
+    claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+/// A verified event, ready to be claimed.
+struct Received<'a> {
+    /// The claim's item kind (one per source of events).
+    kind: &'static str,
+    event_id: &'a str,
+    event: &'a str,
+    body: &'a [u8],
+    trace_id: Option<&'a str>,
+}
+
+/// Claims the event id (with the payload hash), enqueues `task` (none: the event is ignored),
+/// completes the claim. A duplicate answers 200 with no work; the same id with another body
+/// 409; when the job cannot be enqueued the claim is released and the answer is 503, so the
+/// sender's retry goes through.
+async fn claim_and_enqueue(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    received: Received<'_>,
+    task: Option<Task>,
+) -> Result<Value, Problem> {
+    let Received {
+        kind,
+        event_id,
+        event,
+        body,
+        trace_id,
+    } = received;
+    let key = scope.key(kind, event_id);
+    let claim = adapters
+        .idempotency
+        .claim(
+            &key,
+            &payload_hash(body),
+            Lifetimes {
+                lock: LOCK,
+                keep: KEEP,
+            },
+        )
+        .await;
+    let token = match claim {
+        Ok(Claim::Acquired(token)) => token,
+        Ok(Claim::Completed { .. }) => {
+            return Ok(json!({"status": "duplicate", "event_id": event_id}));
+        }
+        Err(IdempotencyError::PayloadMismatch) => {
+            tracing::error!(
+                tenant = scope.tenant_id(),
+                event_id,
+                "SAME EVENT ID WITH A DIFFERENT BODY: refused"
+            );
+            return Err(Problem::new(
+                409,
+                "event-conflict",
+                "Conflict",
+                "This event id was received before with a different body.",
+            ));
+        }
+        Err(IdempotencyError::InProgress) => {
+            let mut problem = Problem::new(
+                409,
+                "in-progress",
+                "In progress",
+                "This event is being received right now; retry later.",
+            );
+            problem.retryable = true;
+            return Err(problem);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not claim the event");
+            return Err(if e.is_retryable() {
+                unavailable()
+            } else {
+                Problem::internal()
+            });
+        }
+    };
+    let Some(task) = task else {
+        let _ = adapters
+            .idempotency
+            .complete(&token, Some("ignored"), KEEP)
+            .await;
+        return Ok(json!({"status": "ignored", "event_id": event_id, "event": event}));
+    };
+    let job = Job::new(scope, task);
+    match adapters.queue.send(&job, trace_id).await {
+        Ok(message_id) => {
+            if let Err(e) = adapters
+                .idempotency
+                .complete(&token, Some(&message_id), KEEP)
+                .await
+            {
+                // The job is queued; a redelivered event would be claimed again after the lock
+                // and enqueued twice, which the worker's own idempotency absorbs.
+                tracing::warn!(error = %e, "event enqueued but its claim not completed");
+            }
+            Ok(json!({"status": "accepted", "event_id": event_id}))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not enqueue the event; releasing the claim");
+            let _ = adapters.idempotency.release(&token).await;
+            Err(unavailable())
+        }
+    }
+}
+
+/// The Flexprice request, as the receiver got it.
+pub struct SvixDelivery<'a> {
+    pub tenant_id: &'a str,
+    pub environment_id: &'a str,
+    pub headers: SvixHeaders<'a>,
+    pub trace_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct FlexpriceEnvelope {
+    event_type: String,
+    #[serde(default)]
+    invoice: Option<FlexpriceInvoiceRef>,
+}
+
+#[derive(Deserialize)]
+struct FlexpriceInvoiceRef {
+    id: String,
+}
+
+fn svix_verified(
+    credentials: &Credentials,
+    delivery: &SvixDelivery<'_>,
+    now: u64,
+) -> Result<(), SignatureError> {
+    let secret = credentials
+        .flexprice_webhook_secret
+        .as_ref()
+        .ok_or(SignatureError::NoSecret)?;
+    SvixSecret::parse(secret)?.verify(delivery.headers, delivery.body, now)
+}
+
+/// Takes one Flexprice (Svix-signed) webhook: `invoice.update.finalized` → sync job,
+/// `invoice.update.voided` → cancel job, anything else acknowledged and ignored. Deduped on
+/// `svix-id`.
+pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Problem> {
+    check_size(delivery.body)?;
+    let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
+        .map_err(|_| unknown_route())?;
+    let credentials = connection::credentials(adapters, &scope)
+        .await?
+        .ok_or_else(unknown_route)?;
+    let now = adapters.clock.now_secs();
+    match svix_verified(&credentials, &delivery, now) {
+        Ok(()) => {}
+        // The cache may predate a rotation or a newly set secret: read once more, then decide.
+        Err(SignatureError::Mismatch | SignatureError::NoSecret | SignatureError::BadSecret) => {
+            let fresh = connection::fresh_credentials(adapters, &scope)
+                .await?
+                .ok_or_else(unknown_route)?;
+            svix_verified(&fresh, &delivery, now).map_err(svix_problem)?;
+        }
+        Err(e) => return Err(svix_problem(e)),
+    }
+    let envelope: FlexpriceEnvelope = serde_json::from_slice(delivery.body).map_err(|_| {
+        Problem::invalid_field(
+            400,
+            "body",
+            "flexprice_event",
+            "the body is not a Flexprice event",
+        )
+    })?;
+    let invoice_id = || {
+        envelope
+            .invoice
+            .as_ref()
+            .map(|i| i.id.clone())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    400,
+                    "invoice.id",
+                    "required",
+                    "an invoice event must carry invoice.id",
+                )
+            })
+    };
+    let task = match envelope.event_type.as_str() {
+        "invoice.update.finalized" => Some(Task::SyncInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        "invoice.update.voided" => Some(Task::CancelInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        _ => None,
+    };
+    let event_id = delivery
+        .headers
+        .id
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .ok_or_else(|| {
+            Problem::invalid_field(400, "svix-id", "required", "the svix-id header is required")
+        })?;
+    let received = Received {
+        kind: "FLEXPRICE_EVENT",
+        event_id,
+        event: &envelope.event_type,
+        body: delivery.body,
+        trace_id: delivery.trace_id,
+    };
+    claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+fn svix_problem(e: SignatureError) -> Problem {
+    let detail = match e {
+        SignatureError::Stale { tolerance_secs } => {
+            format!("The svix-timestamp is more than {tolerance_secs} seconds away from now.")
+        }
+        SignatureError::NoSecret | SignatureError::BadSecret => {
+            "This connection has no usable Flexprice webhook secret.".to_owned()
+        }
+        _ => "The svix-signature header is missing or does not match.".to_owned(),
+    };
+    Problem::new(401, "bad-signature", "Unauthorized", detail)
+}
+
+fn signature_problem() -> Problem {
+    Problem::new(
+        401,
+        "bad-signature",
+        "Unauthorized",
+        "The X-Razorpay-Signature header is missing or does not match.",
+    )
+}

@@ -1,0 +1,936 @@
+//! Invoice outbound sync (`docs/architecture.md` §3.2, "sync an invoice"): exactly one
+//! Razorpay invoice per Flexprice invoice, whose total is what the customer still owes.
+//!
+//! The mapping item `INVOICE#{flexprice id}` is the claim and the record. A sync creates it
+//! SYNCING with a lease (a conditional write), so concurrent or repeated jobs cannot both
+//! create; one that finds a live lease is retried later, one that finds an expired lease takes
+//! the invoice over and first looks the Razorpay invoice up by `receipt` (the Flexprice id),
+//! because the failed attempt may have created it. SYNCED is written together with the reverse
+//! mapping `RZP_INVOICE#{razorpay id}` in one transaction.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::adapters::aws::Adapters;
+use crate::adapters::aws::store::{
+    Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
+};
+use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::flexprice::wire::Invoice;
+use crate::adapters::razorpay::RazorpayError;
+use crate::adapters::razorpay::wire::{InvoiceRequest, LineItemRequest, Notes};
+use crate::api::problem::Problem;
+use crate::domain::error::Classify;
+use crate::domain::ids::FlexpriceId;
+use crate::domain::jobs::Failure;
+use crate::domain::keys::{Key, TenantScope};
+use crate::domain::money::{Currency, Money};
+use crate::services::connection::{self, Clients};
+use crate::services::customers;
+
+pub const KIND: &str = "INVOICE";
+/// The reverse mapping: Razorpay invoice id → Flexprice invoice id.
+pub const REVERSE_KIND: &str = "RZP_INVOICE";
+
+pub const SYNCING: &str = "SYNCING";
+pub const SYNCED: &str = "SYNCED";
+pub const FAILED: &str = "FAILED";
+pub const SKIPPED: &str = "SKIPPED";
+pub const CANCELLED: &str = "CANCELLED";
+/// Voided in Flexprice but paid in Razorpay: a person must look.
+pub const REVIEW: &str = "REVIEW";
+
+/// How long one sync may hold an invoice before another may take it over.
+const LEASE_MS: u64 = 60_000;
+/// Razorpay refuses an `expire_by` less than 15 minutes ahead; one more minute covers the
+/// request's own latency and clock skew.
+const MIN_EXPIRY_SECS: u64 = 16 * 60;
+/// Razorpay's cap on line items.
+pub const MAX_LINES: usize = 50;
+
+/// How the Razorpay invoice expresses the amount owed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// The Flexprice lines (and tax) one for one.
+    Itemized,
+    /// One line "Balance of invoice <number>" for the exact amount remaining, and why.
+    Balance { reason: String },
+}
+
+impl Form {
+    fn name(&self) -> &'static str {
+        match self {
+            Form::Itemized => "itemized",
+            Form::Balance { .. } => "balance",
+        }
+    }
+}
+
+/// The Razorpay line items for what `invoice` still owes. Their total always equals the amount
+/// remaining to the subunit: itemized when the Flexprice lines and tax add up to it exactly
+/// (no discount, credit or earlier payment, which Razorpay cannot express as negative lines),
+/// every line is collectable and there are at most [`MAX_LINES`]; otherwise one balance line.
+pub fn razorpay_lines(
+    invoice: &Invoice,
+    currency: Currency,
+    remaining: Money,
+) -> Result<(Vec<LineItemRequest>, Form), crate::domain::money::MoneyError> {
+    let line = |name: String, description: Option<String>, amount: Money| LineItemRequest {
+        name,
+        description,
+        amount: amount.minor(),
+        currency: currency.code().to_owned(),
+        quantity: 1,
+    };
+    let mut lines = Vec::new();
+    let mut total = Money::from_minor(0, currency);
+    let mut why_not: Option<String> = None;
+    for item in &invoice.line_items {
+        let amount = item.amount(currency)?;
+        if amount.is_zero() {
+            continue;
+        }
+        if why_not.is_none() && amount.check_collectable().is_err() {
+            why_not = Some(format!(
+                "line {} ({}) is below what Razorpay accepts as a line",
+                item.display_name.as_deref().unwrap_or("?"),
+                amount.to_decimal_string()
+            ));
+        }
+        total = total.checked_add(amount).unwrap_or(total);
+        let name = item
+            .display_name
+            .clone()
+            .or_else(|| item.plan_display_name.clone())
+            .unwrap_or_else(|| "Subscription".to_owned());
+        let description = match item.entity_type.as_deref() {
+            Some("plan") => "Subscription plan",
+            Some("addon") => "Add-on",
+            _ => "Service",
+        };
+        lines.push(line(name, Some(description.to_owned()), amount));
+    }
+    let tax = Money::parse(&invoice.total_tax, currency)?;
+    if !tax.is_zero() {
+        total = total.checked_add(tax).unwrap_or(total);
+        lines.push(line("Tax".to_owned(), None, tax));
+    }
+    let why_not = why_not.or_else(|| {
+        if lines.len() > MAX_LINES {
+            Some(format!(
+                "{} lines exceed Razorpay's {MAX_LINES}",
+                lines.len()
+            ))
+        } else if total != remaining {
+            Some(format!(
+                "the lines and tax add up to {}, the amount remaining is {} (discounts, credits or earlier payments)",
+                total.to_decimal_string(),
+                remaining.to_decimal_string()
+            ))
+        } else {
+            None
+        }
+    });
+    match why_not {
+        None => Ok((lines, Form::Itemized)),
+        Some(reason) => {
+            let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
+            Ok((
+                vec![line(
+                    format!("Balance of invoice {number}"),
+                    None,
+                    remaining,
+                )],
+                Form::Balance { reason },
+            ))
+        }
+    }
+}
+
+/// `expire_by` from the due date (RFC 3339), never less than [`MIN_EXPIRY_SECS`] ahead.
+fn expire_by(due_date: Option<&str>, now_secs: u64) -> Option<u64> {
+    let due = aws_smithy_types::DateTime::from_str(
+        due_date?,
+        aws_smithy_types::date_time::Format::DateTime,
+    )
+    .ok()?
+    .secs();
+    let due = u64::try_from(due).unwrap_or(0);
+    Some(due.max(now_secs + MIN_EXPIRY_SECS))
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    /// A Razorpay invoice was created (or found after an unknown outcome) and mapped.
+    Created { razorpay_invoice_id: String },
+    /// The invoice was synced before.
+    AlreadySynced { razorpay_invoice_id: String },
+    /// Nothing to do, and why (recorded on the mapping).
+    Skipped { reason: String },
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    Cancelled,
+    NothingToCancel,
+    /// Paid in Razorpay: flagged for review, not cancelled.
+    FlaggedForReview,
+}
+
+/// A sync holds the invoice and its lease has not run out.
+fn leased(item: &Item, adapters: &Adapters) -> bool {
+    item.u64_attr("lease_until").unwrap_or(0) > adapters.clock.now_millis()
+}
+
+fn mapping_key(scope: &TenantScope, invoice_id: &str) -> Key {
+    scope.key(KIND, invoice_id)
+}
+
+/// Writes `set` onto the mapping: creates it when `current` is `None`, otherwise updates it
+/// if it has not changed since it was read. A lost race is retryable: the redelivery decides
+/// again from what won.
+async fn write_state(
+    adapters: &Adapters,
+    key: &Key,
+    current: Option<&Item>,
+    mut set: Item,
+) -> Result<Item, Failure> {
+    let now = adapters.clock.now_secs();
+    set.insert("updated_at".to_owned(), n(now));
+    let raced = |e: StoreError| match e {
+        StoreError::AlreadyExists { .. } | StoreError::ConditionFailed { .. } => {
+            Failure::retryable("the invoice's sync record changed meanwhile")
+        }
+        other => Failure::retryable(other),
+    };
+    match current {
+        None => {
+            set.insert(VERSION.to_owned(), n(0));
+            set.insert("created_at".to_owned(), n(now));
+            adapters
+                .store
+                .create(key, set.clone())
+                .await
+                .map_err(raced)?;
+            Ok(set)
+        }
+        Some(item) => {
+            let update = Update {
+                expect: vec![Expect::Version(item.u64_attr(VERSION).unwrap_or(0))],
+                set,
+                bump_version: true,
+                ..Update::default()
+            };
+            adapters.store.update(key, &update).await.map_err(raced)
+        }
+    }
+}
+
+fn skip_attrs(reason: &str, invoice: Option<&Invoice>) -> Item {
+    let mut set = Item::from([
+        (STATUS.to_owned(), s(SKIPPED)),
+        ("skip_reason".to_owned(), s(reason)),
+    ]);
+    if let Some(invoice) = invoice {
+        set.insert("customer_id".to_owned(), s(&invoice.customer_id));
+    }
+    set
+}
+
+/// Records a skip, unless the mapping shows more than a skip or failure already.
+async fn skip(
+    adapters: &Adapters,
+    key: &Key,
+    current: Option<&Item>,
+    reason: String,
+    invoice: Option<&Invoice>,
+) -> Result<Synced, Failure> {
+    tracing::info!(%reason, "invoice sync skipped");
+    write_state(adapters, key, current, skip_attrs(&reason, invoice)).await?;
+    Ok(Synced::Skipped { reason })
+}
+
+fn failure_from_razorpay(e: RazorpayError) -> Failure {
+    if e.is_retryable() {
+        Failure::retryable(format!("Razorpay: {e}"))
+    } else {
+        Failure::permanent(format!("Razorpay refused: {e}"))
+    }
+}
+
+fn failure_from_flexprice(e: FlexpriceError) -> Failure {
+    if e.is_retryable() {
+        Failure::retryable(format!("Flexprice: {e}"))
+    } else {
+        Failure::permanent(format!("Flexprice refused: {e}"))
+    }
+}
+
+/// The sync job: one Razorpay invoice for a finalized Flexprice invoice. A permanent failure
+/// is recorded on the mapping (FAILED, `last_error`) so that it shows in the sync status.
+pub async fn sync(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+) -> Result<Synced, Failure> {
+    let key = mapping_key(scope, invoice_id);
+    let result = sync_once(adapters, scope, invoice_id, &key).await;
+    if let Err(Failure::Permanent(reason)) = &result {
+        let current = adapters.store.get(&key).await.ok().flatten();
+        let settled = current.as_ref().is_some_and(|i| {
+            matches!(
+                i.str_attr(STATUS),
+                Some(SYNCED) | Some(CANCELLED) | Some(REVIEW)
+            )
+        });
+        if !settled {
+            let set = Item::from([
+                (STATUS.to_owned(), s(FAILED)),
+                ("lease_until".to_owned(), n(0)),
+                ("last_error".to_owned(), s(reason)),
+            ]);
+            if let Err(e) = write_state(adapters, &key, current.as_ref(), set).await {
+                tracing::warn!(error = %e, "could not record the sync failure");
+            }
+        }
+    }
+    result
+}
+
+async fn sync_once(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    key: &Key,
+) -> Result<Synced, Failure> {
+    let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
+    let clients = connection::job_clients(adapters, scope).await?;
+    if let Some(item) = &current {
+        match item.str_attr(STATUS) {
+            Some(SYNCED) => {
+                let razorpay_invoice_id = item
+                    .str_attr("razorpay_invoice_id")
+                    .unwrap_or_default()
+                    .to_owned();
+                write_metadata(adapters, &clients, key, item, invoice_id).await?;
+                return Ok(Synced::AlreadySynced {
+                    razorpay_invoice_id,
+                });
+            }
+            Some(CANCELLED) | Some(REVIEW) => {
+                return Ok(Synced::Skipped {
+                    reason: format!(
+                        "the invoice's sync is {}",
+                        item.str_attr(STATUS).unwrap_or_default()
+                    ),
+                });
+            }
+            Some(SYNCING) if leased(item, adapters) => {
+                return Err(Failure::retryable(
+                    "another sync of this invoice is in progress",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let outbound = connection::outbound_sync(adapters, scope)
+        .await
+        .map_err(|p| Failure::retryable(p.detail))?
+        .unwrap_or(false);
+    if !outbound {
+        return skip(
+            adapters,
+            key,
+            current.as_ref(),
+            "invoice outbound sync is off for this connection".to_owned(),
+            None,
+        )
+        .await;
+    }
+    let invoice = match clients.flexprice.get_invoice(invoice_id).await {
+        Ok(invoice) => invoice,
+        Err(FlexpriceError::Api { status: 404, .. }) => {
+            return skip(
+                adapters,
+                key,
+                current.as_ref(),
+                format!("Flexprice has no invoice {invoice_id}"),
+                None,
+            )
+            .await;
+        }
+        Err(e) => return Err(failure_from_flexprice(e)),
+    };
+    let amounts = invoice.amounts().map_err(Failure::permanent)?;
+    let unsyncable = if invoice.invoice_status != "FINALIZED" {
+        Some(format!(
+            "the invoice is {}, not FINALIZED",
+            invoice.invoice_status
+        ))
+    } else if matches!(invoice.payment_status.as_str(), "SUCCEEDED" | "OVERPAID") {
+        Some("the invoice is paid".to_owned())
+    } else if amounts.remaining.is_zero() {
+        Some("the invoice has nothing remaining to pay".to_owned())
+    } else if let Err(e) = amounts.remaining.check_collectable() {
+        Some(format!("Razorpay cannot collect it: {e}"))
+    } else {
+        None
+    };
+    if let Some(reason) = unsyncable {
+        return skip(adapters, key, current.as_ref(), reason, Some(&invoice)).await;
+    }
+
+    // The claim: from here on, only this job may create the Razorpay invoice.
+    // An earlier attempt that did not finish may have created the invoice.
+    let resumed = current
+        .as_ref()
+        .is_some_and(|item| matches!(item.str_attr(STATUS), Some(SYNCING) | Some(FAILED)));
+    let attempts = current
+        .as_ref()
+        .and_then(|i| i.u64_attr("attempts"))
+        .unwrap_or(0)
+        + 1;
+    let claimed = write_state(
+        adapters,
+        key,
+        current.as_ref(),
+        Item::from([
+            (STATUS.to_owned(), s(SYNCING)),
+            (
+                "lease_until".to_owned(),
+                n(adapters.clock.now_millis() + LEASE_MS),
+            ),
+            ("attempts".to_owned(), n(attempts)),
+            ("customer_id".to_owned(), s(&invoice.customer_id)),
+        ]),
+    )
+    .await?;
+    let created = create(
+        adapters,
+        scope,
+        &clients,
+        &invoice,
+        amounts.remaining,
+        resumed,
+    )
+    .await
+    .and_then(|done| {
+        if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
+            Err(Failure::retryable(
+                "failure point after the Razorpay create",
+            ))
+        } else {
+            Ok(done)
+        }
+    });
+    match created {
+        Ok((razorpay, form)) => {
+            let razorpay_invoice_id = razorpay.id.clone();
+            let mut set = Item::from([
+                (STATUS.to_owned(), s(SYNCED)),
+                ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+                ("razorpay_status".to_owned(), s(&razorpay.status)),
+                ("form".to_owned(), s(form.name())),
+                ("amount_minor".to_owned(), n(amounts.remaining.minor())),
+                ("currency".to_owned(), s(amounts.currency.code())),
+                ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+            ]);
+            if let Form::Balance { reason } = &form {
+                set.insert("form_reason".to_owned(), s(reason));
+            }
+            if let Some(url) = &razorpay.short_url {
+                set.insert("payment_url".to_owned(), s(url));
+            }
+            let version = claimed.u64_attr(VERSION).unwrap_or(0);
+            // What the record is once the transaction below is written (no read-back).
+            let mut stored = claimed.clone();
+            stored.extend(set.clone());
+            stored.remove("lease_until");
+            stored.remove("last_error");
+            stored.insert(VERSION.to_owned(), n(version + 1));
+            adapters
+                .store
+                .transact(vec![
+                    Write::Update {
+                        key: key.clone(),
+                        update: Update {
+                            expect: vec![Expect::Status(SYNCING.into()), Expect::Version(version)],
+                            set,
+                            remove: vec!["lease_until".into(), "last_error".into()],
+                            bump_version: true,
+                        },
+                    },
+                    Write::Put {
+                        key: scope.key(REVERSE_KIND, &razorpay.id),
+                        attrs: Item::from([("invoice_id".to_owned(), s(invoice_id))]),
+                    },
+                ])
+                .await
+                .map_err(|e| Failure::retryable(format!("could not record the sync: {e}")))?;
+            tracing::info!(%razorpay_invoice_id, form = form.name(), "invoice synced to Razorpay");
+            write_metadata(adapters, &clients, key, &stored, invoice_id).await?;
+            Ok(Synced::Created {
+                razorpay_invoice_id,
+            })
+        }
+        Err(Failure::Retryable(reason)) => {
+            // Free the lease so that the redelivery resumes at once (and looks the invoice
+            // up first: this attempt may have created it).
+            let set = Item::from([
+                ("lease_until".to_owned(), n(0)),
+                ("last_error".to_owned(), s(&reason)),
+            ]);
+            let _ = write_state(adapters, key, Some(&claimed), set).await;
+            Err(Failure::Retryable(reason))
+        }
+        Err(permanent) => Err(permanent),
+    }
+}
+
+/// Customer, lines, and the Razorpay invoice (found by receipt first when resuming).
+async fn create(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    invoice: &Invoice,
+    remaining: Money,
+    resumed: bool,
+) -> Result<(crate::adapters::razorpay::wire::Invoice, Form), Failure> {
+    let currency = remaining.currency();
+    let (line_items, form) =
+        razorpay_lines(invoice, currency, remaining).map_err(Failure::permanent)?;
+    if resumed
+        && let Some(found) = clients
+            .razorpay
+            .find_invoices_by_receipt(&invoice.id)
+            .await
+            .map_err(failure_from_razorpay)?
+            .into_iter()
+            .next()
+    {
+        tracing::info!(razorpay_invoice_id = %found.id, "adopting the invoice an earlier attempt created");
+        return Ok((found, form));
+    }
+    let customer = customers::ensure(
+        &adapters.store,
+        &clients.razorpay,
+        &clients.flexprice,
+        scope,
+        &invoice.customer_id,
+    )
+    .await
+    .map_err(|e| {
+        if e.is_retryable() {
+            Failure::retryable(e)
+        } else {
+            Failure::permanent(e)
+        }
+    })?;
+    let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
+    let mut notes = Notes::from([
+        ("flexprice_invoice_id", invoice.id.as_str()),
+        ("flexprice_customer_id", invoice.customer_id.as_str()),
+        ("tenant_id", scope.tenant_id()),
+        ("environment_id", scope.environment_id()),
+    ]);
+    if let Some(number) = &invoice.invoice_number {
+        notes.insert("invoice_number", number);
+    }
+    let request = InvoiceRequest {
+        kind: "invoice".to_owned(),
+        customer_id: customer.razorpay_id().to_owned(),
+        currency: currency.code().to_owned(),
+        line_items,
+        receipt: invoice.id.clone(),
+        description: Some(format!("Invoice {number}")),
+        expire_by: expire_by(invoice.due_date.as_deref(), adapters.clock.now_secs()),
+        partial_payment: false,
+        sms_notify: false,
+        email_notify: true,
+        notes,
+    };
+    let created = clients
+        .razorpay
+        .create_invoice(&request)
+        .await
+        .map_err(failure_from_razorpay)?;
+    let total = created.amount.unwrap_or(0);
+    if total != remaining.minor() {
+        // Never expected; if Razorpay ever totals differently, a person must know.
+        tracing::error!(
+            razorpay_invoice_id = %created.id,
+            razorpay_total = total,
+            expected = remaining.minor(),
+            "RAZORPAY INVOICE TOTAL DIFFERS FROM THE AMOUNT REMAINING"
+        );
+    }
+    Ok((created, form))
+}
+
+/// Writes `razorpay_invoice_id` and `razorpay_payment_url` into the Flexprice invoice's
+/// metadata, once.
+async fn write_metadata(
+    adapters: &Adapters,
+    clients: &Clients,
+    key: &Key,
+    mapping: &Item,
+    invoice_id: &str,
+) -> Result<(), Failure> {
+    if mapping.str_attr("metadata_written").is_some() {
+        return Ok(());
+    }
+    let mut keys = BTreeMap::new();
+    if let Some(id) = mapping.str_attr("razorpay_invoice_id") {
+        keys.insert("razorpay_invoice_id".to_owned(), id.to_owned());
+    }
+    if let Some(url) = mapping.str_attr("payment_url") {
+        keys.insert("razorpay_payment_url".to_owned(), url.to_owned());
+    }
+    clients
+        .flexprice
+        .merge_invoice_metadata(invoice_id, &keys)
+        .await
+        .map_err(failure_from_flexprice)?;
+    write_state(
+        adapters,
+        key,
+        Some(mapping),
+        Item::from([("metadata_written".to_owned(), s("yes"))]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The cancel job: a voided Flexprice invoice cancels its Razorpay invoice, unless it was paid
+/// there (then it is flagged for review).
+pub async fn cancel(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+) -> Result<Cancelled, Failure> {
+    let key = mapping_key(scope, invoice_id);
+    let current = adapters.store.get(&key).await.map_err(Failure::retryable)?;
+    let status = current
+        .as_ref()
+        .and_then(|i| i.str_attr(STATUS))
+        .map(str::to_owned);
+    match status.as_deref() {
+        Some(CANCELLED) | Some(REVIEW) => return Ok(Cancelled::NothingToCancel),
+        Some(SYNCING) if current.as_ref().is_some_and(|i| leased(i, adapters)) => {
+            return Err(Failure::retryable(
+                "a sync of this invoice is in progress; cancel after it",
+            ));
+        }
+        _ => {}
+    }
+    let clients = connection::job_clients(adapters, scope).await?;
+    // The Razorpay invoice: the mapped one, or one an unfinished sync may have created.
+    let razorpay = match current
+        .as_ref()
+        .and_then(|i| i.str_attr("razorpay_invoice_id"))
+    {
+        Some(id) => Some(
+            clients
+                .razorpay
+                .get_invoice(id)
+                .await
+                .map_err(failure_from_razorpay)?,
+        ),
+        None => clients
+            .razorpay
+            .find_invoices_by_receipt(invoice_id)
+            .await
+            .map_err(failure_from_razorpay)?
+            .into_iter()
+            .next(),
+    };
+    let Some(razorpay) = razorpay else {
+        write_state(
+            adapters,
+            &key,
+            current.as_ref(),
+            Item::from([
+                (STATUS.to_owned(), s(CANCELLED)),
+                (
+                    "cancel_reason".to_owned(),
+                    s("voided in Flexprice before a Razorpay invoice existed"),
+                ),
+            ]),
+        )
+        .await?;
+        return Ok(Cancelled::NothingToCancel);
+    };
+    if matches!(razorpay.status.as_str(), "paid" | "partially_paid") {
+        let reason = format!(
+            "voided in Flexprice, but Razorpay invoice {} is {}",
+            razorpay.id, razorpay.status
+        );
+        tracing::error!(%reason, "INVOICE NEEDS REVIEW");
+        write_state(
+            adapters,
+            &key,
+            current.as_ref(),
+            Item::from([
+                (STATUS.to_owned(), s(REVIEW)),
+                ("review".to_owned(), s(reason)),
+                ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+            ]),
+        )
+        .await?;
+        return Ok(Cancelled::FlaggedForReview);
+    }
+    let final_status = if matches!(razorpay.status.as_str(), "cancelled" | "expired") {
+        razorpay.status.clone()
+    } else {
+        match clients.razorpay.cancel_invoice(&razorpay.id).await {
+            Ok(cancelled) => cancelled.status,
+            Err(e) if e.is_client_error() => {
+                // Perhaps cancelled meanwhile (a redelivery): read what it is now.
+                clients
+                    .razorpay
+                    .get_invoice(&razorpay.id)
+                    .await
+                    .map_err(failure_from_razorpay)?
+                    .status
+            }
+            Err(e) => return Err(failure_from_razorpay(e)),
+        }
+    };
+    if final_status != "cancelled" && final_status != "expired" {
+        return Err(Failure::retryable(format!(
+            "Razorpay invoice {} is {final_status} after the cancel",
+            razorpay.id
+        )));
+    }
+    write_state(
+        adapters,
+        &key,
+        current.as_ref(),
+        Item::from([
+            (STATUS.to_owned(), s(CANCELLED)),
+            ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+            ("razorpay_status".to_owned(), s(&final_status)),
+            ("cancel_reason".to_owned(), s("voided in Flexprice")),
+        ]),
+    )
+    .await?;
+    Ok(Cancelled::Cancelled)
+}
+
+/// The Flexprice invoice a Razorpay invoice was synced from.
+pub async fn flexprice_invoice_of(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay_invoice_id: &str,
+) -> Result<Option<(String, Item)>, StoreError> {
+    let Some(reverse) = adapters
+        .store
+        .get(&scope.key(REVERSE_KIND, razorpay_invoice_id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(invoice_id) = reverse.str_attr("invoice_id").map(str::to_owned) else {
+        return Ok(None);
+    };
+    let mapping = adapters.store.get(&mapping_key(scope, &invoice_id)).await?;
+    Ok(mapping.map(|m| (invoice_id, m)))
+}
+
+/// Notes the Razorpay invoice's status (e.g. `expired`) on the sync record.
+pub async fn note_razorpay_status(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    razorpay_status: &str,
+) -> Result<(), Failure> {
+    let key = mapping_key(scope, invoice_id);
+    let update = Update {
+        expect: vec![Expect::Exists],
+        set: Item::from([
+            ("razorpay_status".to_owned(), s(razorpay_status)),
+            ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+        ]),
+        bump_version: true,
+        ..Update::default()
+    };
+    adapters
+        .store
+        .update(&key, &update)
+        .await
+        .map(|_| ())
+        .map_err(Failure::retryable)
+}
+
+/// `GET /api/v1/invoices/{invoice_id}/sync`: the invoice's sync status.
+pub async fn status(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &FlexpriceId,
+) -> Result<Value, Problem> {
+    let invoice_id = invoice_id.as_str();
+    let item = adapters
+        .store
+        .get(&mapping_key(scope, invoice_id))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not read the invoice sync");
+            Problem::internal()
+        })?
+        .ok_or_else(|| {
+            Problem::new(
+                404,
+                "not-found",
+                "Not found",
+                format!("Invoice {invoice_id} has no sync record; POST to this URL to sync it."),
+            )
+        })?;
+    let attr = |name: &str| item.str_attr(name);
+    Ok(json!({
+        "invoice_id": invoice_id,
+        "state": attr(STATUS),
+        "razorpay_invoice_id": attr("razorpay_invoice_id"),
+        "razorpay_status": attr("razorpay_status"),
+        "payment_url": attr("payment_url"),
+        "form": attr("form"),
+        "form_reason": attr("form_reason"),
+        "amount_minor": item.u64_attr("amount_minor"),
+        "currency": attr("currency"),
+        "last_error": attr("last_error"),
+        "skip_reason": attr("skip_reason"),
+        "review": attr("review"),
+        "attempts": item.u64_attr("attempts").unwrap_or(0),
+        "metadata_written": attr("metadata_written").is_some(),
+        "created_at": item.u64_attr("created_at"),
+        "updated_at": item.u64_attr("updated_at"),
+    }))
+}
+
+/// `POST /api/v1/invoices/{invoice_id}/sync`: the manual retry. Enqueues a sync job;
+/// the job's own claim makes any number of these create one Razorpay invoice.
+pub async fn request_sync(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &FlexpriceId,
+    trace_id: Option<&str>,
+) -> Result<Value, Problem> {
+    let invoice_id = invoice_id.as_str();
+    if invoice_id.is_empty() || invoice_id.len() > 40 {
+        return Err(Problem::invalid_field(
+            400,
+            "invoice_id",
+            "length",
+            "invoice_id must be 1 to 40 characters (Razorpay's receipt limit)",
+        ));
+    }
+    if connection::outbound_sync(adapters, scope).await?.is_none() {
+        return Err(Problem::invalid_field(
+            422,
+            "connection",
+            "connected",
+            "this tenant and environment have no Razorpay connection",
+        ));
+    }
+    let job = crate::domain::jobs::Job::new(
+        scope,
+        crate::domain::jobs::Task::SyncInvoice {
+            invoice_id: invoice_id.to_owned(),
+        },
+    );
+    let message_id = adapters.queue.send(&job, trace_id).await.map_err(|e| {
+        tracing::error!(error = %e, "could not enqueue the invoice sync");
+        let mut problem = Problem::new(
+            503,
+            "unavailable",
+            "Temporarily unavailable",
+            "The sync could not be queued; retry the request.",
+        );
+        problem.retryable = true;
+        problem
+    })?;
+    Ok(json!({"invoice_id": invoice_id, "status": "queued", "job_id": message_id}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::flexprice::wire::LineItem;
+
+    fn invoice(lines: &[&str], tax: &str, remaining: &str, currency: &str) -> Invoice {
+        serde_json::from_value(json!({
+            "id": "inv_1", "customer_id": "cust_1", "invoice_status": "FINALIZED",
+            "payment_status": "PENDING", "currency": currency, "amount_due": remaining,
+            "amount_remaining": remaining, "total_tax": tax, "invoice_number": "INV-7",
+            "line_items": lines.iter().enumerate().map(|(i, a)| LineItem {
+                id: None, display_name: Some(format!("Line {i}")), plan_display_name: None,
+                entity_type: None, amount: (*a).to_owned(), quantity: "1".to_owned(), currency: None,
+            }).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    fn total(lines: &[LineItemRequest]) -> u64 {
+        lines.iter().map(|l| l.amount * l.quantity).sum()
+    }
+
+    #[test]
+    fn lines_and_tax_that_add_up_are_itemized_and_zero_lines_dropped() {
+        let inv = invoice(&["999.00", "0.00", "120.50"], "201.69", "1321.19", "inr");
+        let remaining = Money::parse("1321.19", Currency::INR).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining).unwrap();
+        assert_eq!(form, Form::Itemized);
+        assert_eq!(lines.len(), 3, "two lines and the tax");
+        assert_eq!(total(&lines), 132119);
+    }
+
+    #[test]
+    fn a_discount_or_earlier_payment_falls_back_to_one_exact_balance_line() {
+        let inv = invoice(&["1000.00"], "0", "875.25", "inr");
+        let remaining = Money::parse("875.25", Currency::INR).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining).unwrap();
+        assert!(matches!(form, Form::Balance { .. }));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].name, "Balance of invoice INV-7");
+        assert_eq!(total(&lines), 87525);
+    }
+
+    #[test]
+    fn sixty_lines_fall_back_and_stay_exact() {
+        let amounts = vec!["1.01"; 60];
+        let inv = invoice(&amounts, "0", "60.60", "usd");
+        let remaining = Money::parse("60.60", Currency::USD).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::USD, remaining).unwrap();
+        assert!(matches!(form, Form::Balance { ref reason } if reason.contains("60 lines")));
+        assert_eq!(total(&lines), 6060);
+    }
+
+    #[test]
+    fn zero_and_three_decimal_currencies_are_exact() {
+        let jpy = Currency::from_code("jpy").unwrap();
+        let inv = invoice(&["1500", "250"], "175", "1925", "jpy");
+        let (lines, form) = razorpay_lines(&inv, jpy, Money::parse("1925", jpy).unwrap()).unwrap();
+        assert_eq!((form, total(&lines)), (Form::Itemized, 1925));
+        let kwd = Currency::from_code("kwd").unwrap();
+        let inv = invoice(&["10.250", "1.120"], "0.000", "11.370", "kwd");
+        let (lines, form) =
+            razorpay_lines(&inv, kwd, Money::parse("11.370", kwd).unwrap()).unwrap();
+        assert_eq!((form, total(&lines)), (Form::Itemized, 11370));
+    }
+
+    #[test]
+    fn expiry_is_the_due_date_but_never_sooner_than_sixteen_minutes() {
+        let now = 1_800_000_000;
+        assert_eq!(expire_by(None, now), None);
+        assert_eq!(
+            expire_by(Some("2020-01-01T00:00:00Z"), now),
+            Some(now + MIN_EXPIRY_SECS)
+        );
+        assert_eq!(
+            expire_by(Some("2030-01-01T00:00:00Z"), now),
+            Some(1_893_456_000)
+        );
+    }
+}

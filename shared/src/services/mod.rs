@@ -1,0 +1,10 @@
+//! The flows of flexrzp, each over the domain and the adapters: what happens when a tenant
+//! connects, asks for a payment link, or when a webhook or a job arrives.
+
+pub mod apikeys;
+pub mod connection;
+pub mod customers;
+pub mod intake;
+pub mod invoice_sync;
+pub mod payments;
+pub mod reconcile;
