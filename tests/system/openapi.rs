@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_norway::Value;
 
 fn document() -> Value {
-    serde_norway::from_str(include_str!("../functions/openapi.yaml"))
+    serde_norway::from_str(include_str!("../../functions/openapi.yaml"))
         .expect("functions/openapi.yaml parses as YAML")
 }
 

@@ -73,7 +73,7 @@ async fn the_ready_line_names_everything_a_client_needs() {
 async fn a_signed_webhook_goes_through_the_gateway_to_the_handler() {
     let stack = stack().await;
     let event: Value =
-        serde_json::from_str(include_str!("../events/razorpay-payment-captured.json")).unwrap();
+        serde_json::from_str(include_str!("../../events/razorpay-payment-captured.json")).unwrap();
     let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
     body["account_id"] = Value::from(stack.razorpay.account_id());
     let body = body.to_string();
