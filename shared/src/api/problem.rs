@@ -77,6 +77,15 @@ impl Problem {
         }
     }
 
+    /// 503 with `retryable: true`: a dependency is unavailable; `detail` says what, and how to
+    /// retry.
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem {
+            retryable: true,
+            ..Problem::new(503, "unavailable", "Temporarily unavailable", detail)
+        }
+    }
+
     /// A money error found in `field`, as a 422.
     pub fn from_money(field: &str, err: &MoneyError) -> Problem {
         Problem::invalid_field(422, field, err.rule(), err.to_string())

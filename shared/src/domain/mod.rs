@@ -6,6 +6,8 @@ pub mod ids;
 pub mod jobs;
 pub mod keys;
 pub mod money;
+pub mod payment;
 pub mod secret;
 pub mod signature;
+pub mod sync;
 pub mod url;

@@ -157,14 +157,7 @@ fn settings_key(scope: &TenantScope) -> Key {
 }
 
 fn unavailable(what: &str) -> Problem {
-    let mut problem = Problem::new(
-        503,
-        "unavailable",
-        "Temporarily unavailable",
-        format!("{what} is unavailable; retry the request."),
-    );
-    problem.retryable = true;
-    problem
+    Problem::unavailable(format!("{what} is unavailable; retry the request."))
 }
 
 fn store_problem(e: &StoreError) -> Problem {

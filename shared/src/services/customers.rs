@@ -59,14 +59,7 @@ impl CustomerSyncError {
                 Problem::invalid_field(422, "customer", "razorpay_customer", self.to_string())
             }
             e if e.is_retryable() => {
-                let mut problem = Problem::new(
-                    503,
-                    "unavailable",
-                    "Temporarily unavailable",
-                    "A payment service is unavailable; retry the request.",
-                );
-                problem.retryable = true;
-                problem
+                Problem::unavailable("A payment service is unavailable; retry the request.")
             }
             _ => Problem::new(
                 502,

@@ -73,14 +73,7 @@ fn unknown_route() -> Problem {
 }
 
 fn unavailable() -> Problem {
-    let mut problem = Problem::new(
-        503,
-        "unavailable",
-        "Temporarily unavailable",
-        "The event could not be stored; Razorpay will retry it.",
-    );
-    problem.retryable = true;
-    problem
+    Problem::unavailable("The event could not be stored; Razorpay will retry it.")
 }
 
 fn verified(credentials: &Credentials, delivery: &Delivery<'_>) -> Result<(), SignatureError> {

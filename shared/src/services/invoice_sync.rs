@@ -26,6 +26,9 @@ use crate::domain::ids::FlexpriceId;
 use crate::domain::jobs::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
+use crate::domain::sync::{
+    CancelStart, Found, SyncStart, SyncState, on_cancel, on_sync, records_failure,
+};
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
@@ -33,13 +36,12 @@ pub const KIND: &str = "INVOICE";
 /// The reverse mapping: Razorpay invoice id → Flexprice invoice id.
 pub const REVERSE_KIND: &str = "RZP_INVOICE";
 
-pub const SYNCING: &str = "SYNCING";
-pub const SYNCED: &str = "SYNCED";
-pub const FAILED: &str = "FAILED";
-pub const SKIPPED: &str = "SKIPPED";
-pub const CANCELLED: &str = "CANCELLED";
-/// Voided in Flexprice but paid in Razorpay: a person must look.
-pub const REVIEW: &str = "REVIEW";
+const SYNCING: &str = SyncState::Syncing.as_str();
+const SYNCED: &str = SyncState::Synced.as_str();
+const FAILED: &str = SyncState::Failed.as_str();
+const SKIPPED: &str = SyncState::Skipped.as_str();
+const CANCELLED: &str = SyncState::Cancelled.as_str();
+const REVIEW: &str = SyncState::Review.as_str();
 
 /// How long one sync may hold an invoice before another may take it over.
 const LEASE_MS: u64 = 60_000;
@@ -185,6 +187,18 @@ fn leased(item: &Item, adapters: &Adapters) -> bool {
     item.u64_attr("lease_until").unwrap_or(0) > adapters.clock.now_millis()
 }
 
+/// The record's state as the rules see it (a state this code does not know counts as a
+/// failed attempt: the next job looks the Razorpay invoice up before creating one).
+fn found(item: Option<&Item>, adapters: &Adapters) -> Option<Found> {
+    item.map(|item| Found {
+        state: item
+            .str_attr(STATUS)
+            .and_then(SyncState::parse)
+            .unwrap_or(SyncState::Failed),
+        lease_live: leased(item, adapters),
+    })
+}
+
 fn mapping_key(scope: &TenantScope, invoice_id: &str) -> Key {
     scope.key(KIND, invoice_id)
 }
@@ -280,13 +294,7 @@ pub async fn sync(
     let result = sync_once(adapters, scope, invoice_id, &key).await;
     if let Err(Failure::Permanent(reason)) = &result {
         let current = adapters.store.get(&key).await.ok().flatten();
-        let settled = current.as_ref().is_some_and(|i| {
-            matches!(
-                i.str_attr(STATUS),
-                Some(SYNCED) | Some(CANCELLED) | Some(REVIEW)
-            )
-        });
-        if !settled {
+        if records_failure(found(current.as_ref(), adapters).map(|f| f.state)) {
             let set = Item::from([
                 (STATUS.to_owned(), s(FAILED)),
                 ("lease_until".to_owned(), n(0)),
@@ -308,34 +316,34 @@ async fn sync_once(
 ) -> Result<Synced, Failure> {
     let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
     let clients = connection::job_clients(adapters, scope).await?;
-    if let Some(item) = &current {
-        match item.str_attr(STATUS) {
-            Some(SYNCED) => {
-                let razorpay_invoice_id = item
-                    .str_attr("razorpay_invoice_id")
-                    .unwrap_or_default()
-                    .to_owned();
-                write_metadata(adapters, &clients, key, item, invoice_id).await?;
-                return Ok(Synced::AlreadySynced {
-                    razorpay_invoice_id,
-                });
-            }
-            Some(CANCELLED) | Some(REVIEW) => {
-                return Ok(Synced::Skipped {
-                    reason: format!(
-                        "the invoice's sync is {}",
-                        item.str_attr(STATUS).unwrap_or_default()
-                    ),
-                });
-            }
-            Some(SYNCING) if leased(item, adapters) => {
-                return Err(Failure::retryable(
-                    "another sync of this invoice is in progress",
-                ));
-            }
-            _ => {}
+    let found = found(current.as_ref(), adapters);
+    let resumed = match (on_sync(found), &current) {
+        (SyncStart::AlreadySynced, Some(item)) => {
+            let razorpay_invoice_id = item
+                .str_attr("razorpay_invoice_id")
+                .unwrap_or_default()
+                .to_owned();
+            write_metadata(adapters, &clients, key, item, invoice_id).await?;
+            return Ok(Synced::AlreadySynced {
+                razorpay_invoice_id,
+            });
         }
-    }
+        (SyncStart::Closed, _) => {
+            return Ok(Synced::Skipped {
+                reason: format!(
+                    "the invoice's sync is {}",
+                    found.map_or("", |f| f.state.as_str())
+                ),
+            });
+        }
+        (SyncStart::Busy, _) => {
+            return Err(Failure::retryable(
+                "another sync of this invoice is in progress",
+            ));
+        }
+        (SyncStart::Begin { resumed }, _) => resumed,
+        (SyncStart::AlreadySynced, None) => false,
+    };
     let outbound = connection::outbound_sync(adapters, scope)
         .await
         .map_err(|p| Failure::retryable(p.detail))?
@@ -383,11 +391,8 @@ async fn sync_once(
         return skip(adapters, key, current.as_ref(), reason, Some(&invoice)).await;
     }
 
-    // The claim: from here on, only this job may create the Razorpay invoice.
-    // An earlier attempt that did not finish may have created the invoice.
-    let resumed = current
-        .as_ref()
-        .is_some_and(|item| matches!(item.str_attr(STATUS), Some(SYNCING) | Some(FAILED)));
+    // The claim: from here on, only this job may create the Razorpay invoice (`resumed`: an
+    // earlier attempt that did not finish may have created it).
     let attempts = current
         .as_ref()
         .and_then(|i| i.u64_attr("attempts"))
@@ -432,7 +437,7 @@ async fn sync_once(
             let mut set = Item::from([
                 (STATUS.to_owned(), s(SYNCED)),
                 ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-                ("razorpay_status".to_owned(), s(&razorpay.status)),
+                ("razorpay_status".to_owned(), s(razorpay.status.as_str())),
                 ("form".to_owned(), s(form.name())),
                 ("amount_minor".to_owned(), n(amounts.remaining.minor())),
                 ("currency".to_owned(), s(amounts.currency.code())),
@@ -613,18 +618,14 @@ pub async fn cancel(
 ) -> Result<Cancelled, Failure> {
     let key = mapping_key(scope, invoice_id);
     let current = adapters.store.get(&key).await.map_err(Failure::retryable)?;
-    let status = current
-        .as_ref()
-        .and_then(|i| i.str_attr(STATUS))
-        .map(str::to_owned);
-    match status.as_deref() {
-        Some(CANCELLED) | Some(REVIEW) => return Ok(Cancelled::NothingToCancel),
-        Some(SYNCING) if current.as_ref().is_some_and(|i| leased(i, adapters)) => {
+    match on_cancel(found(current.as_ref(), adapters)) {
+        CancelStart::Nothing => return Ok(Cancelled::NothingToCancel),
+        CancelStart::Busy => {
             return Err(Failure::retryable(
                 "a sync of this invoice is in progress; cancel after it",
             ));
         }
-        _ => {}
+        CancelStart::Begin => {}
     }
     let clients = connection::job_clients(adapters, scope).await?;
     // The Razorpay invoice: the mapped one, or one an unfinished sync may have created.
@@ -663,7 +664,7 @@ pub async fn cancel(
         .await?;
         return Ok(Cancelled::NothingToCancel);
     };
-    if matches!(razorpay.status.as_str(), "paid" | "partially_paid") {
+    if razorpay.status.has_payments() {
         let reason = format!(
             "voided in Flexprice, but Razorpay invoice {} is {}",
             razorpay.id, razorpay.status
@@ -682,7 +683,7 @@ pub async fn cancel(
         .await?;
         return Ok(Cancelled::FlaggedForReview);
     }
-    let final_status = if matches!(razorpay.status.as_str(), "cancelled" | "expired") {
+    let final_status = if razorpay.status.is_closed() {
         razorpay.status.clone()
     } else {
         match clients.razorpay.cancel_invoice(&razorpay.id).await {
@@ -699,7 +700,7 @@ pub async fn cancel(
             Err(e) => return Err(failure_from_razorpay(e)),
         }
     };
-    if final_status != "cancelled" && final_status != "expired" {
+    if !final_status.is_closed() {
         return Err(Failure::retryable(format!(
             "Razorpay invoice {} is {final_status} after the cancel",
             razorpay.id
@@ -712,7 +713,7 @@ pub async fn cancel(
         Item::from([
             (STATUS.to_owned(), s(CANCELLED)),
             ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-            ("razorpay_status".to_owned(), s(&final_status)),
+            ("razorpay_status".to_owned(), s(final_status.as_str())),
             ("cancel_reason".to_owned(), s("voided in Flexprice")),
         ]),
     )
@@ -842,14 +843,7 @@ pub async fn request_sync(
     );
     let message_id = adapters.queue.send(&job, trace_id).await.map_err(|e| {
         tracing::error!(error = %e, "could not enqueue the invoice sync");
-        let mut problem = Problem::new(
-            503,
-            "unavailable",
-            "Temporarily unavailable",
-            "The sync could not be queued; retry the request.",
-        );
-        problem.retryable = true;
-        problem
+        Problem::unavailable("The sync could not be queued; retry the request.")
     })?;
     Ok(json!({"invoice_id": invoice_id, "status": "queued", "job_id": message_id}))
 }

@@ -25,12 +25,13 @@ use crate::api::requests::PaymentRequest;
 use crate::domain::error::Classify;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
+use crate::domain::payment::PaymentStatus;
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
 const KIND: &str = "PAYMENT";
-const INITIATED: &str = "INITIATED";
-const PENDING: &str = "PENDING";
+const INITIATED: &str = PaymentStatus::Initiated.as_str();
+const PENDING: &str = PaymentStatus::Pending.as_str();
 /// How long a request may hold an INITIATED payment before another may take it over.
 const LOCK_MS: u64 = 20_000;
 /// How long a concurrent duplicate waits for the first request to finish.
@@ -41,14 +42,9 @@ fn invalid(status: u16, field: &str, rule: &str, detail: impl Into<String>) -> P
 }
 
 fn unavailable(what: &str) -> Problem {
-    let mut problem = Problem::new(
-        503,
-        "unavailable",
-        "Temporarily unavailable",
-        format!("{what} is unavailable; retry the request with the same idempotency key."),
-    );
-    problem.retryable = true;
-    problem
+    Problem::unavailable(format!(
+        "{what} is unavailable; retry the request with the same idempotency key."
+    ))
 }
 
 /// Step 3 and 4: the invoice can be paid, in this currency, this much.

@@ -17,18 +17,19 @@
 //! `idempotency_key = "razorpay:{pay_id}"` (Flexprice dedupes), then counted on our payment in
 //! one transaction with a `RZP_PAYMENT#{pay_id}` item that can be created only once.
 
-use serde::{Deserialize, Deserializer};
-
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
 };
 use crate::adapters::flexprice::wire::RecordPaymentRequest;
+use crate::adapters::razorpay::events::{Event, EventLink, EventPayment, Payload, Wrapped};
 use crate::adapters::razorpay::wire::Notes;
+use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::domain::error::Classify;
 use crate::domain::jobs::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
+use crate::domain::payment::{Change, PaymentEvent, PaymentStatus};
 use crate::services::connection;
 use crate::services::invoice_sync;
 use crate::services::payments::{payment_id_for, payment_key};
@@ -36,75 +37,11 @@ use crate::services::payments::{payment_id_for, payment_key};
 /// The mapping from a payment link's order to our payment.
 const ORDER: &str = "ORDER";
 
-#[derive(Deserialize)]
-struct Event {
-    event: String,
-    payload: Payload,
-}
-
-#[derive(Deserialize)]
-struct Payload {
-    #[serde(default)]
-    payment: Option<Wrapped<RazorpayPayment>>,
-    #[serde(default)]
-    payment_link: Option<Wrapped<RazorpayLink>>,
-    #[serde(default)]
-    invoice: Option<Wrapped<RazorpayInvoice>>,
-}
-
-#[derive(Deserialize)]
-struct Wrapped<T> {
-    entity: T,
-}
-
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
     wrapped
         .map(|w| w.entity)
         .ok_or_else(|| Failure::Permanent(format!("the event carries no {what}")))
-}
-
-/// Razorpay leaves unset strings `""` or `null`; both are `None` here.
-fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(deserializer)?.filter(|v| !v.is_empty()))
-}
-
-#[derive(Deserialize)]
-struct RazorpayLink {
-    id: String,
-    #[serde(default, deserialize_with = "non_empty")]
-    reference_id: Option<String>,
-    #[serde(default, deserialize_with = "non_empty")]
-    order_id: Option<String>,
-    #[serde(default)]
-    notes: Notes,
-}
-
-#[derive(Deserialize)]
-struct RazorpayInvoice {
-    id: String,
-    #[serde(default)]
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct RazorpayPayment {
-    id: String,
-    amount: u64,
-    currency: String,
-    status: String,
-    #[serde(default)]
-    notes: Notes,
-    #[serde(default, deserialize_with = "non_empty")]
-    order_id: Option<String>,
-    #[serde(default, deserialize_with = "non_empty")]
-    invoice_id: Option<String>,
-    #[serde(default)]
-    error_code: Option<String>,
-    #[serde(default)]
-    error_description: Option<String>,
-    #[serde(default)]
-    error_reason: Option<String>,
 }
 
 /// What applying an event did.
@@ -159,7 +96,7 @@ async fn captured(
     payload: Payload,
 ) -> Result<Applied, Failure> {
     let razorpay = entity(payload.payment, "payment")?;
-    if razorpay.status != "captured" {
+    if razorpay.status != EventPaymentStatus::Captured {
         return Err(Failure::Permanent(format!(
             "payment {} is {}, not captured",
             razorpay.id, razorpay.status
@@ -188,8 +125,8 @@ async fn captured(
 async fn find_link_payment(
     adapters: &Adapters,
     scope: &TenantScope,
-    razorpay: &RazorpayPayment,
-    link: Option<&RazorpayLink>,
+    razorpay: &EventPayment,
+    link: Option<&EventLink>,
 ) -> Result<Option<(Key, Item)>, Failure> {
     let named = if razorpay.notes.get("flexprice_payment_id").is_some() {
         our_payment(adapters, scope, &razorpay.notes, None).await?
@@ -248,7 +185,7 @@ async fn map_order(adapters: &Adapters, scope: &TenantScope, order_id: &str, pay
 async fn invoice_payment(
     adapters: &Adapters,
     scope: &TenantScope,
-    razorpay: &RazorpayPayment,
+    razorpay: &EventPayment,
     razorpay_invoice_id: &str,
 ) -> Result<Option<(Key, Item)>, Failure> {
     let Some((invoice_id, mapping)) =
@@ -282,7 +219,7 @@ async fn invoice_payment(
         ("razorpay_invoice_id".to_owned(), s(razorpay_invoice_id)),
         ("razorpay_payment_id".to_owned(), s(&razorpay.id)),
         ("metadata".to_owned(), s("{}")),
-        (STATUS.to_owned(), s("PENDING")),
+        (STATUS.to_owned(), s(PaymentStatus::Pending.as_str())),
         (VERSION.to_owned(), n(0)),
         ("created_at".to_owned(), n(now)),
         ("updated_at".to_owned(), n(now)),
@@ -315,7 +252,7 @@ async fn count(
     scope: &TenantScope,
     key: Key,
     payment: Item,
-    razorpay: &RazorpayPayment,
+    razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
     let payment_id = payment
         .str_attr("payment_id")
@@ -388,21 +325,19 @@ async fn count(
 
     // 2. Count it on our payment, once.
     let version = payment.u64_attr(VERSION).unwrap_or(0);
-    let previous = payment.str_attr(STATUS).unwrap_or("PENDING");
+    let previous = payment
+        .str_attr(STATUS)
+        .and_then(PaymentStatus::parse)
+        .unwrap_or(PaymentStatus::Pending);
     let paid = payment.u64_attr("amount_paid").unwrap_or(0) + razorpay.amount;
-    let status = if paid >= payment.u64_attr("amount_minor").unwrap_or(u64::MAX) {
-        "SUCCEEDED"
-    } else if previous == "FAILED" {
-        "PENDING"
-    } else {
-        previous
-    };
+    let asked = payment.u64_attr("amount_minor").unwrap_or(u64::MAX);
+    let change = previous.on(PaymentEvent::MoneyCounted { paid, asked });
     let mut set = Item::from([
-        (STATUS.to_owned(), s(status)),
+        (STATUS.to_owned(), s(change.status(previous).as_str())),
         ("amount_paid".to_owned(), n(paid)),
         ("updated_at".to_owned(), n(adapters.clock.now_secs())),
     ]);
-    if previous == "FAILED" {
+    if change.needs_review() {
         // The money is real and recorded; the link had been given up on. A person should look.
         let review = format!(
             "Razorpay payment {} was captured after the payment had failed ({})",
@@ -437,7 +372,7 @@ async fn count(
         .await;
     match result {
         Ok(()) => Ok(Applied::Counted {
-            status: status.to_owned(),
+            status: change.status(previous).as_str().to_owned(),
         }),
         Err(StoreError::TransactionCancelled { reasons })
             if matches!(reasons.first(), Some(CancelReason::ConditionFailed { .. })) =>
@@ -505,8 +440,13 @@ async fn invoice_expired(
     else {
         return Ok(not_ours(&invoice.id));
     };
-    invoice_sync::note_razorpay_status(adapters, scope, &flexprice_invoice, &invoice.status)
-        .await?;
+    invoice_sync::note_razorpay_status(
+        adapters,
+        scope,
+        &flexprice_invoice,
+        invoice.status.as_str(),
+    )
+    .await?;
     Ok(Applied::InvoiceExpired)
 }
 
@@ -537,7 +477,7 @@ async fn record_attempt(
     }
     attempts.push(serde_json::json!({
         "razorpay_payment_id": failed.id,
-        "status": "FAILED",
+        "status": "FAILED", // the attempt's own status, as Razorpay gave it
         "error_code": failed.error_code,
         "error_description": failed.error_description,
         "error_reason": failed.error_reason,
@@ -573,17 +513,19 @@ async fn link_ended(
     else {
         return Ok(not_ours(&link.id));
     };
-    let status = item.str_attr(STATUS).unwrap_or_default().to_owned();
-    if !matches!(status.as_str(), "INITIATED" | "PENDING") {
+    let Some(status) = item.str_attr(STATUS).and_then(PaymentStatus::parse) else {
         return Ok(Applied::NoChange);
-    }
+    };
+    let Change::To { to, .. } = status.on(PaymentEvent::LinkEnded) else {
+        return Ok(Applied::NoChange);
+    };
     let update = Update {
         expect: vec![
-            Expect::Status(status),
+            Expect::Status(status.as_str().to_owned()),
             Expect::Version(item.u64_attr(VERSION).unwrap_or(0)),
         ],
         set: Item::from([
-            (STATUS.to_owned(), s("FAILED")),
+            (STATUS.to_owned(), s(to.as_str())),
             (
                 "failure_reason".to_owned(),
                 s(format!("{event} ({})", link.id)),

@@ -7,6 +7,7 @@
 //! `fail_existing: "0"`) by its email and contact. A 429 is always retried: Razorpay refused
 //! the request without acting on it.
 
+pub mod events;
 pub mod wire;
 
 use std::future::Future;

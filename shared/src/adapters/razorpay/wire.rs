@@ -81,7 +81,9 @@ impl<'de> Deserialize<'de> for Notes {
 }
 
 /// `null` and `""` both mean "absent".
-fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn non_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.is_empty()))
 }
 
@@ -100,6 +102,111 @@ fn link_customer<'de, D: Deserializer<'de>>(
             .map(Some)
             .map_err(serde::de::Error::custom),
         _ => Ok(None),
+    }
+}
+
+// ---------- statuses ----------
+
+/// A Razorpay status as a closed set of the values Razorpay documents, plus `Other` for a
+/// value it may add later (kept as sent, never an error: a new status must not stop events).
+macro_rules! razorpay_status {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($variant,)+
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Other(text) => text,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> $name {
+                match text.as_str() {
+                    $($text => $name::$variant,)+
+                    _ => $name::Other(text),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(status: $name) -> String {
+                status.as_str().to_owned()
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> $name {
+                $name::Other(String::new())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+razorpay_status!(
+    /// A payment link's status.
+    LinkStatus {
+        Created => "created",
+        PartiallyPaid => "partially_paid",
+        Paid => "paid",
+        Expired => "expired",
+        Cancelled => "cancelled",
+    }
+);
+
+razorpay_status!(
+    /// An invoice's status.
+    InvoiceStatus {
+        Draft => "draft",
+        Issued => "issued",
+        PartiallyPaid => "partially_paid",
+        Paid => "paid",
+        Cancelled => "cancelled",
+        Expired => "expired",
+        Deleted => "deleted",
+    }
+);
+
+razorpay_status!(
+    /// A payment's status.
+    PaymentStatus {
+        Created => "created",
+        Authorized => "authorized",
+        Captured => "captured",
+        Refunded => "refunded",
+        Failed => "failed",
+    }
+);
+
+impl InvoiceStatus {
+    /// Money came in on it.
+    pub fn has_payments(&self) -> bool {
+        matches!(self, InvoiceStatus::Paid | InvoiceStatus::PartiallyPaid)
+    }
+
+    /// It can no longer be paid.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, InvoiceStatus::Cancelled | InvoiceStatus::Expired)
     }
 }
 
@@ -208,8 +315,7 @@ pub struct PaymentLink {
     #[serde(default)]
     pub amount_paid: u64,
     pub currency: String,
-    /// `created`, `partially_paid`, `paid`, `expired` or `cancelled`.
-    pub status: String,
+    pub status: LinkStatus,
     #[serde(default, deserialize_with = "non_empty")]
     pub reference_id: Option<String>,
     pub short_url: String,
@@ -301,8 +407,7 @@ fn one() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: String,
-    /// `draft`, `issued`, `partially_paid`, `paid`, `cancelled`, `expired` or `deleted`.
-    pub status: String,
+    pub status: InvoiceStatus,
     #[serde(default, deserialize_with = "non_empty")]
     pub receipt: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -351,8 +456,7 @@ pub struct Payment {
     pub id: String,
     pub amount: u64,
     pub currency: String,
-    /// `created`, `authorized`, `captured`, `refunded` or `failed`.
-    pub status: String,
+    pub status: PaymentStatus,
     #[serde(default, deserialize_with = "non_empty")]
     pub order_id: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
