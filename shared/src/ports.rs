@@ -1,7 +1,48 @@
-//! Time as a port, so expiry and signature tolerance can be tested without sleeping.
+//! The ports: what the services need from outside, as small traits, so that a service can be
+//! run over an in-memory fake (`adapters::memory`, behind the `fakes` feature) as well as over
+//! AWS. `shared/tests/contract.rs` runs the same cases against both, so a fake cannot promise
+//! what DynamoDB does not keep.
+//!
+//! - [`Table`]: the one DynamoDB table: reads, conditional writes, transactions. (It speaks in
+//!   items; typed records will take their place.)
+//! - [`Clock`]: time, so expiry and signature tolerance can be tested without sleeping.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
+use crate::domain::keys::Key;
+
+/// A future a port returns (boxed, so the ports can be used as `dyn` traits).
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The table: every item under a [`Key`]; writes happen only when their conditions hold, and a
+/// transaction's writes all happen or none does (with one reason per write when it does not).
+pub trait Table: Send + Sync {
+    /// Reads an item (strongly consistent).
+    fn get<'a>(&'a self, key: &'a Key) -> PortFuture<'a, Result<Option<Item>, StoreError>>;
+    /// Puts an item, replacing whatever was there.
+    fn put<'a>(&'a self, key: &'a Key, attrs: Item) -> PortFuture<'a, Result<(), StoreError>>;
+    /// Puts an item only if its key is free ([`StoreError::AlreadyExists`] with the stored item
+    /// otherwise).
+    fn create<'a>(&'a self, key: &'a Key, attrs: Item) -> PortFuture<'a, Result<(), StoreError>>;
+    /// Updates an existing item under the update's conditions; returns the new item.
+    fn update<'a>(
+        &'a self,
+        key: &'a Key,
+        update: &'a Update,
+    ) -> PortFuture<'a, Result<Item, StoreError>>;
+    /// Deletes an item; with conditions, only if it meets them.
+    fn delete<'a>(
+        &'a self,
+        key: &'a Key,
+        expect: &'a [Expect],
+    ) -> PortFuture<'a, Result<(), StoreError>>;
+    /// Writes all of `writes` or none of them.
+    fn transact(&self, writes: Vec<Write>) -> PortFuture<'_, Result<(), StoreError>>;
+}
 
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.

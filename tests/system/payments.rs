@@ -261,7 +261,7 @@ async fn another_tenants_key_cannot_read_a_payment() {
     )
     .await;
     let other = shared::services::apikeys::create(
-        &stack.adapters.store,
+        stack.adapters.store.as_ref(),
         &shared::ports::SystemClock,
         &shared::domain::keys::TenantScope::new("intruder", "sandbox").unwrap(),
         "other",

@@ -62,7 +62,7 @@ async fn respond(
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok());
-    let scope = match apikeys::authenticate(&adapters.store, header).await {
+    let scope = match apikeys::authenticate(adapters.store.as_ref(), header).await {
         Ok(scope) => scope,
         Err(ApiKeyError::Unauthorized) => return Err(ApiKeyError::unauthorized_problem()),
         Err(e) => {

@@ -403,7 +403,7 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
 async fn seed_tenant(adapters: &Adapters, api_key: &str, connection: &Value) -> Result<(), String> {
     let scope = TenantScope::new(TENANT_ID, ENVIRONMENT_ID).map_err(|e| e.to_string())?;
     shared::services::apikeys::create(
-        &adapters.store,
+        adapters.store.as_ref(),
         &shared::ports::SystemClock,
         &scope,
         "local stack",

@@ -124,6 +124,30 @@ impl TestEnv {
     }
 }
 
+/// Adapters whose table is the in-memory fake (returned beside them, to look at): for
+/// service tests that need nothing else from AWS. The other adapters point at an address
+/// nothing listens on, so a service that reaches past the table fails loudly instead of
+/// touching a real account.
+pub async fn fake_adapters() -> (
+    Adapters,
+    std::sync::Arc<shared::adapters::memory::MemoryTable>,
+) {
+    let sdk = sdk_config("http://127.0.0.1:9").await;
+    let mut adapters = Adapters::new(
+        &sdk,
+        Config {
+            table_name: "fake".into(),
+            job_queue_url: "http://127.0.0.1:9/000000000000/fake".into(),
+            secret_prefix: "fake".into(),
+            razorpay_api_url: "http://127.0.0.1:9".into(),
+            flexprice_api_url: "http://127.0.0.1:9".into(),
+        },
+    );
+    let table = std::sync::Arc::new(shared::adapters::memory::MemoryTable::new());
+    adapters.store = table.clone();
+    (adapters, table)
+}
+
 /// Adapters over `sdk` whose every AWS call (DynamoDB, SQS, Secrets Manager) `counter` records.
 pub fn counted_adapters(
     sdk: &SdkConfig,

@@ -5,5 +5,7 @@ pub mod aws;
 pub mod config;
 pub mod flexprice;
 pub mod http;
+#[cfg(feature = "fakes")]
+pub mod memory;
 pub mod razorpay;
 pub mod telemetry;

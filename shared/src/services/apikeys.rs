@@ -11,13 +11,12 @@
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::adapters::aws::store::{
-    Expect, Item, ItemExt, STATUS, Store, StoreError, Update, Write, n, s,
-};
+use crate::adapters::aws::store::{Expect, Item, ItemExt, STATUS, StoreError, Update, Write, n, s};
 use crate::api::problem::Problem;
 use crate::domain::keys::{Key, ScopeError, TenantScope};
 use crate::domain::secret::Secret;
 use crate::ports::Clock;
+use crate::ports::Table;
 
 const PREFIX: &str = "fxr_";
 const ACTIVE: &str = "ACTIVE";
@@ -81,7 +80,7 @@ fn generate() -> String {
 
 /// Creates a key for `scope`; `key` lets a caller (the local stack) choose it.
 pub async fn create(
-    store: &Store,
+    store: &dyn Table,
     clock: &dyn Clock,
     scope: &TenantScope,
     label: &str,
@@ -124,7 +123,10 @@ pub async fn create(
 }
 
 /// The scope an `x-api-key` header value addresses.
-pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<TenantScope, ApiKeyError> {
+pub async fn authenticate(
+    store: &dyn Table,
+    header: Option<&str>,
+) -> Result<TenantScope, ApiKeyError> {
     let key = header
         .map(str::trim)
         .filter(|k| !k.is_empty())
@@ -148,7 +150,11 @@ pub async fn authenticate(store: &Store, header: Option<&str>) -> Result<TenantS
 }
 
 /// Revokes the key `key_id` of `scope`; from then on it authenticates nothing.
-pub async fn revoke(store: &Store, scope: &TenantScope, key_id: &str) -> Result<(), ApiKeyError> {
+pub async fn revoke(
+    store: &dyn Table,
+    scope: &TenantScope,
+    key_id: &str,
+) -> Result<(), ApiKeyError> {
     let reference_key = scope.key(KIND, key_id);
     let reference = store
         .get(&reference_key)

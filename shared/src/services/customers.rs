@@ -8,13 +8,14 @@
 
 use thiserror::Error;
 
-use crate::adapters::aws::store::{CancelReason, Item, ItemExt, Store, StoreError, Write, s};
+use crate::adapters::aws::store::{CancelReason, Item, ItemExt, StoreError, Write, s};
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceError};
 use crate::adapters::razorpay::wire::{CustomerRequest, Notes};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
 use crate::api::problem::Problem;
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::TenantScope;
+use crate::ports::Table;
 
 const FORWARD: &str = "CUSTOMER";
 const BACKWARD: &str = "RZP_CUSTOMER";
@@ -92,7 +93,7 @@ impl Synced {
 
 /// The Razorpay customer of a Flexprice customer, syncing it if needed.
 pub async fn ensure(
-    store: &Store,
+    store: &dyn Table,
     razorpay: &RazorpayClient,
     flexprice: &FlexpriceClient,
     scope: &TenantScope,

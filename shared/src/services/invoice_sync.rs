@@ -520,7 +520,7 @@ async fn create(
         return Ok((found, form));
     }
     let customer = customers::ensure(
-        &adapters.store,
+        adapters.store.as_ref(),
         &clients.razorpay,
         &clients.flexprice,
         scope,

@@ -422,7 +422,7 @@ async fn link(
         flexprice,
     } = clients;
     let customer = customers::ensure(
-        &adapters.store,
+        adapters.store.as_ref(),
         razorpay,
         flexprice,
         scope,

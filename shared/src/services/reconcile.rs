@@ -22,9 +22,9 @@ use crate::adapters::aws::store::{
     CancelReason, Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
 };
 use crate::adapters::flexprice::wire::RecordPaymentRequest;
-use crate::adapters::razorpay::events::{Event, EventLink, EventPayment, Payload, Wrapped};
-use crate::adapters::razorpay::wire::Notes;
+use crate::adapters::razorpay::events::{Event, EventLink, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
+use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
 use crate::domain::error::Classify;
 use crate::domain::jobs::Failure;
 use crate::domain::keys::{Key, TenantScope};

@@ -128,7 +128,8 @@ where
 #[derive(Clone)]
 pub struct Adapters {
     pub config: crate::adapters::config::Config,
-    pub store: store::Store,
+    /// The table, as the services see it (the port: DynamoDB here, a fake in service tests).
+    pub store: std::sync::Arc<dyn crate::ports::Table>,
     pub queue: queue::JobQueue,
     pub secrets: std::sync::Arc<secrets::SecretsCache>,
     pub idempotency: idempotency::Idempotency,
@@ -169,7 +170,7 @@ impl Adapters {
                 clock.clone(),
             )),
             idempotency: idempotency::Idempotency::new(store.clone(), clock.clone()),
-            store,
+            store: std::sync::Arc::new(store),
             clock,
             config,
             clients: std::sync::Arc::default(),

@@ -14,6 +14,7 @@ use thiserror::Error;
 use super::AwsError;
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::Key;
+use crate::ports::PortFuture;
 
 /// A DynamoDB item: attribute name to value.
 pub type Item = HashMap<String, AttributeValue>;
@@ -526,6 +527,40 @@ fn or_exists(mut expect: Vec<Expect>) -> Vec<Expect> {
         expect.push(Expect::Exists);
     }
     expect
+}
+
+impl crate::ports::Table for Store {
+    fn get<'a>(&'a self, key: &'a Key) -> PortFuture<'a, Result<Option<Item>, StoreError>> {
+        Box::pin(Store::get(self, key))
+    }
+
+    fn put<'a>(&'a self, key: &'a Key, attrs: Item) -> PortFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::put(self, key, attrs))
+    }
+
+    fn create<'a>(&'a self, key: &'a Key, attrs: Item) -> PortFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::create(self, key, attrs))
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a Key,
+        update: &'a Update,
+    ) -> PortFuture<'a, Result<Item, StoreError>> {
+        Box::pin(Store::update(self, key, update))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a Key,
+        expect: &'a [Expect],
+    ) -> PortFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::delete(self, key, expect))
+    }
+
+    fn transact(&self, writes: Vec<Write>) -> PortFuture<'_, Result<(), StoreError>> {
+        Box::pin(Store::transact(self, writes))
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! Razorpay's webhook events, as Razorpay sends them: the envelope, and the payment, payment
-//! link and invoice entities of its payload (only the fields flexrzp reads; statuses are the
-//! same types as the API's answers).
+//! Razorpay's webhook events, as Razorpay sends them: the envelope and its payload. A payment
+//! in an event is the very [`Payment`] the API answers with; the payment link and invoice
+//! entities hold only the fields flexrzp reads (with the API's status types).
 
 use serde::Deserialize;
 
-use super::wire::{InvoiceStatus, Notes, PaymentStatus, non_empty};
+use super::wire::{InvoiceStatus, Notes, Payment, non_empty};
 
 #[derive(Deserialize)]
 pub struct Event {
@@ -15,7 +15,7 @@ pub struct Event {
 #[derive(Deserialize)]
 pub struct Payload {
     #[serde(default)]
-    pub payment: Option<Wrapped<EventPayment>>,
+    pub payment: Option<Wrapped<Payment>>,
     #[serde(default)]
     pub payment_link: Option<Wrapped<EventLink>>,
     #[serde(default)]
@@ -43,24 +43,4 @@ pub struct EventInvoice {
     pub id: String,
     #[serde(default)]
     pub status: InvoiceStatus,
-}
-
-#[derive(Deserialize)]
-pub struct EventPayment {
-    pub id: String,
-    pub amount: u64,
-    pub currency: String,
-    pub status: PaymentStatus,
-    #[serde(default)]
-    pub notes: Notes,
-    #[serde(default, deserialize_with = "non_empty")]
-    pub order_id: Option<String>,
-    #[serde(default, deserialize_with = "non_empty")]
-    pub invoice_id: Option<String>,
-    #[serde(default)]
-    pub error_code: Option<String>,
-    #[serde(default)]
-    pub error_description: Option<String>,
-    #[serde(default)]
-    pub error_reason: Option<String>,
 }
