@@ -9,6 +9,7 @@
 //! mapping `RZP_INVOICE#{razorpay id}` in one transaction.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
@@ -17,9 +18,11 @@ use crate::adapters::aws::store::{
     Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
 };
 use crate::adapters::flexprice::FlexpriceError;
-use crate::adapters::flexprice::wire::Invoice;
+use crate::adapters::flexprice::wire::{Invoice, InvoiceAmounts};
 use crate::adapters::razorpay::RazorpayError;
-use crate::adapters::razorpay::wire::{InvoiceRequest, LineItemRequest, Notes};
+use crate::adapters::razorpay::wire::{
+    Invoice as RazorpayInvoice, InvoiceRequest, LineItemRequest, Notes,
+};
 use crate::api::problem::Problem;
 use crate::domain::error::Classify;
 use crate::domain::ids::FlexpriceId;
@@ -308,6 +311,8 @@ pub async fn sync(
     result
 }
 
+/// One sync attempt, as its steps: what the record allows, whether the invoice can be synced,
+/// the claim, the Razorpay invoice, the record of it.
 async fn sync_once(
     adapters: &Adapters,
     scope: &TenantScope,
@@ -316,103 +321,16 @@ async fn sync_once(
 ) -> Result<Synced, Failure> {
     let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
     let clients = connection::job_clients(adapters, scope).await?;
-    let found = found(current.as_ref(), adapters);
-    let resumed = match (on_sync(found), &current) {
-        (SyncStart::AlreadySynced, Some(item)) => {
-            let razorpay_invoice_id = item
-                .str_attr("razorpay_invoice_id")
-                .unwrap_or_default()
-                .to_owned();
-            write_metadata(adapters, &clients, key, item, invoice_id).await?;
-            return Ok(Synced::AlreadySynced {
-                razorpay_invoice_id,
-            });
-        }
-        (SyncStart::Closed, _) => {
-            return Ok(Synced::Skipped {
-                reason: format!(
-                    "the invoice's sync is {}",
-                    found.map_or("", |f| f.state.as_str())
-                ),
-            });
-        }
-        (SyncStart::Busy, _) => {
-            return Err(Failure::retryable(
-                "another sync of this invoice is in progress",
-            ));
-        }
-        (SyncStart::Begin { resumed }, _) => resumed,
-        (SyncStart::AlreadySynced, None) => false,
+    let resumed = match start(adapters, &clients, key, current.as_ref(), invoice_id).await? {
+        ControlFlow::Continue(resumed) => resumed,
+        ControlFlow::Break(done) => return Ok(done),
     };
-    let outbound = connection::outbound_sync(adapters, scope)
-        .await
-        .map_err(|p| Failure::retryable(p.detail))?
-        .unwrap_or(false);
-    if !outbound {
-        return skip(
-            adapters,
-            key,
-            current.as_ref(),
-            "invoice outbound sync is off for this connection".to_owned(),
-            None,
-        )
-        .await;
-    }
-    let invoice = match clients.flexprice.get_invoice(invoice_id).await {
-        Ok(invoice) => invoice,
-        Err(FlexpriceError::Api { status: 404, .. }) => {
-            return skip(
-                adapters,
-                key,
-                current.as_ref(),
-                format!("Flexprice has no invoice {invoice_id}"),
-                None,
-            )
-            .await;
-        }
-        Err(e) => return Err(failure_from_flexprice(e)),
-    };
-    let amounts = invoice.amounts().map_err(Failure::permanent)?;
-    let unsyncable = if invoice.invoice_status != "FINALIZED" {
-        Some(format!(
-            "the invoice is {}, not FINALIZED",
-            invoice.invoice_status
-        ))
-    } else if matches!(invoice.payment_status.as_str(), "SUCCEEDED" | "OVERPAID") {
-        Some("the invoice is paid".to_owned())
-    } else if amounts.remaining.is_zero() {
-        Some("the invoice has nothing remaining to pay".to_owned())
-    } else if let Err(e) = amounts.remaining.check_collectable() {
-        Some(format!("Razorpay cannot collect it: {e}"))
-    } else {
-        None
-    };
-    if let Some(reason) = unsyncable {
-        return skip(adapters, key, current.as_ref(), reason, Some(&invoice)).await;
-    }
-
-    // The claim: from here on, only this job may create the Razorpay invoice (`resumed`: an
-    // earlier attempt that did not finish may have created it).
-    let attempts = current
-        .as_ref()
-        .and_then(|i| i.u64_attr("attempts"))
-        .unwrap_or(0)
-        + 1;
-    let claimed = write_state(
-        adapters,
-        key,
-        current.as_ref(),
-        Item::from([
-            (STATUS.to_owned(), s(SYNCING)),
-            (
-                "lease_until".to_owned(),
-                n(adapters.clock.now_millis() + LEASE_MS),
-            ),
-            ("attempts".to_owned(), n(attempts)),
-            ("customer_id".to_owned(), s(&invoice.customer_id)),
-        ]),
-    )
-    .await?;
+    let (invoice, amounts) =
+        match eligible(adapters, scope, &clients, key, current.as_ref(), invoice_id).await? {
+            ControlFlow::Continue(found) => found,
+            ControlFlow::Break(done) => return Ok(done),
+        };
+    let claimed = claim(adapters, key, current.as_ref(), &invoice).await?;
     let created = create(
         adapters,
         scope,
@@ -433,66 +351,217 @@ async fn sync_once(
     });
     match created {
         Ok((razorpay, form)) => {
-            let razorpay_invoice_id = razorpay.id.clone();
-            let mut set = Item::from([
-                (STATUS.to_owned(), s(SYNCED)),
-                ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-                ("razorpay_status".to_owned(), s(razorpay.status.as_str())),
-                ("form".to_owned(), s(form.name())),
-                ("amount_minor".to_owned(), n(amounts.remaining.minor())),
-                ("currency".to_owned(), s(amounts.currency.code())),
-                ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-            ]);
-            if let Form::Balance { reason } = &form {
-                set.insert("form_reason".to_owned(), s(reason));
-            }
-            if let Some(url) = &razorpay.short_url {
-                set.insert("payment_url".to_owned(), s(url));
-            }
-            let version = claimed.u64_attr(VERSION).unwrap_or(0);
-            // What the record is once the transaction below is written (no read-back).
-            let mut stored = claimed.clone();
-            stored.extend(set.clone());
-            stored.remove("lease_until");
-            stored.remove("last_error");
-            stored.insert(VERSION.to_owned(), n(version + 1));
-            adapters
-                .store
-                .transact(vec![
-                    Write::Update {
-                        key: key.clone(),
-                        update: Update {
-                            expect: vec![Expect::Status(SYNCING.into()), Expect::Version(version)],
-                            set,
-                            remove: vec!["lease_until".into(), "last_error".into()],
-                            bump_version: true,
-                        },
-                    },
-                    Write::Put {
-                        key: scope.key(REVERSE_KIND, &razorpay.id),
-                        attrs: Item::from([("invoice_id".to_owned(), s(invoice_id))]),
-                    },
-                ])
-                .await
-                .map_err(|e| Failure::retryable(format!("could not record the sync: {e}")))?;
-            tracing::info!(%razorpay_invoice_id, form = form.name(), "invoice synced to Razorpay");
+            let synced = SyncedInvoice {
+                razorpay: &razorpay,
+                form: &form,
+                amounts: &amounts,
+                invoice_id,
+            };
+            let stored = record_synced(adapters, scope, key, &claimed, synced).await?;
+            tracing::info!(razorpay_invoice_id = %razorpay.id, form = form.name(), "invoice synced to Razorpay");
             write_metadata(adapters, &clients, key, &stored, invoice_id).await?;
             Ok(Synced::Created {
-                razorpay_invoice_id,
+                razorpay_invoice_id: razorpay.id,
             })
         }
         Err(Failure::Retryable(reason)) => {
-            // Free the lease so that the redelivery resumes at once (and looks the invoice
-            // up first: this attempt may have created it).
-            let set = Item::from([
-                ("lease_until".to_owned(), n(0)),
-                ("last_error".to_owned(), s(&reason)),
-            ]);
-            let _ = write_state(adapters, key, Some(&claimed), set).await;
+            release_lease(adapters, key, &claimed, &reason).await;
             Err(Failure::Retryable(reason))
         }
         Err(permanent) => Err(permanent),
     }
+}
+
+/// What the sync record allows: go on (`resumed`: an earlier attempt may have created the
+/// Razorpay invoice), or stop here with what is already true.
+async fn start(
+    adapters: &Adapters,
+    clients: &Clients,
+    key: &Key,
+    current: Option<&Item>,
+    invoice_id: &str,
+) -> Result<ControlFlow<Synced, bool>, Failure> {
+    let found = found(current, adapters);
+    match (on_sync(found), current) {
+        (SyncStart::AlreadySynced, Some(item)) => {
+            let razorpay_invoice_id = item
+                .str_attr("razorpay_invoice_id")
+                .unwrap_or_default()
+                .to_owned();
+            write_metadata(adapters, clients, key, item, invoice_id).await?;
+            Ok(ControlFlow::Break(Synced::AlreadySynced {
+                razorpay_invoice_id,
+            }))
+        }
+        (SyncStart::Closed, _) => Ok(ControlFlow::Break(Synced::Skipped {
+            reason: format!(
+                "the invoice's sync is {}",
+                found.map_or("", |f| f.state.as_str())
+            ),
+        })),
+        (SyncStart::Busy, _) => Err(Failure::retryable(
+            "another sync of this invoice is in progress",
+        )),
+        (SyncStart::Begin { resumed }, _) => Ok(ControlFlow::Continue(resumed)),
+        (SyncStart::AlreadySynced, None) => Ok(ControlFlow::Continue(false)),
+    }
+}
+
+/// Why a Flexprice invoice cannot become a Razorpay invoice, if it cannot.
+fn unsyncable(invoice: &Invoice, amounts: &InvoiceAmounts) -> Option<String> {
+    if invoice.invoice_status != "FINALIZED" {
+        Some(format!(
+            "the invoice is {}, not FINALIZED",
+            invoice.invoice_status
+        ))
+    } else if matches!(invoice.payment_status.as_str(), "SUCCEEDED" | "OVERPAID") {
+        Some("the invoice is paid".to_owned())
+    } else if amounts.remaining.is_zero() {
+        Some("the invoice has nothing remaining to pay".to_owned())
+    } else if let Err(e) = amounts.remaining.check_collectable() {
+        Some(format!("Razorpay cannot collect it: {e}"))
+    } else {
+        None
+    }
+}
+
+/// Sync on, and the invoice syncable: the invoice and its amounts; otherwise it is recorded
+/// SKIPPED with the reason.
+async fn eligible(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    key: &Key,
+    current: Option<&Item>,
+    invoice_id: &str,
+) -> Result<ControlFlow<Synced, (Invoice, InvoiceAmounts)>, Failure> {
+    let outbound = connection::outbound_sync(adapters, scope)
+        .await
+        .map_err(|p| Failure::retryable(p.detail))?
+        .unwrap_or(false);
+    if !outbound {
+        let reason = "invoice outbound sync is off for this connection".to_owned();
+        return skip(adapters, key, current, reason, None)
+            .await
+            .map(ControlFlow::Break);
+    }
+    let invoice = match clients.flexprice.get_invoice(invoice_id).await {
+        Ok(invoice) => invoice,
+        Err(FlexpriceError::Api { status: 404, .. }) => {
+            let reason = format!("Flexprice has no invoice {invoice_id}");
+            return skip(adapters, key, current, reason, None)
+                .await
+                .map(ControlFlow::Break);
+        }
+        Err(e) => return Err(failure_from_flexprice(e)),
+    };
+    let amounts = invoice.amounts().map_err(Failure::permanent)?;
+    if let Some(reason) = unsyncable(&invoice, &amounts) {
+        return skip(adapters, key, current, reason, Some(&invoice))
+            .await
+            .map(ControlFlow::Break);
+    }
+    Ok(ControlFlow::Continue((invoice, amounts)))
+}
+
+/// The claim: SYNCING with a lease, by a conditional write; from here on only this job may
+/// create the Razorpay invoice.
+async fn claim(
+    adapters: &Adapters,
+    key: &Key,
+    current: Option<&Item>,
+    invoice: &Invoice,
+) -> Result<Item, Failure> {
+    let attempts = current.and_then(|i| i.u64_attr("attempts")).unwrap_or(0) + 1;
+    let lease_until = adapters.clock.now_millis() + LEASE_MS;
+    write_state(
+        adapters,
+        key,
+        current,
+        Item::from([
+            (STATUS.to_owned(), s(SYNCING)),
+            ("lease_until".to_owned(), n(lease_until)),
+            ("attempts".to_owned(), n(attempts)),
+            ("customer_id".to_owned(), s(&invoice.customer_id)),
+        ]),
+    )
+    .await
+}
+
+/// What a successful create made.
+struct SyncedInvoice<'a> {
+    razorpay: &'a RazorpayInvoice,
+    form: &'a Form,
+    amounts: &'a InvoiceAmounts,
+    invoice_id: &'a str,
+}
+
+/// SYNCED, with the reverse mapping, in one transaction under the claim; returns the record as
+/// written (no read-back).
+async fn record_synced(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    key: &Key,
+    claimed: &Item,
+    synced: SyncedInvoice<'_>,
+) -> Result<Item, Failure> {
+    let SyncedInvoice {
+        razorpay,
+        form,
+        amounts,
+        invoice_id,
+    } = synced;
+    let mut set = Item::from([
+        (STATUS.to_owned(), s(SYNCED)),
+        ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+        ("razorpay_status".to_owned(), s(razorpay.status.as_str())),
+        ("form".to_owned(), s(form.name())),
+        ("amount_minor".to_owned(), n(amounts.remaining.minor())),
+        ("currency".to_owned(), s(amounts.currency.code())),
+        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+    ]);
+    if let Form::Balance { reason } = form {
+        set.insert("form_reason".to_owned(), s(reason));
+    }
+    if let Some(url) = &razorpay.short_url {
+        set.insert("payment_url".to_owned(), s(url));
+    }
+    let version = claimed.u64_attr(VERSION).unwrap_or(0);
+    let mut stored = claimed.clone();
+    stored.extend(set.clone());
+    stored.remove("lease_until");
+    stored.remove("last_error");
+    stored.insert(VERSION.to_owned(), n(version + 1));
+    adapters
+        .store
+        .transact(vec![
+            Write::Update {
+                key: key.clone(),
+                update: Update {
+                    expect: vec![Expect::Status(SYNCING.into()), Expect::Version(version)],
+                    set,
+                    remove: vec!["lease_until".into(), "last_error".into()],
+                    bump_version: true,
+                },
+            },
+            Write::Put {
+                key: scope.key(REVERSE_KIND, &razorpay.id),
+                attrs: Item::from([("invoice_id".to_owned(), s(invoice_id))]),
+            },
+        ])
+        .await
+        .map_err(|e| Failure::retryable(format!("could not record the sync: {e}")))?;
+    Ok(stored)
+}
+
+/// Frees the lease so that the redelivery resumes at once (and looks the invoice up first:
+/// this attempt may have created it).
+async fn release_lease(adapters: &Adapters, key: &Key, claimed: &Item, reason: &str) {
+    let set = Item::from([
+        ("lease_until".to_owned(), n(0)),
+        ("last_error".to_owned(), s(reason)),
+    ]);
+    let _ = write_state(adapters, key, Some(claimed), set).await;
 }
 
 /// Customer, lines, and the Razorpay invoice (found by receipt first when resuming).

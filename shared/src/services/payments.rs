@@ -23,6 +23,7 @@ use crate::adapters::razorpay::wire::{Notes, PaymentLinkRequest};
 use crate::api::problem::Problem;
 use crate::api::requests::PaymentRequest;
 use crate::domain::error::Classify;
+use crate::domain::ids::FlexpriceId;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::PaymentStatus;
@@ -202,12 +203,58 @@ fn store_problem(e: &StoreError) -> Problem {
     }
 }
 
-/// `POST /api/v1/payments`.
+/// `POST /api/v1/payments`, as its steps: the connection's clients, the invoice, the amount
+/// against it, the payment record (or the one this key made before), the link, PENDING.
 pub async fn create(
     adapters: &Adapters,
     scope: &TenantScope,
     request: PaymentRequest,
 ) -> Result<Created, Problem> {
+    let clients = connected_clients(adapters, scope).await?;
+    let invoice = read_invoice(&clients, &request.invoice_id).await?;
+    let amount = validate_against(&request, &invoice)?;
+    let record = PaymentRecord::new(adapters, scope, &request, &invoice, amount);
+    let (version, fresh) = match take(adapters, &record).await? {
+        Taken::Fresh => (0, true),
+        Taken::Held { version } => (version, false),
+        Taken::Done(item) => {
+            return Ok(Created {
+                new: false,
+                payment: view(&item),
+            });
+        }
+    };
+    let link_made = link(
+        adapters,
+        scope,
+        &clients,
+        &invoice,
+        &request,
+        amount,
+        &record.payment_id,
+        fresh,
+    )
+    .await;
+    match link_made {
+        Ok(updates) => {
+            let stored = mark_pending(adapters, &record.key, version, updates).await?;
+            Ok(Created {
+                new: fresh,
+                payment: view(&stored),
+            })
+        }
+        Err(problem) => {
+            release_lock(adapters, &record.key, version).await;
+            Err(problem)
+        }
+    }
+}
+
+/// The Razorpay and Flexprice clients of the scope's connection.
+async fn connected_clients(
+    adapters: &Adapters,
+    scope: &TenantScope,
+) -> Result<std::sync::Arc<Clients>, Problem> {
     let credentials = connection::credentials(adapters, scope)
         .await?
         .ok_or_else(|| {
@@ -218,142 +265,163 @@ pub async fn create(
                 "this tenant and environment have no Razorpay connection",
             )
         })?;
-    let clients = adapters
+    adapters
         .clients
         .get(&adapters.config, &credentials)
-        .map_err(|_| Problem::internal())?;
-    let invoice = match clients
-        .flexprice
-        .get_invoice(request.invoice_id.as_str())
-        .await
-    {
-        Ok(invoice) => invoice,
-        Err(FlexpriceError::Api { status: 404, .. }) => {
-            return Err(invalid(
-                422,
-                "destination_id",
-                "invoice_exists",
-                format!("invoice {} was not found", request.invoice_id),
-            ));
-        }
-        Err(e) if e.is_retryable() => return Err(unavailable("Flexprice")),
+        .map_err(|_| Problem::internal())
+}
+
+/// The Flexprice invoice the payment is for.
+async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Invoice, Problem> {
+    match clients.flexprice.get_invoice(invoice_id.as_str()).await {
+        Ok(invoice) => Ok(invoice),
+        Err(FlexpriceError::Api { status: 404, .. }) => Err(invalid(
+            422,
+            "destination_id",
+            "invoice_exists",
+            format!("invoice {invoice_id} was not found"),
+        )),
+        Err(e) if e.is_retryable() => Err(unavailable("Flexprice")),
         Err(e) => {
             tracing::error!(error = %e, "Flexprice refused the invoice read");
-            return Err(Problem::new(
+            Err(Problem::new(
                 502,
                 "upstream",
                 "Bad gateway",
                 "Flexprice refused to return the invoice.",
-            ));
-        }
-    };
-    let amount = validate_against(&request, &invoice)?;
-    let currency = amount.currency();
-    let idempotency_key = request.idempotency_key.clone().unwrap_or_else(|| {
-        format!(
-            "auto-{}",
-            &digest(&[&invoice.id, &amount.minor().to_string(), currency.code()])[..32]
-        )
-    });
-    let payment_id = payment_id_for(scope, &idempotency_key);
-    let payload_hash = digest(&[
-        &invoice.id,
-        &amount.minor().to_string(),
-        currency.code(),
-        request.success_url.as_ref().map_or("", |u| u.as_str()),
-    ]);
-    let key = payment_key(scope, &payment_id);
-    let now_ms = adapters.clock.now_millis();
-    let record = Item::from([
-        ("payment_id".to_owned(), s(&payment_id)),
-        ("idempotency_key".to_owned(), s(&idempotency_key)),
-        ("payload_hash".to_owned(), s(&payload_hash)),
-        ("invoice_id".to_owned(), s(&invoice.id)),
-        ("amount".to_owned(), s(amount.to_decimal_string())),
-        ("amount_minor".to_owned(), n(amount.minor())),
-        ("currency".to_owned(), s(currency.code())),
-        (
-            "metadata".to_owned(),
-            s(serde_json::to_string(&request.metadata).unwrap_or_default()),
-        ),
-        (STATUS.to_owned(), s(INITIATED)),
-        (VERSION.to_owned(), n(0)),
-        ("lock_expires_at".to_owned(), n(now_ms + LOCK_MS)),
-        ("created_at".to_owned(), n(now_ms / 1000)),
-        ("updated_at".to_owned(), n(now_ms / 1000)),
-    ]);
-    let (version, fresh) = match adapters.store.create(&key, record).await {
-        Ok(()) => (0, true),
-        Err(StoreError::AlreadyExists { existing }) => {
-            let existing = match existing {
-                Some(item) => *item,
-                None => adapters
-                    .store
-                    .get(&key)
-                    .await
-                    .map_err(|e| store_problem(&e))?
-                    .ok_or_else(Problem::internal)?,
-            };
-            if existing.str_attr("payload_hash") != Some(payload_hash.as_str()) {
-                return Err(invalid(
-                    409,
-                    "idempotency_key",
-                    "same_body",
-                    "this idempotency key was used with a different request",
-                ));
-            }
-            match take_over_or_wait(adapters, &key, existing).await? {
-                Ok(done) => {
-                    return Ok(Created {
-                        new: false,
-                        payment: view(&done),
-                    });
-                }
-                Err(version) => (version, false),
-            }
-        }
-        Err(e) => return Err(store_problem(&e)),
-    };
-    match link(
-        adapters,
-        scope,
-        &clients,
-        &invoice,
-        &request,
-        amount,
-        &payment_id,
-        fresh,
-    )
-    .await
-    {
-        Ok(updates) => {
-            let update = Update {
-                expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
-                set: updates,
-                remove: vec!["lock_expires_at".into()],
-                bump_version: true,
-            };
-            let stored = adapters
-                .store
-                .update(&key, &update)
-                .await
-                .map_err(|e| store_problem(&e))?;
-            Ok(Created {
-                new: fresh,
-                payment: view(&stored),
-            })
-        }
-        Err(problem) => {
-            // Free the lock so that the caller's retry proceeds at once.
-            let release = Update {
-                expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
-                set: Item::from([("lock_expires_at".to_owned(), n(0))]),
-                ..Update::default()
-            };
-            let _ = adapters.store.update(&key, &release).await;
-            Err(problem)
+            ))
         }
     }
+}
+
+/// The payment record a request makes: its id (from the idempotency key), the hash of what it
+/// asks, and the item created INITIATED with a short lock.
+struct PaymentRecord {
+    payment_id: String,
+    key: Key,
+    payload_hash: String,
+    item: Item,
+}
+
+impl PaymentRecord {
+    fn new(
+        adapters: &Adapters,
+        scope: &TenantScope,
+        request: &PaymentRequest,
+        invoice: &Invoice,
+        amount: Money,
+    ) -> PaymentRecord {
+        let currency = amount.currency();
+        let minor = amount.minor().to_string();
+        let idempotency_key = request.idempotency_key.clone().unwrap_or_else(|| {
+            format!(
+                "auto-{}",
+                &digest(&[&invoice.id, &minor, currency.code()])[..32]
+            )
+        });
+        let payment_id = payment_id_for(scope, &idempotency_key);
+        let success_url = request.success_url.as_ref().map_or("", |u| u.as_str());
+        let payload_hash = digest(&[&invoice.id, &minor, currency.code(), success_url]);
+        let now_ms = adapters.clock.now_millis();
+        let metadata = serde_json::to_string(&request.metadata).unwrap_or_default();
+        let item = Item::from([
+            ("payment_id".to_owned(), s(&payment_id)),
+            ("idempotency_key".to_owned(), s(&idempotency_key)),
+            ("payload_hash".to_owned(), s(&payload_hash)),
+            ("invoice_id".to_owned(), s(&invoice.id)),
+            ("amount".to_owned(), s(amount.to_decimal_string())),
+            ("amount_minor".to_owned(), n(amount.minor())),
+            ("currency".to_owned(), s(currency.code())),
+            ("metadata".to_owned(), s(metadata)),
+            (STATUS.to_owned(), s(INITIATED)),
+            (VERSION.to_owned(), n(0)),
+            ("lock_expires_at".to_owned(), n(now_ms + LOCK_MS)),
+            ("created_at".to_owned(), n(now_ms / 1000)),
+            ("updated_at".to_owned(), n(now_ms / 1000)),
+        ]);
+        PaymentRecord {
+            key: payment_key(scope, &payment_id),
+            payment_id,
+            payload_hash,
+            item,
+        }
+    }
+}
+
+/// Who holds the payment after [`take`].
+enum Taken {
+    /// This request created it.
+    Fresh,
+    /// This request took over one a failed attempt left INITIATED (at this version).
+    Held { version: u64 },
+    /// The same request was answered before: the payment as it is.
+    Done(Item),
+}
+
+/// Creates the payment record, or finds the one this idempotency key made: the same body
+/// (else 409), finished, held by another request (wait), or abandoned (take over).
+async fn take(adapters: &Adapters, record: &PaymentRecord) -> Result<Taken, Problem> {
+    let existing = match adapters
+        .store
+        .create(&record.key, record.item.clone())
+        .await
+    {
+        Ok(()) => return Ok(Taken::Fresh),
+        Err(StoreError::AlreadyExists {
+            existing: Some(item),
+        }) => *item,
+        Err(StoreError::AlreadyExists { existing: None }) => adapters
+            .store
+            .get(&record.key)
+            .await
+            .map_err(|e| store_problem(&e))?
+            .ok_or_else(Problem::internal)?,
+        Err(e) => return Err(store_problem(&e)),
+    };
+    if existing.str_attr("payload_hash") != Some(record.payload_hash.as_str()) {
+        return Err(invalid(
+            409,
+            "idempotency_key",
+            "same_body",
+            "this idempotency key was used with a different request",
+        ));
+    }
+    Ok(
+        match take_over_or_wait(adapters, &record.key, existing).await? {
+            Ok(done) => Taken::Done(done),
+            Err(version) => Taken::Held { version },
+        },
+    )
+}
+
+/// The link is made: PENDING, with what the link step found, under the lock this request holds.
+async fn mark_pending(
+    adapters: &Adapters,
+    key: &Key,
+    version: u64,
+    updates: Item,
+) -> Result<Item, Problem> {
+    let update = Update {
+        expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
+        set: updates,
+        remove: vec!["lock_expires_at".into()],
+        bump_version: true,
+    };
+    adapters
+        .store
+        .update(key, &update)
+        .await
+        .map_err(|e| store_problem(&e))
+}
+
+/// Frees the lock so that the caller's retry proceeds at once.
+async fn release_lock(adapters: &Adapters, key: &Key, version: u64) {
+    let release = Update {
+        expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
+        set: Item::from([("lock_expires_at".to_owned(), n(0))]),
+        ..Update::default()
+    };
+    let _ = adapters.store.update(key, &release).await;
 }
 
 /// An existing payment with the same body: finished → return it; held by a live request →

@@ -254,10 +254,6 @@ async fn count(
     payment: Item,
     razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
-    let payment_id = payment
-        .str_attr("payment_id")
-        .unwrap_or_default()
-        .to_owned();
     let counted_key = scope.key("RZP_PAYMENT", &razorpay.id);
     if adapters
         .store
@@ -268,6 +264,18 @@ async fn count(
     {
         return Ok(Applied::AlreadyCounted);
     }
+    let captured = captured_money(&payment, razorpay)?;
+    record_in_flexprice(adapters, scope, &key, &payment, razorpay, captured).await?;
+    if crate::failpoint::hit(crate::failpoint::AFTER_FLEXPRICE_RECORD) {
+        return Err(Failure::retryable(
+            "failure point after the Flexprice record",
+        ));
+    }
+    count_once(adapters, counted_key, key, &payment, razorpay).await
+}
+
+/// The captured amount, in our payment's currency (another currency is never ours to count).
+fn captured_money(payment: &Item, razorpay: &EventPayment) -> Result<Money, Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
     if payment.str_attr("currency") != Some(currency.code()) {
         return Err(Failure::Permanent(format!(
@@ -277,53 +285,67 @@ async fn count(
             payment.str_attr("currency")
         )));
     }
-    let captured = Money::from_minor(razorpay.amount, currency);
+    Ok(Money::from_minor(razorpay.amount, currency))
+}
 
-    // 1. Flexprice, exactly once thanks to its idempotency key.
+/// Step 1: Flexprice, exactly once thanks to its idempotency key. A refusal is permanent: the
+/// job is parked, and the reason is noted on the payment for whoever looks.
+async fn record_in_flexprice(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    key: &Key,
+    payment: &Item,
+    razorpay: &EventPayment,
+    captured: Money,
+) -> Result<(), Failure> {
+    let payment_id = payment.str_attr("payment_id").unwrap_or_default();
     let clients = connection::job_clients(adapters, scope).await?;
-    let flexprice = &clients.flexprice;
-    let invoice_id = payment.str_attr("invoice_id").unwrap_or_default();
     let metadata = [
         ("razorpay_payment_id", razorpay.id.as_str()),
-        ("flexprice_payment_id", payment_id.as_str()),
+        ("flexprice_payment_id", payment_id),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let record = RecordPaymentRequest::offline(
-        invoice_id,
+        payment.str_attr("invoice_id").unwrap_or_default(),
         captured,
         &format!("razorpay:{}", razorpay.id),
         metadata,
     );
-    if let Err(e) = flexprice.record_payment(&record).await {
-        if e.is_retryable() {
-            return Err(Failure::retryable(e));
-        }
-        // Parked (the job goes to the DLQ), and said on the payment for whoever looks.
-        let reason = format!(
-            "Flexprice refused Razorpay payment {} ({}): {e}",
-            razorpay.id,
-            captured.to_decimal_string()
-        );
-        tracing::error!(%reason, payment_id, "captured money could not be recorded");
-        let note = Update {
-            set: Item::from([("last_error".to_owned(), s(&reason))]),
-            ..Update::default()
-        };
-        if let Err(e) = adapters.store.update(&key, &note).await {
-            tracing::warn!(error = %e, "could not note the refusal on the payment");
-        }
-        return Err(Failure::Permanent(reason));
+    let Err(e) = clients.flexprice.record_payment(&record).await else {
+        return Ok(());
+    };
+    if e.is_retryable() {
+        return Err(Failure::retryable(e));
     }
-
-    if crate::failpoint::hit(crate::failpoint::AFTER_FLEXPRICE_RECORD) {
-        return Err(Failure::retryable(
-            "failure point after the Flexprice record",
-        ));
+    let reason = format!(
+        "Flexprice refused Razorpay payment {} ({}): {e}",
+        razorpay.id,
+        captured.to_decimal_string()
+    );
+    tracing::error!(%reason, payment_id, "captured money could not be recorded");
+    let note = Update {
+        set: Item::from([("last_error".to_owned(), s(&reason))]),
+        ..Update::default()
+    };
+    if let Err(e) = adapters.store.update(key, &note).await {
+        tracing::warn!(error = %e, "could not note the refusal on the payment");
     }
+    Err(Failure::Permanent(reason))
+}
 
-    // 2. Count it on our payment, once.
+/// Step 2: counts the money on our payment, once: the `RZP_PAYMENT` item can be created only
+/// once, in the same transaction as the payment's new state (the rule of
+/// [`PaymentStatus::on`]).
+async fn count_once(
+    adapters: &Adapters,
+    counted_key: Key,
+    key: Key,
+    payment: &Item,
+    razorpay: &EventPayment,
+) -> Result<Applied, Failure> {
+    let payment_id = payment.str_attr("payment_id").unwrap_or_default();
     let version = payment.u64_attr(VERSION).unwrap_or(0);
     let previous = payment
         .str_attr(STATUS)
@@ -332,8 +354,9 @@ async fn count(
     let paid = payment.u64_attr("amount_paid").unwrap_or(0) + razorpay.amount;
     let asked = payment.u64_attr("amount_minor").unwrap_or(u64::MAX);
     let change = previous.on(PaymentEvent::MoneyCounted { paid, asked });
+    let status = change.status(previous);
     let mut set = Item::from([
-        (STATUS.to_owned(), s(change.status(previous).as_str())),
+        (STATUS.to_owned(), s(status.as_str())),
         ("amount_paid".to_owned(), n(paid)),
         ("updated_at".to_owned(), n(adapters.clock.now_secs())),
     ]);
@@ -349,30 +372,29 @@ async fn count(
         tracing::warn!(%review, payment_id, "payment flagged for review");
         set.insert("review".to_owned(), s(review));
     }
+    let counted = Item::from([
+        ("payment_id".to_owned(), s(payment_id)),
+        ("amount_minor".to_owned(), n(razorpay.amount)),
+    ]);
+    let update = Update {
+        expect: vec![Expect::Version(version)],
+        set,
+        bump_version: true,
+        ..Update::default()
+    };
     let result = adapters
         .store
         .transact(vec![
             Write::Create {
                 key: counted_key,
-                attrs: Item::from([
-                    ("payment_id".to_owned(), s(&payment_id)),
-                    ("amount_minor".to_owned(), n(razorpay.amount)),
-                ]),
+                attrs: counted,
             },
-            Write::Update {
-                key,
-                update: Update {
-                    expect: vec![Expect::Version(version)],
-                    set,
-                    bump_version: true,
-                    ..Update::default()
-                },
-            },
+            Write::Update { key, update },
         ])
         .await;
     match result {
         Ok(()) => Ok(Applied::Counted {
-            status: change.status(previous).as_str().to_owned(),
+            status: status.as_str().to_owned(),
         }),
         Err(StoreError::TransactionCancelled { reasons })
             if matches!(reasons.first(), Some(CancelReason::ConditionFailed { .. })) =>
