@@ -96,6 +96,13 @@ fn percentile(latencies: &[Duration], p: f64) -> f64 {
     latencies[index].as_secs_f64() * 1000.0
 }
 
+/// A `payment.authorized` for a payment flexrzp did not make (the worker acknowledges it).
+fn authorized_event(account: &str, id: &str) -> String {
+    format!(
+        r#"{{"entity":"event","account_id":"{account}","event":"payment.authorized","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_{id}","amount":100,"currency":"INR","status":"authorized","notes":[]}}}}}},"created_at":1795600805}}"#
+    )
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -129,11 +136,13 @@ async fn main() -> Result<(), String> {
                 else {
                     return false;
                 };
+                // The job the intake would queue for the measured phase's event, so that the
+                // worker draining the queue does the same work in both phases.
                 let job = Job::new(
                     &scope,
                     Task::ApplyRazorpayEvent {
                         event_id: format!("evt_base_{i}"),
-                        body: "{}".to_owned(),
+                        body: authorized_event(&stack.razorpay.account_id(), &format!("base{i}")),
                     },
                 );
                 let Ok(id) = adapters.queue.send(&job, None).await else {
@@ -161,17 +170,16 @@ async fn main() -> Result<(), String> {
     let account = stack.razorpay.account_id();
     let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds(own_pid));
     let full = drive(seconds, concurrency, max, move |i| {
-        let body = format!(
-            r#"{{"entity":"event","account_id":"{account}","event":"payment.authorized","contains":["payment"],"payload":{{"payment":{{"entity":{{"id":"pay_load{i}","amount":100,"currency":"INR","status":"authorized","notes":[]}}}}}},"created_at":1795600805}}"#
-        );
+        let body = authorized_event(&account, &format!("load{i}"));
         let request = http
             .post(&url)
-            .header("x-razorpay-signature", razorpay_sign(&secret, body.as_bytes()))
+            .header(
+                "x-razorpay-signature",
+                razorpay_sign(&secret, body.as_bytes()),
+            )
             .header("x-razorpay-event-id", format!("evt_load_{i}"))
             .body(body);
-        async move {
-            matches!(request.send().await, Ok(r) if r.status().as_u16() == 200)
-        }
+        async move { matches!(request.send().await, Ok(r) if r.status().as_u16() == 200) }
     })
     .await;
     let (moto_cpu, own_cpu) = (
