@@ -13,32 +13,11 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
-use shared::domain::error::{Classify, ErrorClass};
-use shared::domain::jobs::Failure;
+use shared::domain::error::Failure;
 use shared::domain::jobs::{Job, Task};
 use shared::services::{invoice_sync, reconcile};
 use thiserror::Error;
 use tracing::Instrument;
-
-/// Why one job failed.
-#[derive(Debug, Error)]
-pub enum JobError {
-    #[error("the message body is not a job: {reason}")]
-    Poison { reason: String },
-    #[error("the job failed and may succeed later: {0}")]
-    Retryable(String),
-    #[error("the job cannot succeed as it is: {0}")]
-    Permanent(String),
-}
-
-impl Classify for JobError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            JobError::Retryable(_) => ErrorClass::Retryable,
-            _ => ErrorClass::Permanent,
-        }
-    }
-}
 
 /// The batch could not be answered message by message.
 #[derive(Debug, Error)]
@@ -50,16 +29,13 @@ pub enum BatchError {
 }
 
 /// Parses a message body into a job.
-pub fn parse_job(message: &SqsMessage) -> Result<Job, JobError> {
-    let body = message.body.as_deref().ok_or_else(|| JobError::Poison {
-        reason: "the message has no body".into(),
-    })?;
-    let job: Job = serde_json::from_str(body).map_err(|e| JobError::Poison {
-        reason: e.to_string(),
-    })?;
-    job.scope().map_err(|e| JobError::Poison {
-        reason: e.to_string(),
-    })?;
+pub fn parse_job(message: &SqsMessage) -> Result<Job, Failure> {
+    let body = message
+        .body
+        .as_deref()
+        .ok_or_else(|| Failure::poison("the message has no body"))?;
+    let job: Job = serde_json::from_str(body).map_err(Failure::poison)?;
+    job.scope().map_err(Failure::poison)?;
     Ok(job)
 }
 
@@ -67,7 +43,7 @@ pub fn parse_job(message: &SqsMessage) -> Result<Job, JobError> {
 pub async fn process_batch<F, Fut>(event: SqsEvent, run: F) -> Result<SqsBatchResponse, BatchError>
 where
     F: Fn(Job) -> Fut,
-    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let tasks: Vec<_> = event
         .records
@@ -104,10 +80,8 @@ where
 /// Runs one job. A retryable failure fails the message (SQS redelivers it, then parks it in
 /// the DLQ); a permanent failure of a Razorpay event is parked the same way, so the event is
 /// kept; a permanent invoice-sync failure is recorded on the invoice's sync record instead.
-pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> {
-    let scope = job.scope().map_err(|e| JobError::Poison {
-        reason: e.to_string(),
-    })?;
+pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
+    let scope = job.scope().map_err(Failure::poison)?;
     match &job.task {
         Task::ApplyRazorpayEvent { event_id, body } => {
             match reconcile::apply(&adapters, &scope, body).await {
@@ -115,8 +89,7 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> 
                     tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
                     Ok(())
                 }
-                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
-                Err(Failure::Permanent(reason)) => Err(JobError::Permanent(reason)),
+                Err(failure) => Err(failure),
             }
         }
         Task::SyncInvoice { invoice_id } => {
@@ -125,7 +98,7 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> 
                     tracing::info!(%invoice_id, ?synced, "invoice sync done");
                     Ok(())
                 }
-                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
+                Err(Failure::Retryable(reason)) => Err(Failure::Retryable(reason)),
                 // Recorded on the invoice's sync record (FAILED, with the reason); retrying
                 // will not help until someone acts, and then a manual sync re-enqueues it.
                 Err(Failure::Permanent(reason)) => {
@@ -140,8 +113,7 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), JobError> 
                     tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
                     Ok(())
                 }
-                Err(Failure::Retryable(reason)) => Err(JobError::Retryable(reason)),
-                Err(Failure::Permanent(reason)) => Err(JobError::Permanent(reason)),
+                Err(failure) => Err(failure),
             }
         }
     }
@@ -193,11 +165,11 @@ mod tests {
             .collect()
     }
 
-    async fn ok_unless_bad(job: Job) -> Result<(), JobError> {
+    async fn ok_unless_bad(job: Job) -> Result<(), Failure> {
         match &job.task {
             Task::SyncInvoice { invoice_id } if invoice_id == "panic" => panic!("boom"),
             Task::SyncInvoice { invoice_id } if invoice_id == "fail" => {
-                Err(JobError::Retryable("test".into()))
+                Err(Failure::Retryable("test".into()))
             }
             _ => Ok(()),
         }
@@ -261,7 +233,9 @@ mod tests {
     fn poison_bodies_are_named() {
         let mut no_body = SqsMessage::default();
         no_body.message_id = Some("m".into());
-        assert!(matches!(parse_job(&no_body), Err(JobError::Poison { .. })));
+        assert!(
+            matches!(parse_job(&no_body), Err(Failure::Permanent(reason)) if reason.starts_with("the message body is not a job")),
+        );
         let unknown = message(
             Some("m"),
             r#"{"tenant_id":"t","environment_id":"e","kind":"nope"}"#,

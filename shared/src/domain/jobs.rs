@@ -27,27 +27,6 @@ impl Task {
     }
 }
 
-/// Why a job could not be done.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// May work later (a dependency was unavailable, a concurrent update won).
-    #[error("the job failed and may succeed later: {0}")]
-    Retryable(String),
-    /// Will not work as it is (unknown payment, a refusal that will not change).
-    #[error("the job cannot succeed as it is: {0}")]
-    Permanent(String),
-}
-
-impl Failure {
-    pub fn retryable(reason: impl std::fmt::Display) -> Failure {
-        Failure::Retryable(reason.to_string())
-    }
-
-    pub fn permanent(reason: impl std::fmt::Display) -> Failure {
-        Failure::Permanent(reason.to_string())
-    }
-}
-
 /// One message on the job queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {

@@ -135,8 +135,8 @@ impl ClientCache {
 pub async fn job_clients(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<std::sync::Arc<Clients>, crate::domain::jobs::Failure> {
-    use crate::domain::jobs::Failure;
+) -> Result<std::sync::Arc<Clients>, crate::domain::error::Failure> {
+    use crate::domain::error::Failure;
     let credentials = credentials(adapters, scope)
         .await
         .map_err(|p| Failure::retryable(p.detail))?

@@ -25,8 +25,8 @@ use crate::adapters::razorpay::wire::{
 };
 use crate::api::problem::Problem;
 use crate::domain::error::Classify;
+use crate::domain::error::Failure;
 use crate::domain::ids::FlexpriceId;
-use crate::domain::jobs::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sync::{

@@ -26,7 +26,7 @@ use crate::adapters::razorpay::events::{Event, EventLink, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
 use crate::domain::error::Classify;
-use crate::domain::jobs::Failure;
+use crate::domain::error::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Change, PaymentEvent, PaymentStatus};
