@@ -21,7 +21,7 @@ use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{Invoice, InvoiceAmounts};
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
-    Invoice as RazorpayInvoice, InvoiceRequest, LineItemRequest, Notes,
+    Invoice as RazorpayInvoice, InvoiceRequest, InvoiceStatus, LineItemRequest, Notes,
 };
 use crate::api::problem::Problem;
 use crate::domain::error::Classify;
@@ -697,39 +697,15 @@ pub async fn cancel(
         CancelStart::Begin => {}
     }
     let clients = connection::job_clients(adapters, scope).await?;
-    // The Razorpay invoice: the mapped one, or one an unfinished sync may have created.
-    let razorpay = match current
-        .as_ref()
-        .and_then(|i| i.str_attr("razorpay_invoice_id"))
-    {
-        Some(id) => Some(
-            clients
-                .razorpay
-                .get_invoice(id)
-                .await
-                .map_err(failure_from_razorpay)?,
-        ),
-        None => clients
-            .razorpay
-            .find_invoices_by_receipt(invoice_id)
-            .await
-            .map_err(failure_from_razorpay)?
-            .into_iter()
-            .next(),
-    };
-    let Some(razorpay) = razorpay else {
-        write_state(
-            adapters,
-            &key,
-            current.as_ref(),
-            Item::from([
-                (STATUS.to_owned(), s(CANCELLED)),
-                (
-                    "cancel_reason".to_owned(),
-                    s("voided in Flexprice before a Razorpay invoice existed"),
-                ),
-            ]),
-        )
+    let record = |set: Item| write_state(adapters, &key, current.as_ref(), set);
+    let Some(razorpay) = razorpay_invoice_of(&clients, current.as_ref(), invoice_id).await? else {
+        record(Item::from([
+            (STATUS.to_owned(), s(CANCELLED)),
+            (
+                "cancel_reason".to_owned(),
+                s("voided in Flexprice before a Razorpay invoice existed"),
+            ),
+        ]))
         .await?;
         return Ok(Cancelled::NothingToCancel);
     };
@@ -739,55 +715,77 @@ pub async fn cancel(
             razorpay.id, razorpay.status
         );
         tracing::error!(%reason, "INVOICE NEEDS REVIEW");
-        write_state(
-            adapters,
-            &key,
-            current.as_ref(),
-            Item::from([
-                (STATUS.to_owned(), s(REVIEW)),
-                ("review".to_owned(), s(reason)),
-                ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-            ]),
-        )
+        record(Item::from([
+            (STATUS.to_owned(), s(REVIEW)),
+            ("review".to_owned(), s(reason)),
+            ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+        ]))
         .await?;
         return Ok(Cancelled::FlaggedForReview);
     }
-    let final_status = if razorpay.status.is_closed() {
-        razorpay.status.clone()
-    } else {
-        match clients.razorpay.cancel_invoice(&razorpay.id).await {
-            Ok(cancelled) => cancelled.status,
-            Err(e) if e.is_client_error() => {
-                // Perhaps cancelled meanwhile (a redelivery): read what it is now.
-                clients
-                    .razorpay
-                    .get_invoice(&razorpay.id)
-                    .await
-                    .map_err(failure_from_razorpay)?
-                    .status
-            }
-            Err(e) => return Err(failure_from_razorpay(e)),
+    let final_status = close_in_razorpay(&clients, &razorpay).await?;
+    record(Item::from([
+        (STATUS.to_owned(), s(CANCELLED)),
+        ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
+        ("razorpay_status".to_owned(), s(final_status.as_str())),
+        ("cancel_reason".to_owned(), s("voided in Flexprice")),
+    ]))
+    .await?;
+    Ok(Cancelled::Cancelled)
+}
+
+/// The Razorpay invoice of a Flexprice invoice: the mapped one, or one an unfinished sync may
+/// have created (found by `receipt`).
+async fn razorpay_invoice_of(
+    clients: &Clients,
+    current: Option<&Item>,
+    invoice_id: &str,
+) -> Result<Option<RazorpayInvoice>, Failure> {
+    match current.and_then(|i| i.str_attr("razorpay_invoice_id")) {
+        Some(id) => clients
+            .razorpay
+            .get_invoice(id)
+            .await
+            .map(Some)
+            .map_err(failure_from_razorpay),
+        None => Ok(clients
+            .razorpay
+            .find_invoices_by_receipt(invoice_id)
+            .await
+            .map_err(failure_from_razorpay)?
+            .into_iter()
+            .next()),
+    }
+}
+
+/// Cancels the Razorpay invoice unless it is closed already; returns its closed status (a
+/// refused cancel is read back: a redelivery may have cancelled it meanwhile).
+async fn close_in_razorpay(
+    clients: &Clients,
+    razorpay: &RazorpayInvoice,
+) -> Result<InvoiceStatus, Failure> {
+    if razorpay.status.is_closed() {
+        return Ok(razorpay.status.clone());
+    }
+    let status = match clients.razorpay.cancel_invoice(&razorpay.id).await {
+        Ok(cancelled) => cancelled.status,
+        Err(e) if e.is_client_error() => {
+            clients
+                .razorpay
+                .get_invoice(&razorpay.id)
+                .await
+                .map_err(failure_from_razorpay)?
+                .status
         }
+        Err(e) => return Err(failure_from_razorpay(e)),
     };
-    if !final_status.is_closed() {
+    if !status.is_closed() {
         return Err(Failure::retryable(format!(
-            "Razorpay invoice {} is {final_status} after the cancel",
+            "Razorpay invoice {} is {status} after the cancel",
             razorpay.id
         )));
     }
-    write_state(
-        adapters,
-        &key,
-        current.as_ref(),
-        Item::from([
-            (STATUS.to_owned(), s(CANCELLED)),
-            ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-            ("razorpay_status".to_owned(), s(final_status.as_str())),
-            ("cancel_reason".to_owned(), s("voided in Flexprice")),
-        ]),
-    )
-    .await?;
-    Ok(Cancelled::Cancelled)
+    Ok(status)
 }
 
 /// The Flexprice invoice a Razorpay invoice was synced from.

@@ -19,7 +19,8 @@ use crate::adapters::aws::store::{
 };
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::Invoice;
-use crate::adapters::razorpay::wire::{Notes, PaymentLinkRequest};
+use crate::adapters::razorpay::wire::{Notes, PaymentLink, PaymentLinkRequest};
+use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
 use crate::api::problem::Problem;
 use crate::api::requests::PaymentRequest;
 use crate::domain::error::Classify;
@@ -224,17 +225,14 @@ pub async fn create(
             });
         }
     };
-    let link_made = link(
-        adapters,
-        scope,
-        &clients,
-        &invoice,
-        &request,
+    let order = LinkFor {
+        invoice: &invoice,
+        request: &request,
         amount,
-        &record.payment_id,
+        payment_id: &record.payment_id,
         fresh,
-    )
-    .await;
+    };
+    let link_made = link(adapters, scope, &clients, &order).await;
     match link_made {
         Ok(updates) => {
             let stored = mark_pending(adapters, &record.key, version, updates).await?;
@@ -473,91 +471,38 @@ async fn take_over_or_wait(
     }
 }
 
-/// Customer sync and the Razorpay link; returns the attributes that make the payment PENDING.
-#[allow(clippy::too_many_arguments)]
+/// What a payment link is made for.
+struct LinkFor<'a> {
+    invoice: &'a Invoice,
+    request: &'a PaymentRequest,
+    amount: Money,
+    payment_id: &'a str,
+    /// This request created the payment (else it took over one: a link may exist already).
+    fresh: bool,
+}
+
+/// The customer, the Razorpay link (made, or adopted), its mapping; returns the attributes
+/// that make the payment PENDING.
 async fn link(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
-    invoice: &Invoice,
-    request: &PaymentRequest,
-    amount: Money,
-    payment_id: &str,
-    fresh: bool,
+    order: &LinkFor<'_>,
 ) -> Result<Item, Problem> {
-    let Clients {
-        razorpay,
-        flexprice,
-    } = clients;
     let customer = customers::ensure(
         adapters.store.as_ref(),
-        razorpay,
-        flexprice,
+        &clients.razorpay,
+        &clients.flexprice,
         scope,
-        &invoice.customer_id,
+        &order.invoice.customer_id,
     )
     .await
     .map_err(|e| e.to_problem())?;
-    let upstream = |e: crate::adapters::razorpay::RazorpayError| {
-        tracing::warn!(error = %e, "Razorpay payment link failed");
-        if e.is_retryable() {
-            unavailable("Razorpay")
-        } else {
-            Problem::new(
-                502,
-                "upstream",
-                "Bad gateway",
-                format!("Razorpay refused the payment link: {e}"),
-            )
-        }
-    };
-    // A taken-over payment may have a link already: adopt it.
-    let existing = if fresh {
-        None
-    } else {
-        razorpay
-            .find_payment_links_by_reference(payment_id)
-            .await
-            .map_err(upstream)?
-            .into_iter()
-            .next()
-    };
-    let link = match existing {
-        Some(link) => link,
-        None => {
-            let description = format!(
-                "Invoice {}",
-                invoice.invoice_number.as_deref().unwrap_or(&invoice.id)
-            );
-            let notes = Notes::from([
-                ("flexprice_payment_id", payment_id),
-                ("flexprice_invoice_id", invoice.id.as_str()),
-                ("flexprice_customer_id", invoice.customer_id.as_str()),
-                ("tenant_id", scope.tenant_id()),
-                ("environment_id", scope.environment_id()),
-            ]);
-            razorpay
-                .create_payment_link(&PaymentLinkRequest {
-                    amount: amount.minor(),
-                    currency: amount.currency().code().to_owned(),
-                    reference_id: payment_id.to_owned(),
-                    description: Some(description),
-                    notes,
-                    callback_url: request.success_url.as_ref().map(|u| u.as_str().to_owned()),
-                    callback_method: request.success_url.as_ref().map(|_| "get".to_owned()),
-                    ..PaymentLinkRequest::default()
-                })
-                .await
-                .map_err(upstream)?
-        }
-    };
-    let mapping = scope.key("PAYMENT_LINK", &link.id);
+    let link = create_or_adopt(&clients.razorpay, scope, order).await?;
+    let mapping = Item::from([("payment_id".to_owned(), s(order.payment_id))]);
     match adapters
         .store
-        .create(
-            &mapping,
-            Item::from([("payment_id".to_owned(), s(payment_id))]),
-        )
+        .create(&scope.key("PAYMENT_LINK", &link.id), mapping)
         .await
     {
         Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
@@ -570,10 +515,70 @@ async fn link(
         ("razorpay_customer_id".to_owned(), s(customer.razorpay_id())),
         ("updated_at".to_owned(), n(adapters.clock.now_secs())),
     ]);
-    if let Some(rzp_invoice) = invoice.metadata.get("razorpay_invoice_id") {
+    if let Some(rzp_invoice) = order.invoice.metadata.get("razorpay_invoice_id") {
         updates.insert("razorpay_invoice_id".to_owned(), s(rzp_invoice));
     }
     Ok(updates)
+}
+
+/// A Razorpay failure on the link, as the caller's answer.
+fn link_problem(e: RazorpayError) -> Problem {
+    tracing::warn!(error = %e, "Razorpay payment link failed");
+    if e.is_retryable() {
+        unavailable("Razorpay")
+    } else {
+        Problem::new(
+            502,
+            "upstream",
+            "Bad gateway",
+            format!("Razorpay refused the payment link: {e}"),
+        )
+    }
+}
+
+/// The payment's link: adopted when a taken-over payment has one already (found by its
+/// `reference_id`, our payment id), created otherwise.
+async fn create_or_adopt(
+    razorpay: &RazorpayClient,
+    scope: &TenantScope,
+    order: &LinkFor<'_>,
+) -> Result<PaymentLink, Problem> {
+    if !order.fresh
+        && let Some(link) = razorpay
+            .find_payment_links_by_reference(order.payment_id)
+            .await
+            .map_err(link_problem)?
+            .into_iter()
+            .next()
+    {
+        return Ok(link);
+    }
+    let invoice = order.invoice;
+    let description = format!(
+        "Invoice {}",
+        invoice.invoice_number.as_deref().unwrap_or(&invoice.id)
+    );
+    let notes = Notes::from([
+        ("flexprice_payment_id", order.payment_id),
+        ("flexprice_invoice_id", invoice.id.as_str()),
+        ("flexprice_customer_id", invoice.customer_id.as_str()),
+        ("tenant_id", scope.tenant_id()),
+        ("environment_id", scope.environment_id()),
+    ]);
+    let success_url = order.request.success_url.as_ref();
+    razorpay
+        .create_payment_link(&PaymentLinkRequest {
+            amount: order.amount.minor(),
+            currency: order.amount.currency().code().to_owned(),
+            reference_id: order.payment_id.to_owned(),
+            description: Some(description),
+            notes,
+            callback_url: success_url.map(|u| u.as_str().to_owned()),
+            callback_method: success_url.map(|_| "get".to_owned()),
+            ..PaymentLinkRequest::default()
+        })
+        .await
+        .map_err(link_problem)
 }
 
 /// `GET /api/v1/payments/{id}`: only the caller's own payments.
