@@ -10,11 +10,11 @@ use thiserror::Error;
 
 use crate::adapters::aws::store::{CancelReason, Item, ItemExt, StoreError, Write, s};
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceError};
-use crate::adapters::razorpay::wire::{CustomerRequest, Notes};
+use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
 use crate::api::problem::Problem;
 use crate::domain::error::{Classify, ErrorClass};
-use crate::domain::keys::TenantScope;
+use crate::domain::keys::{Key, TenantScope};
 use crate::ports::Table;
 
 const FORWARD: &str = "CUSTOMER";
@@ -100,14 +100,31 @@ pub async fn ensure(
     flexprice_customer_id: &str,
 ) -> Result<Synced, CustomerSyncError> {
     let forward = scope.key(FORWARD, flexprice_customer_id);
-    if let Some(id) = store
-        .get(&forward)
+    if let Some(id) = mapped(store, &forward).await? {
+        return Ok(Synced::Mapped(id));
+    }
+    let created = create_in_razorpay(razorpay, flexprice, scope, flexprice_customer_id).await?;
+    store_mapping(store, scope, &forward, flexprice_customer_id, created.id).await
+}
+
+/// The Razorpay customer a mapping item names, if it exists.
+async fn mapped(store: &dyn Table, forward: &Key) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .get(forward)
         .await?
         .as_ref()
         .and_then(|m| m.str_attr(RAZORPAY_ID))
-    {
-        return Ok(Synced::Mapped(id.to_owned()));
-    }
+        .map(str::to_owned))
+}
+
+/// The Flexprice customer, created in Razorpay (`fail_existing: "0"`: Razorpay answers the
+/// customer it has with the same email and contact, if any). One of email and contact is needed.
+async fn create_in_razorpay(
+    razorpay: &RazorpayClient,
+    flexprice: &FlexpriceClient,
+    scope: &TenantScope,
+    flexprice_customer_id: &str,
+) -> Result<Customer, CustomerSyncError> {
     let customer = match flexprice.get_customer(flexprice_customer_id).await {
         Ok(customer) => customer,
         Err(FlexpriceError::Api { status: 404, .. }) => {
@@ -124,69 +141,65 @@ pub async fn ensure(
             id: flexprice_customer_id.to_owned(),
         });
     }
-    let created = razorpay
-        .create_customer(&CustomerRequest {
-            name: customer
-                .name
-                .unwrap_or_else(|| flexprice_customer_id.to_owned()),
-            email,
-            contact,
-            notes: Notes::from([
-                ("flexprice_customer_id", flexprice_customer_id),
-                ("tenant_id", scope.tenant_id()),
-                ("environment_id", scope.environment_id()),
-            ]),
-            ..CustomerRequest::default()
-        })
-        .await?;
-    let backward = scope.key(BACKWARD, &created.id);
+    let request = CustomerRequest {
+        name: customer
+            .name
+            .unwrap_or_else(|| flexprice_customer_id.to_owned()),
+        email,
+        contact,
+        notes: Notes::from([
+            ("flexprice_customer_id", flexprice_customer_id),
+            ("tenant_id", scope.tenant_id()),
+            ("environment_id", scope.environment_id()),
+        ]),
+        ..CustomerRequest::default()
+    };
+    Ok(razorpay.create_customer(&request).await?)
+}
+
+/// The mapping both ways, in one conditional transaction: of concurrent first syncs one wins
+/// and the others adopt its mapping.
+async fn store_mapping(
+    store: &dyn Table,
+    scope: &TenantScope,
+    forward: &Key,
+    flexprice_customer_id: &str,
+    razorpay_id: String,
+) -> Result<Synced, CustomerSyncError> {
     let result = store
         .transact(vec![
             Write::Create {
                 key: forward.clone(),
-                attrs: Item::from([(RAZORPAY_ID.to_owned(), s(&created.id))]),
+                attrs: Item::from([(RAZORPAY_ID.to_owned(), s(&razorpay_id))]),
             },
             Write::Create {
-                key: backward,
+                key: scope.key(BACKWARD, &razorpay_id),
                 attrs: Item::from([(FLEXPRICE_ID.to_owned(), s(flexprice_customer_id))]),
             },
         ])
         .await;
-    match result {
-        Ok(()) => Ok(Synced::Created(created.id)),
-        Err(StoreError::TransactionCancelled { reasons }) => {
-            let forward_taken =
-                matches!(reasons.first(), Some(CancelReason::ConditionFailed { .. }));
-            if forward_taken {
-                // Another sync won: adopt its mapping.
-                let winner = store.get(&forward).await?;
-                let id = winner
-                    .as_ref()
-                    .and_then(|m| m.str_attr(RAZORPAY_ID))
-                    .unwrap_or(&created.id);
-                return Ok(Synced::Adopted(id.to_owned()));
-            }
-            // Only the backward item exists: another Flexprice customer with the same email and
-            // contact maps to this Razorpay customer already. Map this one forward alone.
-            tracing::warn!(razorpay_customer = %created.id, "two Flexprice customers share one Razorpay customer (same email and contact)");
-            match store
-                .create(
-                    &forward,
-                    Item::from([(RAZORPAY_ID.to_owned(), s(&created.id))]),
-                )
-                .await
-            {
-                Ok(()) => Ok(Synced::Created(created.id)),
-                Err(StoreError::AlreadyExists { existing }) => Ok(Synced::Adopted(
-                    existing
-                        .as_ref()
-                        .and_then(|m| m.str_attr(RAZORPAY_ID))
-                        .unwrap_or(&created.id)
-                        .to_owned(),
-                )),
-                Err(e) => Err(e.into()),
-            }
-        }
+    let reasons = match result {
+        Ok(()) => return Ok(Synced::Created(razorpay_id)),
+        Err(StoreError::TransactionCancelled { reasons }) => reasons,
+        Err(e) => return Err(e.into()),
+    };
+    if matches!(reasons.first(), Some(CancelReason::ConditionFailed { .. })) {
+        // Another sync won: adopt its mapping.
+        let winner = mapped(store, forward).await?;
+        return Ok(Synced::Adopted(winner.unwrap_or(razorpay_id)));
+    }
+    // Only the backward item exists: another Flexprice customer with the same email and
+    // contact maps to this Razorpay customer already. Map this one forward alone.
+    tracing::warn!(razorpay_customer = %razorpay_id, "two Flexprice customers share one Razorpay customer (same email and contact)");
+    let attrs = Item::from([(RAZORPAY_ID.to_owned(), s(&razorpay_id))]);
+    match store.create(forward, attrs).await {
+        Ok(()) => Ok(Synced::Created(razorpay_id)),
+        Err(StoreError::AlreadyExists { existing }) => Ok(Synced::Adopted(
+            existing
+                .as_ref()
+                .and_then(|m| m.str_attr(RAZORPAY_ID))
+                .map_or(razorpay_id, str::to_owned),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::idempotency::{Claim, IdempotencyError, Lifetimes, payload_hash};
+use crate::adapters::aws::idempotency::{
+    Claim, ClaimToken, IdempotencyError, Lifetimes, payload_hash,
+};
 use crate::api::problem::Problem;
 use crate::domain::error::Classify;
 use crate::domain::jobs::{Job, Task};
@@ -191,53 +193,20 @@ async fn claim_and_enqueue(
         trace_id,
     } = received;
     let key = scope.key(kind, event_id);
+    let lifetimes = Lifetimes {
+        lock: LOCK,
+        keep: KEEP,
+    };
     let claim = adapters
         .idempotency
-        .claim(
-            &key,
-            &payload_hash(body),
-            Lifetimes {
-                lock: LOCK,
-                keep: KEEP,
-            },
-        )
+        .claim(&key, &payload_hash(body), lifetimes)
         .await;
     let token = match claim {
         Ok(Claim::Acquired(token)) => token,
         Ok(Claim::Completed { .. }) => {
             return Ok(json!({"status": "duplicate", "event_id": event_id}));
         }
-        Err(IdempotencyError::PayloadMismatch) => {
-            tracing::error!(
-                tenant = scope.tenant_id(),
-                event_id,
-                "SAME EVENT ID WITH A DIFFERENT BODY: refused"
-            );
-            return Err(Problem::new(
-                409,
-                "event-conflict",
-                "Conflict",
-                "This event id was received before with a different body.",
-            ));
-        }
-        Err(IdempotencyError::InProgress) => {
-            let mut problem = Problem::new(
-                409,
-                "in-progress",
-                "In progress",
-                "This event is being received right now; retry later.",
-            );
-            problem.retryable = true;
-            return Err(problem);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not claim the event");
-            return Err(if e.is_retryable() {
-                unavailable()
-            } else {
-                Problem::internal()
-            });
-        }
+        Err(e) => return Err(claim_problem(scope, event_id, &e)),
     };
     let Some(task) = task else {
         let _ = adapters
@@ -246,23 +215,70 @@ async fn claim_and_enqueue(
             .await;
         return Ok(json!({"status": "ignored", "event_id": event_id, "event": event}));
     };
-    let job = Job::new(scope, task);
+    enqueue(adapters, &token, Job::new(scope, task), trace_id).await?;
+    Ok(json!({"status": "accepted", "event_id": event_id}))
+}
+
+/// Why an event could not be claimed, as the sender's answer.
+fn claim_problem(scope: &TenantScope, event_id: &str, e: &IdempotencyError) -> Problem {
+    match e {
+        IdempotencyError::PayloadMismatch => {
+            tracing::error!(
+                tenant = scope.tenant_id(),
+                event_id,
+                "SAME EVENT ID WITH A DIFFERENT BODY: refused"
+            );
+            Problem::new(
+                409,
+                "event-conflict",
+                "Conflict",
+                "This event id was received before with a different body.",
+            )
+        }
+        IdempotencyError::InProgress => Problem {
+            retryable: true,
+            ..Problem::new(
+                409,
+                "in-progress",
+                "In progress",
+                "This event is being received right now; retry later.",
+            )
+        },
+        e => {
+            tracing::error!(error = %e, "could not claim the event");
+            if e.is_retryable() {
+                unavailable()
+            } else {
+                Problem::internal()
+            }
+        }
+    }
+}
+
+/// Queues the job and completes the claim; when the job cannot be queued the claim is
+/// released (503), so the sender's retry goes through.
+async fn enqueue(
+    adapters: &Adapters,
+    token: &ClaimToken,
+    job: Job,
+    trace_id: Option<&str>,
+) -> Result<(), Problem> {
     match adapters.queue.send(&job, trace_id).await {
         Ok(message_id) => {
             if let Err(e) = adapters
                 .idempotency
-                .complete(&token, Some(&message_id), KEEP)
+                .complete(token, Some(&message_id), KEEP)
                 .await
             {
                 // The job is queued; a redelivered event would be claimed again after the lock
                 // and enqueued twice, which the worker's own idempotency absorbs.
                 tracing::warn!(error = %e, "event enqueued but its claim not completed");
             }
-            Ok(json!({"status": "accepted", "event_id": event_id}))
+            Ok(())
         }
         Err(e) => {
             tracing::error!(error = %e, "could not enqueue the event; releasing the claim");
-            let _ = adapters.idempotency.release(&token).await;
+            let _ = adapters.idempotency.release(token).await;
             Err(unavailable())
         }
     }
