@@ -13,7 +13,7 @@ use crate::adapters::aws::store::{Item, ItemExt, STATUS, StoreError, n, s};
 use crate::adapters::config::Config;
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
-use crate::api::problem::{FieldProblem, Problem};
+use crate::api::problem::Problem;
 use crate::api::requests::ConnectionRequest;
 use crate::domain::error::Classify;
 use crate::domain::keys::{Key, TenantScope};
@@ -258,6 +258,34 @@ pub async fn put(
     scope: &TenantScope,
     request: ConnectionRequest,
 ) -> Result<(bool, Value), Problem> {
+    check_credentials(adapters, &request).await?;
+    let now = adapters.clock.now_secs();
+    let existing = read_secrets(adapters, scope).await?;
+    let stored = secrets_to_store(&request, existing.as_ref(), now);
+    let serialized = serde_json::to_string(&stored).map_err(|_| Problem::internal())?;
+    adapters
+        .secrets
+        .put(
+            &secret_id(&adapters.config.secret_prefix, scope),
+            Secret::new(serialized),
+        )
+        .await
+        .map_err(|e| secrets_problem(&e))?;
+    let settings = settings_of(&request, now);
+    adapters
+        .store
+        .put(&settings_key(scope), settings.clone())
+        .await
+        .map_err(|e| store_problem(&e))?;
+    // The view is built from what was just written: no read back.
+    Ok((existing.is_none(), view(&settings, Some(&stored), now)))
+}
+
+/// One harmless authenticated call: a key pair Razorpay refuses is a 422, and nothing is saved.
+async fn check_credentials(
+    adapters: &Adapters,
+    request: &ConnectionRequest,
+) -> Result<(), Problem> {
     let client = RazorpayClient::new(RazorpayConfig::new(
         &adapters.config.razorpay_api_url,
         request.key_id.as_str(),
@@ -265,28 +293,33 @@ pub async fn put(
     ))
     .map_err(|_| Problem::internal())?;
     match client.check_credentials().await {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         Err(RazorpayError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
-            return Err(Problem::fields(
+            Err(Problem::invalid_field(
                 422,
-                vec![FieldProblem {
-                    field: "key_secret".into(),
-                    rule: "razorpay_credentials".into(),
-                    detail: format!(
-                        "Razorpay refused the key pair (HTTP {status}); check key_id and key_secret"
-                    ),
-                }],
-            ));
+                "key_secret",
+                "razorpay_credentials",
+                format!(
+                    "Razorpay refused the key pair (HTTP {status}); check key_id and key_secret"
+                ),
+            ))
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not check Razorpay credentials");
-            return Err(unavailable("Razorpay"));
+            Err(unavailable("Razorpay"))
         }
     }
-    let now = adapters.clock.now_secs();
-    let existing = read_secrets(adapters, scope).await?;
-    let created = existing.is_none();
-    let (previous, until) = match &existing {
+}
+
+/// The secret to store: the request's credentials, and the webhook secret it replaces (kept
+/// valid for [`PREVIOUS_SECRET_GRACE_SECS`], while Razorpay may still retry events signed
+/// with it).
+fn secrets_to_store(
+    request: &ConnectionRequest,
+    existing: Option<&StoredSecrets>,
+    now: u64,
+) -> StoredSecrets {
+    let (previous, until) = match existing {
         Some(old) if old.webhook_secret != *request.webhook_secret.expose() => (
             Some(old.webhook_secret.clone()),
             Some(now + PREVIOUS_SECRET_GRACE_SECS),
@@ -297,7 +330,7 @@ pub async fn put(
         ),
         None => (None, None),
     };
-    let stored = StoredSecrets {
+    StoredSecrets {
         key_id: request.key_id.as_str().to_owned(),
         key_secret: request.key_secret.expose().clone(),
         webhook_secret: request.webhook_secret.expose().clone(),
@@ -312,16 +345,11 @@ pub async fn put(
             .flexprice_webhook_secret
             .as_ref()
             .map(|s| s.expose().clone()),
-    };
-    let serialized = serde_json::to_string(&stored).map_err(|_| Problem::internal())?;
-    adapters
-        .secrets
-        .put(
-            &secret_id(&adapters.config.secret_prefix, scope),
-            Secret::new(serialized),
-        )
-        .await
-        .map_err(|e| secrets_problem(&e))?;
+    }
+}
+
+/// The connection's settings item (no secret in it).
+fn settings_of(request: &ConnectionRequest, now: u64) -> Item {
     let mut settings = Item::from([
         (STATUS.to_owned(), s("ACTIVE")),
         ("key_id".to_owned(), s(request.key_id.as_str())),
@@ -334,13 +362,7 @@ pub async fn put(
     if let Some(account) = &request.razorpay_account_id {
         settings.insert("razorpay_account_id".to_owned(), s(account.as_str()));
     }
-    adapters
-        .store
-        .put(&settings_key(scope), settings.clone())
-        .await
-        .map_err(|e| store_problem(&e))?;
-    // The view is built from what was just written: no read back.
-    Ok((created, view(&settings, Some(&stored), now)))
+    settings
 }
 
 async fn stored_settings(
