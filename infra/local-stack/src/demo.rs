@@ -53,38 +53,10 @@ pub async fn run(stack: &LocalStack) -> bool {
     let usd = stack.ready.invoice_ids[1].clone();
 
     // 1. The connection (made at start-up through the connection service).
-    let outcome = match demo.api("GET", "/api/v1/connections/razorpay", None).await {
-        Ok((200, view)) if view["key_secret"] == "********" => Ok(format!(
-            "Razorpay key {} connected, invoice sync {}, every secret redacted",
-            text(&view["key_id"]),
-            if view["invoice_outbound_sync"] == true {
-                "on"
-            } else {
-                "off"
-            }
-        )),
-        Ok((status, view)) => Err(format!("{status}: {view}")),
-        Err(e) => Err(e),
-    };
+    let outcome = connection(&demo).await;
     demo.record("Connection", outcome);
-
     // 2. A payment link for the INR invoice (syncing its customer first).
-    let owed = match demo
-        .flexprice("GET", &format!("/v1/invoices/{inr}"), None)
-        .await
-    {
-        Ok((200, invoice)) => invoice["amount_remaining"].clone(),
-        _ => Value::Null,
-    };
-    let body = json!({"amount": owed, "currency": "inr", "destination_id": inr,
-        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
-        "payment_gateway": "razorpay", "process_payment": true,
-        "success_url": "https://example.com/paid"});
-    let link = match demo.api("POST", "/api/v1/payments", Some(&body)).await {
-        Ok((201, payment)) => Ok(payment),
-        Ok((status, answer)) => Err(format!("{status}: {answer}")),
-        Err(e) => Err(e),
-    };
+    let link = payment_link(&demo, &inr).await;
     demo.record(
         "Customer sync",
         link.as_ref()
@@ -99,150 +71,62 @@ pub async fn run(stack: &LocalStack) -> bool {
     );
     demo.record(
         "Payment link",
-        link.as_ref()
-            .map(|p| {
+        link.as_ref().map(describe_link).map_err(Clone::clone),
+    );
+    // 3. The customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
+    let paid = match &link {
+        Ok(payment) => pay(&demo, payment).await,
+        Err(_) => Err("no payment link to pay".to_owned()),
+    };
+    demo.record(
+        "Payment via webhook",
+        paid.as_ref()
+            .map(|(done, _)| {
                 format!(
-                    "payment {} {} for {} INR, pay at {}",
-                    text(&p["id"]),
-                    text(&p["payment_status"]),
-                    text(&p["amount"]),
-                    text(&p["payment_url"])
+                    "payment {} SUCCEEDED, {} subunits paid",
+                    text(&done["id"]),
+                    done["amount_paid_minor"]
                 )
             })
             .map_err(Clone::clone),
     );
-
-    // 3. The customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
-    let mut paid_link: Option<(Value, String)> = None;
-    let outcome = match &link {
-        Ok(payment) => {
-            let plink = text(&payment["gateway_tracking_id"]).to_owned();
-            match demo
-                .razorpay_action(&format!("payment_links/{plink}/pay"), json!({}))
-                .await
-            {
-                Ok(answer) => match demo
-                    .payment_when(text(&payment["id"]), |p| p["payment_status"] == "SUCCEEDED")
-                    .await
-                {
-                    Ok(done) => {
-                        paid_link = Some((done.clone(), text(&answer["payments"][0]).to_owned()));
-                        Ok(format!(
-                            "payment {} SUCCEEDED, {} subunits paid",
-                            text(&done["id"]),
-                            done["amount_paid_minor"]
-                        ))
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            }
-        }
-        Err(_) => Err("no payment link to pay".to_owned()),
-    };
-    demo.record("Payment via webhook", outcome);
-    let outcome = match demo
-        .invoice_when(&inr, |i| i["payment_status"] == "SUCCEEDED")
-        .await
-    {
-        Ok(invoice) => Ok(format!(
-            "Flexprice invoice {inr} SUCCEEDED: paid {}, remaining {}",
-            text(&invoice["amount_paid"]),
-            text(&invoice["amount_remaining"])
-        )),
-        Err(e) => Err(e),
-    };
+    let outcome = reconciled(&demo, &inr).await;
     demo.record("Reconciliation", outcome);
-
     // 4. A duplicate webhook: Razorpay redelivers an event; it is acknowledged, not applied.
-    let outcome = match &paid_link {
-        Some((payment, razorpay_id)) => duplicate_webhook(&demo, payment, razorpay_id, &inr).await,
-        None => Err("no paid payment to redeliver".to_owned()),
+    let outcome = match &paid {
+        Ok((payment, razorpay_id)) => duplicate_webhook(&demo, payment, razorpay_id, &inr).await,
+        Err(_) => Err("no paid payment to redeliver".to_owned()),
     };
     demo.record("Duplicate webhook", outcome);
-
     // 5. A failed payment: the customer's bank declines; the attempt is recorded, the link
     // stays open for another try.
-    let body = json!({"amount": "100.00", "currency": "usd", "destination_id": usd,
-        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
-        "payment_gateway": "razorpay"});
-    let outcome = match demo.api("POST", "/api/v1/payments", Some(&body)).await {
-        Ok((201, payment)) => {
-            let plink = text(&payment["gateway_tracking_id"]).to_owned();
-            match demo
-                .razorpay_action(&format!("payment_links/{plink}/fail"), json!({}))
-                .await
-            {
-                Ok(_) => demo
-                    .payment_when(text(&payment["id"]), |p| {
-                        p["attempts"].as_array().is_some_and(|a| !a.is_empty())
-                    })
-                    .await
-                    .map(|p| {
-                        format!(
-                            "payment {} still {}, attempt recorded: {} ({})",
-                            text(&p["id"]),
-                            text(&p["payment_status"]),
-                            text(&p["attempts"][0]["error_code"]),
-                            text(&p["attempts"][0]["error_description"])
-                        )
-                    }),
-                Err(e) => Err(e),
-            }
-        }
-        Ok((status, answer)) => Err(format!("{status}: {answer}")),
-        Err(e) => Err(e),
-    };
+    let outcome = failed_payment(&demo, &usd).await;
     demo.record("Failed payment", outcome);
-
     // 6. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
     let synced = sync_new_invoice(&demo).await;
     demo.record(
         "Invoice sync",
         synced
             .as_ref()
-            .map(|(id, view)| {
-                format!(
-                    "{id} -> Razorpay invoice {} for {} {} ({} form), pay at {}",
-                    text(&view["razorpay_invoice_id"]),
-                    view["amount_minor"],
-                    text(&view["currency"]),
-                    text(&view["form"]),
-                    text(&view["payment_url"])
-                )
-            })
+            .map(|(id, view)| describe_sync(id, view))
             .map_err(Clone::clone),
     );
-
     // 7. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
     let outcome = match &synced {
-        Ok((id, view)) => {
-            let rzp = text(&view["razorpay_invoice_id"]).to_owned();
-            match demo
-                .razorpay_action(&format!("invoices/{rzp}/pay"), json!({}))
-                .await
-            {
-                Ok(_) => demo
-                    .invoice_when(id, |i| i["payment_status"] == "SUCCEEDED")
-                    .await
-                    .map(|i| {
-                        format!(
-                            "Flexprice invoice {id} SUCCEEDED: paid {}",
-                            text(&i["amount_paid"])
-                        )
-                    }),
-                Err(e) => Err(e),
-            }
-        }
+        Ok((id, view)) => pay_synced_invoice(&demo, id, view).await,
         Err(_) => Err("no synced invoice to pay".to_owned()),
     };
     demo.record("Payment on the synced invoice", outcome);
+    summary(&demo.rows)
+}
 
-    let failed = demo.rows.iter().filter(|(_, o)| o.is_err()).count();
+/// Prints the table of steps; `true` when none failed.
+fn summary(rows: &[(String, Result<String, String>)]) -> bool {
+    let failed = rows.iter().filter(|(_, o)| o.is_err()).count();
     println!();
     println!("  {:<32} result", "step");
     println!("  {:-<32} ------", "");
-    for (step, outcome) in &demo.rows {
+    for (step, outcome) in rows {
         println!(
             "  {step:<32} {}",
             if outcome.is_ok() { "ok" } else { "FAILED" }
@@ -250,10 +134,136 @@ pub async fn run(stack: &LocalStack) -> bool {
     }
     println!(
         "summary: {} of {} steps done, {failed} failed",
-        demo.rows.len() - failed,
-        demo.rows.len()
+        rows.len() - failed,
+        rows.len()
     );
     failed == 0
+}
+
+fn on_ok(answer: Result<(u16, Value), String>, expected: u16) -> Result<Value, String> {
+    match answer {
+        Ok((status, body)) if status == expected => Ok(body),
+        Ok((status, body)) => Err(format!("{status}: {body}")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The connection as the tenant reads it: connected, every secret redacted.
+async fn connection(demo: &Demo<'_>) -> Result<String, String> {
+    let view = on_ok(
+        demo.api("GET", "/api/v1/connections/razorpay", None).await,
+        200,
+    )?;
+    if view["key_secret"] != "********" {
+        return Err(format!("a secret is shown: {view}"));
+    }
+    Ok(format!(
+        "Razorpay key {} connected, invoice sync {}, every secret redacted",
+        text(&view["key_id"]),
+        if view["invoice_outbound_sync"] == true {
+            "on"
+        } else {
+            "off"
+        }
+    ))
+}
+
+/// A payment link for all the invoice owes.
+async fn payment_link(demo: &Demo<'_>, invoice: &str) -> Result<Value, String> {
+    let owed = match demo
+        .flexprice("GET", &format!("/v1/invoices/{invoice}"), None)
+        .await
+    {
+        Ok((200, invoice)) => invoice["amount_remaining"].clone(),
+        _ => Value::Null,
+    };
+    let body = json!({"amount": owed, "currency": "inr", "destination_id": invoice,
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "process_payment": true,
+        "success_url": "https://example.com/paid"});
+    on_ok(demo.api("POST", "/api/v1/payments", Some(&body)).await, 201)
+}
+
+fn describe_link(payment: &Value) -> String {
+    format!(
+        "payment {} {} for {} INR, pay at {}",
+        text(&payment["id"]),
+        text(&payment["payment_status"]),
+        text(&payment["amount"]),
+        text(&payment["payment_url"])
+    )
+}
+
+/// Pays the link in the simulator; the payment once SUCCEEDED, and the Razorpay payment id.
+async fn pay(demo: &Demo<'_>, payment: &Value) -> Result<(Value, String), String> {
+    let plink = text(&payment["gateway_tracking_id"]);
+    let answer = demo
+        .razorpay_action(&format!("payment_links/{plink}/pay"), json!({}))
+        .await?;
+    let done = demo
+        .payment_when(text(&payment["id"]), |p| p["payment_status"] == "SUCCEEDED")
+        .await?;
+    Ok((done, text(&answer["payments"][0]).to_owned()))
+}
+
+/// The Flexprice invoice, settled.
+async fn reconciled(demo: &Demo<'_>, invoice: &str) -> Result<String, String> {
+    let settled = demo
+        .invoice_when(invoice, |i| i["payment_status"] == "SUCCEEDED")
+        .await?;
+    Ok(format!(
+        "Flexprice invoice {invoice} SUCCEEDED: paid {}, remaining {}",
+        text(&settled["amount_paid"]),
+        text(&settled["amount_remaining"])
+    ))
+}
+
+/// A declined payment on a link for the USD invoice: recorded, the payment still open.
+async fn failed_payment(demo: &Demo<'_>, invoice: &str) -> Result<String, String> {
+    let body = json!({"amount": "100.00", "currency": "usd", "destination_id": invoice,
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay"});
+    let payment = on_ok(demo.api("POST", "/api/v1/payments", Some(&body)).await, 201)?;
+    let plink = text(&payment["gateway_tracking_id"]);
+    demo.razorpay_action(&format!("payment_links/{plink}/fail"), json!({}))
+        .await?;
+    let p = demo
+        .payment_when(text(&payment["id"]), |p| {
+            p["attempts"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await?;
+    Ok(format!(
+        "payment {} still {}, attempt recorded: {} ({})",
+        text(&p["id"]),
+        text(&p["payment_status"]),
+        text(&p["attempts"][0]["error_code"]),
+        text(&p["attempts"][0]["error_description"])
+    ))
+}
+
+fn describe_sync(id: &str, view: &Value) -> String {
+    format!(
+        "{id} -> Razorpay invoice {} for {} {} ({} form), pay at {}",
+        text(&view["razorpay_invoice_id"]),
+        view["amount_minor"],
+        text(&view["currency"]),
+        text(&view["form"]),
+        text(&view["payment_url"])
+    )
+}
+
+/// Pays the synced Razorpay invoice in the simulator; the Flexprice invoice settles.
+async fn pay_synced_invoice(demo: &Demo<'_>, id: &str, view: &Value) -> Result<String, String> {
+    let rzp = text(&view["razorpay_invoice_id"]);
+    demo.razorpay_action(&format!("invoices/{rzp}/pay"), json!({}))
+        .await?;
+    let settled = demo
+        .invoice_when(id, |i| i["payment_status"] == "SUCCEEDED")
+        .await?;
+    Ok(format!(
+        "Flexprice invoice {id} SUCCEEDED: paid {}",
+        text(&settled["amount_paid"])
+    ))
 }
 
 /// Redelivers the `payment.captured` of a paid link payment twice under one new event id (a
