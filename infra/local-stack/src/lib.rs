@@ -175,77 +175,122 @@ fn random(len: usize) -> String {
         .collect()
 }
 
+/// The credentials of the demo tenant and of the simulated accounts: given, or random.
+struct Identity {
+    api_key: String,
+    webhook_secret: String,
+    flexprice_webhook_secret: String,
+    razorpay_key_secret: String,
+    flexprice_api_key: String,
+    razorpay_account_id: Option<String>,
+}
+
+impl Identity {
+    fn from_options(options: &Options) -> Identity {
+        let or_random =
+            |given: &Option<String>, make: &dyn Fn() -> String| given.clone().unwrap_or_else(make);
+        Identity {
+            api_key: or_random(&options.api_key, &|| format!("fxr_{}", random(32))),
+            webhook_secret: or_random(&options.webhook_secret, &|| random(24)),
+            flexprice_webhook_secret: or_random(&options.flexprice_webhook_secret, &|| {
+                let key = base64::engine::general_purpose::STANDARD.encode(random(24));
+                format!("whsec_{key}")
+            }),
+            razorpay_key_secret: or_random(&options.razorpay_key_secret, &|| random(24)),
+            flexprice_api_key: or_random(&options.flexprice_api_key, &|| {
+                format!("fp_{}", random(24))
+            }),
+            razorpay_account_id: options.razorpay_account_id.clone(),
+        }
+    }
+}
+
+/// The emulator (started once per process) and an SDK config pointing at it.
+async fn emulator() -> Result<(String, aws_config::SdkConfig), String> {
+    let moto = tokio::task::spawn_blocking(|| testkit::moto().endpoint().to_owned())
+        .await
+        .map_err(|e| format!("the moto emulator did not start: {e}"))?;
+    let sdk = testkit::sdk_config(&moto).await;
+    Ok((moto, sdk))
+}
+
+/// The table and the job queue with its DLQ, as `template.yaml` makes them.
+async fn provision_resources(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    visibility_timeout_secs: u32,
+) -> Result<Queues, String> {
+    provision::create_table(&aws_sdk_dynamodb::Client::new(sdk), table)
+        .await
+        .map_err(|e| format!("creating the table: {e:?}"))?;
+    let settings = QueueSettings {
+        visibility_timeout_secs,
+        ..QueueSettings::default()
+    };
+    provision::create_queues(
+        &aws_sdk_sqs::Client::new(sdk),
+        &format!("{table}-jobs"),
+        settings,
+    )
+    .await
+    .map_err(|e| format!("creating the queues: {e:?}"))
+}
+
+/// The gateway's socket, and its URL.
+async fn bind_gateway(port: u16) -> Result<(tokio::net::TcpListener, String), String> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(|e| format!("the gateway cannot listen on port {port}: {e}"))?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    Ok((listener, url))
+}
+
+/// Both simulators, Razorpay's sending its webhooks to the gateway. Flexprice's webhooks are
+/// switched on later, once the seeded invoices exist: those were finalized before the tenant
+/// connected, as in an account that adopts the integration (they sync on request).
+async fn start_simulators(
+    identity: &Identity,
+    gateway_url: &str,
+) -> Result<
+    (
+        simulators::razorpay::RunningSim,
+        simulators::flexprice::RunningSim,
+    ),
+    String,
+> {
+    let mut config =
+        simulators::razorpay::SimConfig::new(RAZORPAY_KEY_ID, &identity.razorpay_key_secret);
+    if let Some(account_id) = &identity.razorpay_account_id {
+        config.account_id = account_id.clone();
+    }
+    config.webhook = Some(simulators::razorpay::WebhookTarget {
+        url: format!("{gateway_url}/v1/webhooks/razorpay/{TENANT_ID}/{ENVIRONMENT_ID}"),
+        secret: Secret::new(identity.webhook_secret.clone()),
+    });
+    let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let razorpay = simulators::razorpay::Simulator::new(config)?
+        .serve(localhost)
+        .await
+        .map_err(|e| e.to_string())?;
+    let flexprice = simulators::flexprice::Simulator::new(&identity.flexprice_api_key, None)?
+        .serve(localhost)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((razorpay, flexprice))
+}
+
 impl LocalStack {
     pub async fn start(options: Options) -> Result<LocalStack, String> {
-        let moto = tokio::task::spawn_blocking(|| testkit::moto().endpoint().to_owned())
-            .await
-            .map_err(|e| format!("the moto emulator did not start: {e}"))?;
-        let sdk = testkit::sdk_config(&moto).await;
+        let (moto, sdk) = emulator().await?;
         let table = options.resource_prefix.clone();
         let secret_prefix = format!("{table}/secrets");
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        provision::create_table(&dynamodb, &table)
-            .await
-            .map_err(|e| format!("creating the table: {e:?}"))?;
-        let settings = QueueSettings {
-            visibility_timeout_secs: options.visibility_timeout_secs,
-            ..QueueSettings::default()
-        };
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queues = provision::create_queues(&sqs, &format!("{table}-jobs"), settings)
-            .await
-            .map_err(|e| format!("creating the queues: {e:?}"))?;
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((
-            Ipv4Addr::LOCALHOST,
-            options.gateway_port,
-        )))
-        .await
-        .map_err(|e| {
-            format!(
-                "the gateway cannot listen on port {}: {e}",
-                options.gateway_port
-            )
-        })?;
-        let gateway_url = format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        );
-        let api_key = options
-            .api_key
-            .unwrap_or_else(|| format!("fxr_{}", random(32)));
-        let webhook_secret = options.webhook_secret.unwrap_or_else(|| random(24));
-        let flexprice_webhook_secret = options.flexprice_webhook_secret.unwrap_or_else(|| {
-            format!(
-                "whsec_{}",
-                base64::engine::general_purpose::STANDARD.encode(random(24))
-            )
-        });
-        let razorpay_key_secret = options.razorpay_key_secret.unwrap_or_else(|| random(24));
-        let flexprice_api_key = options
-            .flexprice_api_key
-            .unwrap_or_else(|| format!("fp_{}", random(24)));
-
-        let mut razorpay_config =
-            simulators::razorpay::SimConfig::new(RAZORPAY_KEY_ID, &razorpay_key_secret);
-        if let Some(account_id) = options.razorpay_account_id {
-            razorpay_config.account_id = account_id;
-        }
-        razorpay_config.webhook = Some(simulators::razorpay::WebhookTarget {
-            url: format!("{gateway_url}/v1/webhooks/razorpay/{TENANT_ID}/{ENVIRONMENT_ID}"),
-            secret: Secret::new(webhook_secret.clone()),
-        });
-        let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let razorpay = simulators::razorpay::Simulator::new(razorpay_config)?
-            .serve(localhost)
-            .await
-            .map_err(|e| e.to_string())?;
-        // Flexprice's webhooks are switched on once the seeded invoices exist: those were
-        // finalized before the tenant connected, as in an account that adopts the integration
-        // (they sync on request, `POST /api/v1/invoices/{id}/sync`).
-        let flexprice = simulators::flexprice::Simulator::new(&flexprice_api_key, None)?
-            .serve(localhost)
-            .await
-            .map_err(|e| e.to_string())?;
+        let queues = provision_resources(&sdk, &table, options.visibility_timeout_secs).await?;
+        let (listener, gateway_url) = bind_gateway(options.gateway_port).await?;
+        let identity = Identity::from_options(&options);
+        let (razorpay, flexprice) = start_simulators(&identity, &gateway_url).await?;
         // The functions call the simulators as they would call Razorpay and Flexprice.
         let adapters = Arc::new(Adapters::new(
             &sdk,
@@ -257,6 +302,7 @@ impl LocalStack {
                 flexprice_api_url: flexprice.url.clone(),
             },
         ));
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
         let router = redrive::router(redrive::Queues {
             sqs: sqs.clone(),
             queue_url: queues.url.clone(),
@@ -272,28 +318,15 @@ impl LocalStack {
             razorpay.task,
             flexprice.task,
         ];
-
-        let (customer_id, invoice_ids) = seed_flexprice(&flexprice.url, &flexprice_api_key).await?;
-        let account_id = razorpay.sim.account_id();
-        seed_tenant(
-            &adapters,
-            &api_key,
-            &json!({
-                "key_id": RAZORPAY_KEY_ID, "key_secret": razorpay_key_secret,
-                "webhook_secret": webhook_secret, "flexprice_api_key": flexprice_api_key,
-                "flexprice_webhook_secret": flexprice_webhook_secret,
-                "invoice_outbound_sync": true, "razorpay_account_id": account_id,
-            }),
-        )
-        .await?;
-
+        let (customer_id, invoice_ids) =
+            seed_flexprice(&flexprice.url, &identity.flexprice_api_key).await?;
+        seed_tenant(&adapters, &identity, &razorpay.sim.account_id()).await?;
         flexprice
             .sim
             .set_webhook_target(Some(simulators::flexprice::WebhookTarget {
                 url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
-                secret: Secret::new(flexprice_webhook_secret.clone()),
+                secret: Secret::new(identity.flexprice_webhook_secret.clone()),
             }));
-
         let stats = Arc::new(poller::PollerStats::default());
         tasks.push(tokio::spawn(poller::run(
             adapters.clone(),
@@ -302,7 +335,6 @@ impl LocalStack {
             queues.arn.clone(),
             stats.clone(),
         )));
-
         Ok(LocalStack {
             ready: Ready {
                 gateway_url,
@@ -310,26 +342,23 @@ impl LocalStack {
                 flexprice_sim_url: flexprice.url,
                 tenant_id: TENANT_ID.into(),
                 environment_id: ENVIRONMENT_ID.into(),
-                api_key,
-                webhook_secret,
-                flexprice_webhook_secret,
+                api_key: identity.api_key,
+                webhook_secret: identity.webhook_secret,
+                flexprice_webhook_secret: identity.flexprice_webhook_secret,
                 customer_id,
                 invoice_ids,
-                aws_endpoint_url: moto.clone(),
-                table_name: table.clone(),
+                aws_endpoint_url: moto,
+                table_name: table,
                 job_queue_url: queues.url.clone(),
-                secret_prefix: secret_prefix.clone(),
-                log_file: options
-                    .log_file
-                    .as_ref()
-                    .map(|path| path.display().to_string()),
+                secret_prefix,
+                log_file: options.log_file.map(|path| path.display().to_string()),
             },
             adapters,
             queues,
             razorpay: razorpay.sim,
             flexprice: flexprice.sim,
-            flexprice_api_key,
-            razorpay_key_secret,
+            flexprice_api_key: identity.flexprice_api_key,
+            razorpay_key_secret: identity.razorpay_key_secret,
             poller: stats,
             sdk,
             tasks,
@@ -400,17 +429,27 @@ async fn seed_flexprice(url: &str, api_key: &str) -> Result<(String, Vec<String>
 
 /// The demo tenant: its API key, and its Razorpay connection made through the connection
 /// service (which checks the credentials against the Razorpay simulator).
-async fn seed_tenant(adapters: &Adapters, api_key: &str, connection: &Value) -> Result<(), String> {
+async fn seed_tenant(
+    adapters: &Adapters,
+    identity: &Identity,
+    razorpay_account_id: &str,
+) -> Result<(), String> {
     let scope = TenantScope::new(TENANT_ID, ENVIRONMENT_ID).map_err(|e| e.to_string())?;
     shared::services::apikeys::create(
         adapters.store.as_ref(),
         &shared::ports::SystemClock,
         &scope,
         "local stack",
-        Some(api_key.to_owned()),
+        Some(identity.api_key.clone()),
     )
     .await
     .map_err(|e| e.to_string())?;
+    let connection = json!({
+        "key_id": RAZORPAY_KEY_ID, "key_secret": identity.razorpay_key_secret,
+        "webhook_secret": identity.webhook_secret, "flexprice_api_key": identity.flexprice_api_key,
+        "flexprice_webhook_secret": identity.flexprice_webhook_secret,
+        "invoice_outbound_sync": true, "razorpay_account_id": razorpay_account_id,
+    });
     let request = shared::api::requests::ConnectionRequest::parse(
         Some("application/json"),
         connection.to_string().as_bytes(),
