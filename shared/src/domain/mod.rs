@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod invoice;
 pub mod jobs;
 pub mod keys;
 pub mod money;

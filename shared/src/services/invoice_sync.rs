@@ -27,6 +27,7 @@ use crate::api::problem::Problem;
 use crate::domain::error::Classify;
 use crate::domain::error::Failure;
 use crate::domain::ids::FlexpriceId;
+use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sync::{
@@ -409,13 +410,8 @@ async fn start(
 
 /// Why a Flexprice invoice cannot become a Razorpay invoice, if it cannot.
 fn unsyncable(invoice: &Invoice, amounts: &InvoiceAmounts) -> Option<String> {
-    if invoice.invoice_status != "FINALIZED" {
-        Some(format!(
-            "the invoice is {}, not FINALIZED",
-            invoice.invoice_status
-        ))
-    } else if matches!(invoice.payment_status.as_str(), "SUCCEEDED" | "OVERPAID") {
-        Some("the invoice is paid".to_owned())
+    if let Err(e) = payable(&invoice.invoice_status, &invoice.payment_status) {
+        Some(e.to_string())
     } else if amounts.remaining.is_zero() {
         Some("the invoice has nothing remaining to pay".to_owned())
     } else if let Err(e) = amounts.remaining.check_collectable() {

@@ -25,6 +25,7 @@ use crate::api::problem::Problem;
 use crate::api::requests::PaymentRequest;
 use crate::domain::error::Classify;
 use crate::domain::ids::FlexpriceId;
+use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::PaymentStatus;
@@ -51,33 +52,14 @@ fn unavailable(what: &str) -> Problem {
 
 /// Step 3 and 4: the invoice can be paid, in this currency, this much.
 fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money, Problem> {
-    match invoice.invoice_status.as_str() {
-        "FINALIZED" => {}
-        "VOIDED" => {
-            return Err(invalid(
-                422,
-                "destination_id",
-                "invoice_not_voided",
-                format!("invoice {} is voided", invoice.id),
-            ));
-        }
-        other => {
-            return Err(invalid(
-                422,
-                "destination_id",
-                "invoice_finalized",
-                format!("invoice {} is {other}, not FINALIZED", invoice.id),
-            ));
-        }
-    }
-    if matches!(invoice.payment_status.as_str(), "SUCCEEDED" | "OVERPAID") {
-        return Err(invalid(
+    payable(&invoice.invoice_status, &invoice.payment_status).map_err(|e| {
+        invalid(
             422,
             "destination_id",
-            "invoice_unpaid",
-            format!("invoice {} is already paid", invoice.id),
-        ));
-    }
+            e.rule(),
+            format!("invoice {}: {e}", invoice.id),
+        )
+    })?;
     let currency = invoice
         .currency()
         .map_err(|e| invalid(422, "destination_id", "invoice_currency", e.to_string()))?;
@@ -101,6 +83,12 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
         .amount
         .to_money(currency)
         .map_err(|e| Problem::from_money("amount", &e))?;
+    check_amount(amount, remaining)?;
+    Ok(amount)
+}
+
+/// Above zero, at most what the invoice still owes, and at least the currency's minimum.
+fn check_amount(amount: Money, remaining: Money) -> Result<(), Problem> {
     if amount.is_zero() {
         return Err(invalid(
             422,
@@ -123,8 +111,7 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
     }
     amount
         .check_collectable()
-        .map_err(|e| Problem::from_money("amount", &e))?;
-    Ok(amount)
+        .map_err(|e| Problem::from_money("amount", &e))
 }
 
 fn digest(parts: &[&str]) -> String {
