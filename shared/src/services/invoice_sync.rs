@@ -82,29 +82,56 @@ pub fn razorpay_lines(
     currency: Currency,
     remaining: Money,
 ) -> Result<(Vec<LineItemRequest>, Form), crate::domain::money::MoneyError> {
-    let line = |name: String, description: Option<String>, amount: Money| LineItemRequest {
+    let itemized = itemize(invoice, currency)?;
+    match itemized.refusal(remaining) {
+        None => Ok((itemized.lines, Form::Itemized)),
+        Some(reason) => {
+            let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
+            let balance = line_item(format!("Balance of invoice {number}"), None, remaining);
+            Ok((vec![balance], Form::Balance { reason }))
+        }
+    }
+}
+
+fn line_item(name: String, description: Option<String>, amount: Money) -> LineItemRequest {
+    LineItemRequest {
         name,
         description,
         amount: amount.minor(),
-        currency: currency.code().to_owned(),
+        currency: amount.currency().code().to_owned(),
         quantity: 1,
+    }
+}
+
+/// The Flexprice lines and tax, one Razorpay line each.
+struct Itemized {
+    lines: Vec<LineItemRequest>,
+    total: Money,
+    /// The first line Razorpay would not take as a line, if any.
+    uncollectable: Option<String>,
+}
+
+fn itemize(
+    invoice: &Invoice,
+    currency: Currency,
+) -> Result<Itemized, crate::domain::money::MoneyError> {
+    let mut itemized = Itemized {
+        lines: Vec::new(),
+        total: Money::from_minor(0, currency),
+        uncollectable: None,
     };
-    let mut lines = Vec::new();
-    let mut total = Money::from_minor(0, currency);
-    let mut why_not: Option<String> = None;
     for item in &invoice.line_items {
         let amount = item.amount(currency)?;
         if amount.is_zero() {
             continue;
         }
-        if why_not.is_none() && amount.check_collectable().is_err() {
-            why_not = Some(format!(
+        if itemized.uncollectable.is_none() && amount.check_collectable().is_err() {
+            itemized.uncollectable = Some(format!(
                 "line {} ({}) is below what Razorpay accepts as a line",
                 item.display_name.as_deref().unwrap_or("?"),
                 amount.to_decimal_string()
             ));
         }
-        total = total.checked_add(amount).unwrap_or(total);
         let name = item
             .display_name
             .clone()
@@ -115,42 +142,42 @@ pub fn razorpay_lines(
             Some("addon") => "Add-on",
             _ => "Service",
         };
-        lines.push(line(name, Some(description.to_owned()), amount));
+        itemized.add(
+            line_item(name, Some(description.to_owned()), amount),
+            amount,
+        );
     }
     let tax = Money::parse(&invoice.total_tax, currency)?;
     if !tax.is_zero() {
-        total = total.checked_add(tax).unwrap_or(total);
-        lines.push(line("Tax".to_owned(), None, tax));
+        itemized.add(line_item("Tax".to_owned(), None, tax), tax);
     }
-    let why_not = why_not.or_else(|| {
-        if lines.len() > MAX_LINES {
-            Some(format!(
+    Ok(itemized)
+}
+
+impl Itemized {
+    fn add(&mut self, line: LineItemRequest, amount: Money) {
+        self.total = self.total.checked_add(amount).unwrap_or(self.total);
+        self.lines.push(line);
+    }
+
+    /// Why these lines cannot stand for `remaining` (then one balance line does), if so.
+    fn refusal(&self, remaining: Money) -> Option<String> {
+        if let Some(reason) = &self.uncollectable {
+            return Some(reason.clone());
+        }
+        if self.lines.len() > MAX_LINES {
+            return Some(format!(
                 "{} lines exceed Razorpay's {MAX_LINES}",
-                lines.len()
-            ))
-        } else if total != remaining {
-            Some(format!(
+                self.lines.len()
+            ));
+        }
+        (self.total != remaining).then(|| {
+            format!(
                 "the lines and tax add up to {}, the amount remaining is {} (discounts, credits or earlier payments)",
-                total.to_decimal_string(),
+                self.total.to_decimal_string(),
                 remaining.to_decimal_string()
-            ))
-        } else {
-            None
-        }
-    });
-    match why_not {
-        None => Ok((lines, Form::Itemized)),
-        Some(reason) => {
-            let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
-            Ok((
-                vec![line(
-                    format!("Balance of invoice {number}"),
-                    None,
-                    remaining,
-                )],
-                Form::Balance { reason },
-            ))
-        }
+            )
+        })
     }
 }
 
@@ -560,6 +587,41 @@ async fn release_lease(adapters: &Adapters, key: &Key, claimed: &Item, reason: &
     let _ = write_state(adapters, key, Some(claimed), set).await;
 }
 
+/// The Razorpay invoice for a Flexprice invoice: `receipt` = its id (how a resumed sync finds
+/// it), a handful of notes, `expire_by` from the due date, emailed by Razorpay.
+fn invoice_request(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice: &Invoice,
+    razorpay_customer_id: &str,
+    line_items: Vec<LineItemRequest>,
+    currency: Currency,
+) -> InvoiceRequest {
+    let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
+    let mut notes = Notes::from([
+        ("flexprice_invoice_id", invoice.id.as_str()),
+        ("flexprice_customer_id", invoice.customer_id.as_str()),
+        ("tenant_id", scope.tenant_id()),
+        ("environment_id", scope.environment_id()),
+    ]);
+    if let Some(number) = &invoice.invoice_number {
+        notes.insert("invoice_number", number);
+    }
+    InvoiceRequest {
+        kind: "invoice".to_owned(),
+        customer_id: razorpay_customer_id.to_owned(),
+        currency: currency.code().to_owned(),
+        line_items,
+        receipt: invoice.id.clone(),
+        description: Some(format!("Invoice {number}")),
+        expire_by: expire_by(invoice.due_date.as_deref(), adapters.clock.now_secs()),
+        partial_payment: false,
+        sms_notify: false,
+        email_notify: true,
+        notes,
+    }
+}
+
 /// Customer, lines, and the Razorpay invoice (found by receipt first when resuming).
 async fn create(
     adapters: &Adapters,
@@ -599,29 +661,14 @@ async fn create(
             Failure::permanent(e)
         }
     })?;
-    let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
-    let mut notes = Notes::from([
-        ("flexprice_invoice_id", invoice.id.as_str()),
-        ("flexprice_customer_id", invoice.customer_id.as_str()),
-        ("tenant_id", scope.tenant_id()),
-        ("environment_id", scope.environment_id()),
-    ]);
-    if let Some(number) = &invoice.invoice_number {
-        notes.insert("invoice_number", number);
-    }
-    let request = InvoiceRequest {
-        kind: "invoice".to_owned(),
-        customer_id: customer.razorpay_id().to_owned(),
-        currency: currency.code().to_owned(),
+    let request = invoice_request(
+        adapters,
+        scope,
+        invoice,
+        customer.razorpay_id(),
         line_items,
-        receipt: invoice.id.clone(),
-        description: Some(format!("Invoice {number}")),
-        expire_by: expire_by(invoice.due_date.as_deref(), adapters.clock.now_secs()),
-        partial_payment: false,
-        sms_notify: false,
-        email_notify: true,
-        notes,
-    };
+        currency,
+    );
     let created = clients
         .razorpay
         .create_invoice(&request)
