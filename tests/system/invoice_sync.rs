@@ -410,6 +410,16 @@ async fn bad_stale_and_replayed_svix_deliveries_are_refused_or_ignored() {
             .to_string();
     let (status, _) = deliver_svix(&stack, "msg_once", now(), &other_body, &secret).await;
     assert_eq!(status, 409);
+    // A signed event whose invoice id would change a URL: refused, nothing queued.
+    let crafted =
+        json!({"event_type": "invoice.update.finalized", "invoice": {"id": format!("{id}/../x")}})
+            .to_string();
+    let (status, problem) = deliver_svix(&stack, "msg_crafted", now(), &crafted, &secret).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (400, Some("invoice.id")),
+        "{problem}"
+    );
     let ignored = json!({"event_type": "customer.created", "customer": {"id": "c"}}).to_string();
     let (status, view) = deliver_svix(&stack, "msg_ignored", now(), &ignored, &secret).await;
     assert_eq!(

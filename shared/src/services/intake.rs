@@ -17,6 +17,7 @@ use crate::adapters::aws::idempotency::{
 };
 use crate::api::problem::Problem;
 use crate::domain::error::Classify;
+use crate::domain::ids::FlexpriceId;
 use crate::domain::jobs::{Job, Task};
 use crate::domain::keys::TenantScope;
 use crate::domain::signature::{SignatureError, SvixHeaders, SvixSecret, verify_razorpay_webhook};
@@ -100,21 +101,7 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
-    let credentials = connection::credentials(adapters, &scope)
-        .await?
-        .ok_or_else(unknown_route)?;
-    let credentials = match verified(&credentials, &delivery) {
-        Ok(()) => credentials,
-        Err(SignatureError::Mismatch) => {
-            // The cache may predate a rotation: read the secret once more, then decide.
-            let fresh = connection::fresh_credentials(adapters, &scope)
-                .await?
-                .ok_or_else(unknown_route)?;
-            verified(&fresh, &delivery).map_err(|_| signature_problem())?;
-            fresh
-        }
-        Err(_) => return Err(signature_problem()),
-    };
+    let credentials = verified_credentials(adapters, &scope, &delivery).await?;
     let envelope = Envelope::parse(delivery.body).map_err(|_| {
         Problem::invalid_field(
             400,
@@ -123,20 +110,7 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
             "the body is not a Razorpay event",
         )
     })?;
-    if let Some(expected) = &credentials.razorpay_account_id
-        && envelope.account_id.as_deref() != Some(expected.as_str())
-    {
-        tracing::warn!(
-            tenant = scope.tenant_id(),
-            "webhook for another Razorpay account refused"
-        );
-        return Err(Problem::new(
-            403,
-            "wrong-account",
-            "Forbidden",
-            "The event belongs to another Razorpay account.",
-        ));
-    }
+    check_account(&scope, &credentials, &envelope)?;
     let event_id = delivery
         .event_id
         .filter(|id| !id.is_empty() && id.len() <= 128)
@@ -163,6 +137,53 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
         trace_id: delivery.trace_id,
     };
     claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+/// The route's connection, once the delivery's signature checks out against its current or
+/// previous webhook secret; on a mismatch the secret is read once more (the cache may predate
+/// a rotation).
+async fn verified_credentials(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    delivery: &Delivery<'_>,
+) -> Result<Credentials, Problem> {
+    let credentials = connection::credentials(adapters, scope)
+        .await?
+        .ok_or_else(unknown_route)?;
+    match verified(&credentials, delivery) {
+        Ok(()) => Ok(credentials),
+        Err(SignatureError::Mismatch) => {
+            let fresh = connection::fresh_credentials(adapters, scope)
+                .await?
+                .ok_or_else(unknown_route)?;
+            verified(&fresh, delivery).map_err(|_| signature_problem())?;
+            Ok(fresh)
+        }
+        Err(_) => Err(signature_problem()),
+    }
+}
+
+/// A connection that names its Razorpay account takes only that account's events.
+fn check_account(
+    scope: &TenantScope,
+    credentials: &Credentials,
+    envelope: &Envelope,
+) -> Result<(), Problem> {
+    match &credentials.razorpay_account_id {
+        Some(expected) if envelope.account_id.as_deref() != Some(expected.as_str()) => {
+            tracing::warn!(
+                tenant = scope.tenant_id(),
+                "webhook for another Razorpay account refused"
+            );
+            Err(Problem::new(
+                403,
+                "wrong-account",
+                "Forbidden",
+                "The event belongs to another Razorpay account.",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A verified event, ready to be claimed.
@@ -324,21 +345,7 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
-    let credentials = connection::credentials(adapters, &scope)
-        .await?
-        .ok_or_else(unknown_route)?;
-    let now = adapters.clock.now_secs();
-    match svix_verified(&credentials, &delivery, now) {
-        Ok(()) => {}
-        // The cache may predate a rotation or a newly set secret: read once more, then decide.
-        Err(SignatureError::Mismatch | SignatureError::NoSecret | SignatureError::BadSecret) => {
-            let fresh = connection::fresh_credentials(adapters, &scope)
-                .await?
-                .ok_or_else(unknown_route)?;
-            svix_verified(&fresh, &delivery, now).map_err(svix_problem)?;
-        }
-        Err(e) => return Err(svix_problem(e)),
-    }
+    svix_check(adapters, &scope, &delivery).await?;
     let envelope: FlexpriceEnvelope = serde_json::from_slice(delivery.body).map_err(|_| {
         Problem::invalid_field(
             400,
@@ -347,30 +354,7 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
             "the body is not a Flexprice event",
         )
     })?;
-    let invoice_id = || {
-        envelope
-            .invoice
-            .as_ref()
-            .map(|i| i.id.clone())
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                Problem::invalid_field(
-                    400,
-                    "invoice.id",
-                    "required",
-                    "an invoice event must carry invoice.id",
-                )
-            })
-    };
-    let task = match envelope.event_type.as_str() {
-        "invoice.update.finalized" => Some(Task::SyncInvoice {
-            invoice_id: invoice_id()?,
-        }),
-        "invoice.update.voided" => Some(Task::CancelInvoice {
-            invoice_id: invoice_id()?,
-        }),
-        _ => None,
-    };
+    let task = flexprice_task(&envelope)?;
     let event_id = delivery
         .headers
         .id
@@ -386,6 +370,63 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
         trace_id: delivery.trace_id,
     };
     claim_and_enqueue(adapters, &scope, received, task).await
+}
+
+/// The Svix signature against the route's Flexprice webhook secret; on a mismatch, a missing
+/// or a malformed secret it is read once more (a rotation or a newly set secret the cache has
+/// not seen).
+async fn svix_check(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    delivery: &SvixDelivery<'_>,
+) -> Result<(), Problem> {
+    let credentials = connection::credentials(adapters, scope)
+        .await?
+        .ok_or_else(unknown_route)?;
+    let now = adapters.clock.now_secs();
+    match svix_verified(&credentials, delivery, now) {
+        Ok(()) => Ok(()),
+        Err(SignatureError::Mismatch | SignatureError::NoSecret | SignatureError::BadSecret) => {
+            let fresh = connection::fresh_credentials(adapters, scope)
+                .await?
+                .ok_or_else(unknown_route)?;
+            svix_verified(&fresh, delivery, now).map_err(svix_problem)
+        }
+        Err(e) => Err(svix_problem(e)),
+    }
+}
+
+/// The job a Flexprice event asks for, if any; its invoice id is parsed like any other id.
+fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Problem> {
+    let invoice_id = || {
+        let id = envelope
+            .invoice
+            .as_ref()
+            .map(|i| i.id.as_str())
+            .unwrap_or_default();
+        if id.is_empty() {
+            return Err(Problem::invalid_field(
+                400,
+                "invoice.id",
+                "required",
+                "an invoice event must carry invoice.id",
+            ));
+        }
+        FlexpriceId::parse(id)
+            .map(|id| id.as_str().to_owned())
+            .map_err(|e| {
+                Problem::invalid_field(400, "invoice.id", e.rule(), format!("invoice.id {e}"))
+            })
+    };
+    Ok(match envelope.event_type.as_str() {
+        "invoice.update.finalized" => Some(Task::SyncInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        "invoice.update.voided" => Some(Task::CancelInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        _ => None,
+    })
 }
 
 fn svix_problem(e: SignatureError) -> Problem {
