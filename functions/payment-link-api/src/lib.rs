@@ -9,6 +9,7 @@ use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
 use shared::api::requests::{ConnectionRequest, PaymentRequest, flexprice_id};
 use shared::api::routing::{Route, route};
+use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::{connection, invoice_sync, payments};
 
@@ -53,28 +54,30 @@ fn json_response(status: u16, body: Option<serde_json::Value>) -> Response<Body>
     response
 }
 
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The scope the request's API key names; the same 401 for a missing, unknown or revoked key.
+async fn authenticated(adapters: &Adapters, request: &Request) -> Result<TenantScope, Problem> {
+    match apikeys::authenticate(adapters.store.as_ref(), header(request, "x-api-key")).await {
+        Ok(scope) => Ok(scope),
+        Err(ApiKeyError::Unauthorized) => Err(ApiKeyError::unauthorized_problem()),
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed");
+            Err(Problem::internal())
+        }
+    }
+}
+
 async fn respond(
     adapters: &Adapters,
     request: &Request,
 ) -> Result<(u16, Option<serde_json::Value>), Problem> {
     let (route, params) = route(&ROUTES, request.method().as_str(), request.uri().path())?;
-    let header = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok());
-    let scope = match apikeys::authenticate(adapters.store.as_ref(), header).await {
-        Ok(scope) => scope,
-        Err(ApiKeyError::Unauthorized) => return Err(ApiKeyError::unauthorized_problem()),
-        Err(e) => {
-            tracing::error!(error = %e, "API key lookup failed");
-            return Err(Problem::internal());
-        }
-    };
+    let scope = authenticated(adapters, request).await?;
     let body = request.body().as_ref();
-    let content_type = request
-        .headers()
-        .get(lambda_http::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let content_type = header(request, lambda_http::http::header::CONTENT_TYPE.as_str());
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     match route {
         PUT_CONNECTION => connection::put(
@@ -109,10 +112,7 @@ async fn respond(
             adapters,
             &scope,
             &flexprice_id("invoice_id", param("invoice_id"))?,
-            request
-                .headers()
-                .get("x-amzn-trace-id")
-                .and_then(|v| v.to_str().ok()),
+            header(request, "x-amzn-trace-id"),
         )
         .await
         .map(|queued| (202, Some(queued))),
