@@ -30,6 +30,16 @@ impl Demo<'_> {
         }
         self.rows.push((step.to_owned(), outcome));
     }
+
+    /// Records a step whose value later steps use, described by `describe`.
+    fn record_with<T>(
+        &mut self,
+        step: &str,
+        outcome: &Result<T, String>,
+        describe: impl Fn(&T) -> String,
+    ) {
+        self.record(step, outcome.as_ref().map(describe).map_err(Clone::clone));
+    }
 }
 
 /// Runs the demo against a started stack; `true` when every step did what it says.
@@ -55,43 +65,8 @@ pub async fn run(stack: &LocalStack) -> bool {
     // 1. The connection (made at start-up through the connection service).
     let outcome = connection(&demo).await;
     demo.record("Connection", outcome);
-    // 2. A payment link for the INR invoice (syncing its customer first).
-    let link = payment_link(&demo, &inr).await;
-    demo.record(
-        "Customer sync",
-        link.as_ref()
-            .map(|p| {
-                format!(
-                    "Flexprice customer {} is Razorpay customer {}",
-                    stack.ready.customer_id,
-                    text(&p["razorpay_customer_id"])
-                )
-            })
-            .map_err(Clone::clone),
-    );
-    demo.record(
-        "Payment link",
-        link.as_ref().map(describe_link).map_err(Clone::clone),
-    );
-    // 3. The customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
-    let paid = match &link {
-        Ok(payment) => pay(&demo, payment).await,
-        Err(_) => Err("no payment link to pay".to_owned()),
-    };
-    demo.record(
-        "Payment via webhook",
-        paid.as_ref()
-            .map(|(done, _)| {
-                format!(
-                    "payment {} SUCCEEDED, {} subunits paid",
-                    text(&done["id"]),
-                    done["amount_paid_minor"]
-                )
-            })
-            .map_err(Clone::clone),
-    );
-    let outcome = reconciled(&demo, &inr).await;
-    demo.record("Reconciliation", outcome);
+    // 2-3. A payment link for the INR invoice (syncing its customer first), paid.
+    let paid = link_and_pay(&mut demo, &inr).await;
     // 4. A duplicate webhook: Razorpay redelivers an event; it is acknowledged, not applied.
     let outcome = match &paid {
         Ok((payment, razorpay_id)) => duplicate_webhook(&demo, payment, razorpay_id, &inr).await,
@@ -104,13 +79,9 @@ pub async fn run(stack: &LocalStack) -> bool {
     demo.record("Failed payment", outcome);
     // 6. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
     let synced = sync_new_invoice(&demo).await;
-    demo.record(
-        "Invoice sync",
-        synced
-            .as_ref()
-            .map(|(id, view)| describe_sync(id, view))
-            .map_err(Clone::clone),
-    );
+    demo.record_with("Invoice sync", &synced, |(id, view)| {
+        describe_sync(id, view)
+    });
     // 7. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
     let outcome = match &synced {
         Ok((id, view)) => pay_synced_invoice(&demo, id, view).await,
@@ -118,6 +89,36 @@ pub async fn run(stack: &LocalStack) -> bool {
     };
     demo.record("Payment on the synced invoice", outcome);
     summary(&demo.rows)
+}
+
+/// A payment link for all the invoice owes, the customer synced first; paid in the
+/// simulator; the Flexprice invoice settled. Returns the paid payment and its Razorpay id.
+async fn link_and_pay(demo: &mut Demo<'_>, inr: &str) -> Result<(Value, String), String> {
+    let customer_id = demo.stack.ready.customer_id.clone();
+    let link = payment_link(demo, inr).await;
+    demo.record_with("Customer sync", &link, |p| {
+        format!(
+            "Flexprice customer {} is Razorpay customer {}",
+            customer_id,
+            text(&p["razorpay_customer_id"])
+        )
+    });
+    demo.record_with("Payment link", &link, describe_link);
+    // 3. The customer pays; Razorpay's signed webhooks settle the invoice in Flexprice.
+    let paid = match &link {
+        Ok(payment) => pay(demo, payment).await,
+        Err(_) => Err("no payment link to pay".to_owned()),
+    };
+    demo.record_with("Payment via webhook", &paid, |(done, _)| {
+        format!(
+            "payment {} SUCCEEDED, {} subunits paid",
+            text(&done["id"]),
+            done["amount_paid_minor"]
+        )
+    });
+    let outcome = reconciled(demo, inr).await;
+    demo.record("Reconciliation", outcome);
+    paid
 }
 
 /// Prints the table of steps; `true` when none failed.

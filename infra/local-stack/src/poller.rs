@@ -74,23 +74,7 @@ pub async fn run(
     stats: Arc<PollerStats>,
 ) {
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await;
-        let messages = match received {
-            Ok(output) => output.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not receive; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+        let messages = receive(&sqs, &queue_url).await;
         if messages.is_empty() {
             continue;
         }
@@ -98,56 +82,96 @@ pub async fn run(
         stats
             .messages
             .fetch_add(messages.len() as u64, Ordering::SeqCst);
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| to_lambda_message(m, &queue_arn, "us-east-1"))
-            .collect();
-        let handled = invoice_sync::handle(adapters.clone(), event)
-            .instrument(logs::function_span(logs::INVOICE_SYNC))
-            .await;
-        let failed: HashSet<String> = match handled {
-            Ok(response) => response
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
-            // The whole batch failed: Lambda leaves every message for redelivery.
-            Err(e) => {
-                tracing::warn!(error = %e, "the worker failed the whole batch");
-                messages
-                    .iter()
-                    .filter_map(|m| m.message_id.clone())
-                    .collect()
-            }
-        };
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| m.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle.clone()?)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let failed = hand_to_worker(&adapters, &messages, &queue_arn).await;
+        let done = delete_done(&sqs, &queue_url, &messages, &failed).await;
         stats
             .failed
             .fetch_add(failed.len() as u64, Ordering::SeqCst);
-        stats
-            .succeeded
-            .fetch_add(entries.len() as u64, Ordering::SeqCst);
-        if !entries.is_empty()
-            && let Err(e) = sqs
-                .delete_message_batch()
-                .queue_url(&queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-        {
-            tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not delete processed messages");
+        stats.succeeded.fetch_add(done as u64, Ordering::SeqCst);
+    }
+}
+
+/// One long poll (1 s); nothing on an error, after a pause.
+async fn receive(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Message> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await;
+    match received {
+        Ok(output) => output.messages.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not receive; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            Vec::new()
         }
     }
+}
+
+/// Runs the worker on the batch as Lambda would; the ids of the messages that failed.
+async fn hand_to_worker(
+    adapters: &Arc<Adapters>,
+    messages: &[Message],
+    queue_arn: &str,
+) -> HashSet<String> {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| to_lambda_message(m, queue_arn, "us-east-1"))
+        .collect();
+    let handled = invoice_sync::handle(adapters.clone(), event)
+        .instrument(logs::function_span(logs::INVOICE_SYNC))
+        .await;
+    match handled {
+        Ok(response) => response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect(),
+        // The whole batch failed: Lambda leaves every message for redelivery.
+        Err(e) => {
+            tracing::warn!(error = %e, "the worker failed the whole batch");
+            messages
+                .iter()
+                .filter_map(|m| m.message_id.clone())
+                .collect()
+        }
+    }
+}
+
+/// Deletes the messages that did not fail (the failed ones become visible again); how many.
+async fn delete_done(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[Message],
+    failed: &HashSet<String>,
+) -> usize {
+    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .filter(|m| m.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle.clone()?)
+                .build()
+                .ok()
+        })
+        .collect();
+    let done = entries.len();
+    if !entries.is_empty()
+        && let Err(e) = sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+    {
+        tracing::warn!(error = %shared::adapters::aws::describe_sdk_error(&e), "the poller could not delete processed messages");
+    }
+    done
 }
