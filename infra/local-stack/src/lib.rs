@@ -282,6 +282,57 @@ async fn start_simulators(
     Ok((razorpay, flexprice))
 }
 
+/// The gateway (the functions' routes, and the local DLQ redrive) on its socket.
+fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    adapters: Arc<Adapters>,
+    sqs: &aws_sdk_sqs::Client,
+    queues: &Queues,
+) -> tokio::task::JoinHandle<()> {
+    let router = redrive::router(redrive::Queues {
+        sqs: sqs.clone(),
+        queue_url: queues.url.clone(),
+        dlq_url: queues.dlq_url.clone(),
+    })
+    .merge(gateway::router(adapters));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the gateway stopped");
+        }
+    })
+}
+
+/// Points the Flexprice simulator's webhooks at the gateway (once the seeded invoices exist:
+/// those were finalized before the tenant connected, as in an account that adopts the
+/// integration; they sync on request).
+fn send_flexprice_webhooks(
+    flexprice: &simulators::flexprice::Simulator,
+    gateway_url: &str,
+    identity: &Identity,
+) {
+    flexprice.set_webhook_target(Some(simulators::flexprice::WebhookTarget {
+        url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
+        secret: Secret::new(identity.flexprice_webhook_secret.clone()),
+    }));
+}
+
+/// The SQS poller feeding the worker, and what it counts.
+fn start_poller(
+    adapters: Arc<Adapters>,
+    sqs: aws_sdk_sqs::Client,
+    queues: &Queues,
+) -> (tokio::task::JoinHandle<()>, Arc<poller::PollerStats>) {
+    let stats = Arc::new(poller::PollerStats::default());
+    let task = tokio::spawn(poller::run(
+        adapters,
+        sqs,
+        queues.url.clone(),
+        queues.arn.clone(),
+        stats.clone(),
+    ));
+    (task, stats)
+}
+
 impl LocalStack {
     pub async fn start(options: Options) -> Result<LocalStack, String> {
         let (moto, sdk) = emulator().await?;
@@ -303,38 +354,14 @@ impl LocalStack {
             },
         ));
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let router = redrive::router(redrive::Queues {
-            sqs: sqs.clone(),
-            queue_url: queues.url.clone(),
-            dlq_url: queues.dlq_url.clone(),
-        })
-        .merge(gateway::router(adapters.clone()));
-        let mut tasks = vec![
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::error!(error = %e, "the gateway stopped");
-                }
-            }),
-            razorpay.task,
-            flexprice.task,
-        ];
+        let gateway = serve_gateway(listener, adapters.clone(), &sqs, &queues);
+        let mut tasks = vec![gateway, razorpay.task, flexprice.task];
         let (customer_id, invoice_ids) =
             seed_flexprice(&flexprice.url, &identity.flexprice_api_key).await?;
         seed_tenant(&adapters, &identity, &razorpay.sim.account_id()).await?;
-        flexprice
-            .sim
-            .set_webhook_target(Some(simulators::flexprice::WebhookTarget {
-                url: format!("{gateway_url}/v1/webhooks/flexprice/{TENANT_ID}/{ENVIRONMENT_ID}"),
-                secret: Secret::new(identity.flexprice_webhook_secret.clone()),
-            }));
-        let stats = Arc::new(poller::PollerStats::default());
-        tasks.push(tokio::spawn(poller::run(
-            adapters.clone(),
-            sqs,
-            queues.url.clone(),
-            queues.arn.clone(),
-            stats.clone(),
-        )));
+        send_flexprice_webhooks(&flexprice.sim, &gateway_url, &identity);
+        let (poller, stats) = start_poller(adapters.clone(), sqs, &queues);
+        tasks.push(poller);
         Ok(LocalStack {
             ready: Ready {
                 gateway_url,
