@@ -201,16 +201,49 @@ async fn invoice_payment(
         }
         return Ok(None);
     };
+    let (key, record) = invoice_payment_record(
+        adapters,
+        scope,
+        razorpay,
+        razorpay_invoice_id,
+        (&invoice_id, &mapping),
+    )?;
+    match adapters.store.create(&key, record.clone()).await {
+        Ok(()) => Ok(Some((key, record))),
+        Err(StoreError::AlreadyExists {
+            existing: Some(existing),
+        }) => Ok(Some((key, *existing))),
+        Err(StoreError::AlreadyExists { existing: None }) => {
+            let existing = adapters
+                .store
+                .get(&key)
+                .await
+                .map_err(Failure::retryable)?
+                .ok_or_else(|| Failure::retryable("the payment record vanished"))?;
+            Ok(Some((key, existing)))
+        }
+        Err(e) => Err(Failure::retryable(e)),
+    }
+}
+
+/// The payment record of one Razorpay payment on a synced invoice: its id derived from the
+/// Razorpay payment id, so each gets one record whatever the redeliveries.
+fn invoice_payment_record(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay: &EventPayment,
+    razorpay_invoice_id: &str,
+    (invoice_id, mapping): (&str, &Item),
+) -> Result<(Key, Item), Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
     let amount = Money::from_minor(razorpay.amount, currency);
     let idempotency_key = format!("razorpay:{}", razorpay.id);
     let payment_id = payment_id_for(scope, &idempotency_key);
-    let key = payment_key(scope, &payment_id);
     let now = adapters.clock.now_secs();
     let mut record = Item::from([
         ("payment_id".to_owned(), s(&payment_id)),
         ("idempotency_key".to_owned(), s(&idempotency_key)),
-        ("invoice_id".to_owned(), s(&invoice_id)),
+        ("invoice_id".to_owned(), s(invoice_id)),
         ("method".to_owned(), s("RAZORPAY_INVOICE")),
         ("amount".to_owned(), s(amount.to_decimal_string())),
         ("amount_minor".to_owned(), n(amount.minor())),
@@ -227,22 +260,7 @@ async fn invoice_payment(
     if let Some(url) = mapping.str_attr("payment_url") {
         record.insert("payment_url".to_owned(), s(url));
     }
-    match adapters.store.create(&key, record.clone()).await {
-        Ok(()) => Ok(Some((key, record))),
-        Err(StoreError::AlreadyExists { existing }) => {
-            let existing = match existing {
-                Some(item) => *item,
-                None => adapters
-                    .store
-                    .get(&key)
-                    .await
-                    .map_err(Failure::retryable)?
-                    .ok_or_else(|| Failure::retryable("the payment record vanished"))?,
-            };
-            Ok(Some((key, existing)))
-        }
-        Err(e) => Err(Failure::retryable(e)),
-    }
+    Ok((payment_key(scope, &payment_id), record))
 }
 
 /// Records the Razorpay payment into Flexprice (once, by its idempotency key), then counts it
@@ -345,43 +363,14 @@ async fn count_once(
     payment: &Item,
     razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
-    let payment_id = payment.str_attr("payment_id").unwrap_or_default();
-    let version = payment.u64_attr(VERSION).unwrap_or(0);
-    let previous = payment
-        .str_attr(STATUS)
-        .and_then(PaymentStatus::parse)
-        .unwrap_or(PaymentStatus::Pending);
-    let paid = payment.u64_attr("amount_paid").unwrap_or(0) + razorpay.amount;
-    let asked = payment.u64_attr("amount_minor").unwrap_or(u64::MAX);
-    let change = previous.on(PaymentEvent::MoneyCounted { paid, asked });
-    let status = change.status(previous);
-    let mut set = Item::from([
-        (STATUS.to_owned(), s(status.as_str())),
-        ("amount_paid".to_owned(), n(paid)),
-        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-    ]);
-    if change.needs_review() {
-        // The money is real and recorded; the link had been given up on. A person should look.
-        let review = format!(
-            "Razorpay payment {} was captured after the payment had failed ({})",
-            razorpay.id,
-            payment
-                .str_attr("failure_reason")
-                .unwrap_or("no reason recorded")
-        );
-        tracing::warn!(%review, payment_id, "payment flagged for review");
-        set.insert("review".to_owned(), s(review));
-    }
+    let (update, status) = counted(adapters, payment, razorpay);
     let counted = Item::from([
-        ("payment_id".to_owned(), s(payment_id)),
+        (
+            "payment_id".to_owned(),
+            s(payment.str_attr("payment_id").unwrap_or_default()),
+        ),
         ("amount_minor".to_owned(), n(razorpay.amount)),
     ]);
-    let update = Update {
-        expect: vec![Expect::Version(version)],
-        set,
-        bump_version: true,
-        ..Update::default()
-    };
     let result = adapters
         .store
         .transact(vec![
@@ -405,6 +394,48 @@ async fn count_once(
             "the payment changed meanwhile: {e}"
         ))),
     }
+}
+
+/// The payment with the Razorpay payment counted on it (under the version read), and the status
+/// it takes; money after a failure is flagged for review.
+fn counted(
+    adapters: &Adapters,
+    payment: &Item,
+    razorpay: &EventPayment,
+) -> (Update, PaymentStatus) {
+    let previous = payment
+        .str_attr(STATUS)
+        .and_then(PaymentStatus::parse)
+        .unwrap_or(PaymentStatus::Pending);
+    let paid = payment.u64_attr("amount_paid").unwrap_or(0) + razorpay.amount;
+    let asked = payment.u64_attr("amount_minor").unwrap_or(u64::MAX);
+    let change = previous.on(PaymentEvent::MoneyCounted { paid, asked });
+    let status = change.status(previous);
+    let mut set = Item::from([
+        (STATUS.to_owned(), s(status.as_str())),
+        ("amount_paid".to_owned(), n(paid)),
+        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
+    ]);
+    if change.needs_review() {
+        // The money is real and recorded; the link had been given up on. A person should look.
+        let review = format!(
+            "Razorpay payment {} was captured after the payment had failed ({})",
+            razorpay.id,
+            payment
+                .str_attr("failure_reason")
+                .unwrap_or("no reason recorded")
+        );
+        let payment_id = payment.str_attr("payment_id").unwrap_or_default();
+        tracing::warn!(%review, payment_id, "payment flagged for review");
+        set.insert("review".to_owned(), s(review));
+    }
+    let update = Update {
+        expect: vec![Expect::Version(payment.u64_attr(VERSION).unwrap_or(0))],
+        set,
+        bump_version: true,
+        ..Update::default()
+    };
+    (update, status)
 }
 
 fn not_ours(razorpay_id: &str) -> Applied {
