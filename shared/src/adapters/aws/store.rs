@@ -246,6 +246,22 @@ where
     StoreError::Aws(AwsError::from_sdk(operation, err))
 }
 
+/// What every item of a transaction shares: the table, the placeholders of its expressions,
+/// and the stored item returned when its condition fails.
+macro_rules! common {
+    ($builder:expr, $table:expr, $expr:expr) => {
+        $builder
+            .table_name($table)
+            .set_expression_attribute_names($expr.names())
+            .set_expression_attribute_values($expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    };
+}
+
+fn tx_build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Aws(AwsError::build("TransactWriteItems", e))
+}
+
 /// The table, through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -455,69 +471,59 @@ impl Store {
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
-        let build_error =
-            |e: aws_sdk_dynamodb::error::BuildError| AwsError::build("TransactWriteItems", e);
-        // What every item of a transaction shares: the table, the placeholders of its
-        // expressions, and the stored item returned when its condition fails.
-        macro_rules! common {
-            ($builder:expr, $expr:expr) => {
-                $builder
-                    .table_name(&self.table)
-                    .set_expression_attribute_names($expr.names())
-                    .set_expression_attribute_values($expr.values())
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-            };
-        }
         let mut expr = Expr::default();
-        let item = match write {
+        match write {
             Write::Create { key, attrs } => {
                 let condition = create_condition(&mut expr);
-                let put = common!(Put::builder(), expr)
-                    .set_item(Some(with_key(&key, attrs)))
-                    .condition_expression(condition);
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(build_error)?)
-                    .build()
+                self.tx_put(&key, attrs, Some(condition), expr)
             }
-            Write::Put { key, attrs } => {
-                let put = common!(Put::builder(), expr).set_item(Some(with_key(&key, attrs)));
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(build_error)?)
-                    .build()
-            }
+            Write::Put { key, attrs } => self.tx_put(&key, attrs, None, expr),
             Write::Update { key, update } => {
                 let expression = expr.update(&update);
                 let condition = expr.expect(&or_exists(update.expect));
-                let update = common!(TxUpdate::builder(), expr)
+                let update = common!(TxUpdate::builder(), &self.table, expr)
                     .set_key(Some(key_map(&key)))
                     .update_expression(expression)
                     .set_condition_expression(condition);
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(build_error)?)
-                    .build()
+                Ok(TransactWriteItem::builder()
+                    .update(update.build().map_err(tx_build_error)?)
+                    .build())
             }
             Write::Check { key, expect } => {
                 let condition = expr.expect(&or_exists(expect)).unwrap_or_default();
-                let check = common!(ConditionCheck::builder(), expr)
+                let check = common!(ConditionCheck::builder(), &self.table, expr)
                     .set_key(Some(key_map(&key)))
                     .condition_expression(condition);
-                TransactWriteItem::builder()
-                    .condition_check(check.build().map_err(build_error)?)
-                    .build()
+                Ok(TransactWriteItem::builder()
+                    .condition_check(check.build().map_err(tx_build_error)?)
+                    .build())
             }
             Write::Delete { key, expect } => {
                 let condition = expr.expect(&expect);
-                let delete = common!(Delete::builder(), expr)
+                let delete = common!(Delete::builder(), &self.table, expr)
                     .set_key(Some(key_map(&key)))
                     .set_condition_expression(condition);
-                TransactWriteItem::builder()
-                    .delete(delete.build().map_err(build_error)?)
-                    .build()
+                Ok(TransactWriteItem::builder()
+                    .delete(delete.build().map_err(tx_build_error)?)
+                    .build())
             }
-        };
-        Ok(item)
+        }
+    }
+
+    /// A put in a transaction, under `condition` when given.
+    fn tx_put(
+        &self,
+        key: &Key,
+        attrs: Item,
+        condition: Option<String>,
+        expr: Expr,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = common!(Put::builder(), &self.table, expr)
+            .set_item(Some(with_key(key, attrs)))
+            .set_condition_expression(condition);
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(tx_build_error)?)
+            .build())
     }
 }
 
