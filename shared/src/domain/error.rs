@@ -47,6 +47,14 @@ impl Failure {
         Failure::Permanent(format!("the message body is not a job: {reason}"))
     }
 
+    /// Any classified error, as the failure its class says.
+    pub fn classed<E: Classify + std::fmt::Display>(error: &E) -> Failure {
+        match error.class() {
+            ErrorClass::Retryable => Failure::Retryable(error.to_string()),
+            ErrorClass::Permanent => Failure::Permanent(error.to_string()),
+        }
+    }
+
     pub fn retryable(reason: impl std::fmt::Display) -> Failure {
         Failure::Retryable(reason.to_string())
     }

@@ -654,13 +654,7 @@ async fn create(
         &invoice.customer_id,
     )
     .await
-    .map_err(|e| {
-        if e.is_retryable() {
-            Failure::retryable(e)
-        } else {
-            Failure::permanent(e)
-        }
-    })?;
+    .map_err(|e| Failure::classed(&e))?;
     let request = invoice_request(
         adapters,
         scope,
@@ -674,9 +668,14 @@ async fn create(
         .create_invoice(&request)
         .await
         .map_err(failure_from_razorpay)?;
+    warn_unless_total(&created, remaining);
+    Ok((created, form))
+}
+
+/// Never expected; if Razorpay ever totals an invoice differently, a person must know.
+fn warn_unless_total(created: &RazorpayInvoice, remaining: Money) {
     let total = created.amount.unwrap_or(0);
     if total != remaining.minor() {
-        // Never expected; if Razorpay ever totals differently, a person must know.
         tracing::error!(
             razorpay_invoice_id = %created.id,
             razorpay_total = total,
@@ -684,7 +683,6 @@ async fn create(
             "RAZORPAY INVOICE TOTAL DIFFERS FROM THE AMOUNT REMAINING"
         );
     }
-    Ok((created, form))
 }
 
 /// Writes `razorpay_invoice_id` and `razorpay_payment_url` into the Flexprice invoice's
