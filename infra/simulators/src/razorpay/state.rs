@@ -281,6 +281,43 @@ fn short_url() -> String {
     format!("https://rzp.io/rzp/{}", &code[..7])
 }
 
+/// An invoice's `line_items`: 1 to 50, each named, in the invoice's currency.
+fn invoice_lines(body: &Value, currency: Currency) -> Result<Vec<LineItem>, ApiError> {
+    let items = body
+        .get("line_items")
+        .and_then(Value::as_array)
+        .filter(|items| !items.is_empty())
+        .ok_or_else(|| ApiError::bad_request("line_items is required.", Some("line_items")))?;
+    if items.len() > 50 {
+        return Err(ApiError::bad_request(
+            "line_items: the number of items must not be greater than 50.",
+            Some("line_items"),
+        ));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let item_currency =
+                string_field(item, "currency").unwrap_or_else(|| currency.code().to_owned());
+            if !item_currency.eq_ignore_ascii_case(currency.code()) {
+                return Err(ApiError::bad_request(
+                    "Currency of all items should be the same as of the invoice.",
+                    Some("currency"),
+                ));
+            }
+            Ok(LineItem {
+                id: new_id("li_"),
+                name: string_field(item, "name").ok_or_else(|| {
+                    ApiError::bad_request("The name field is required.", Some("name"))
+                })?,
+                description: string_field(item, "description"),
+                amount: amount_field(item, "amount")?,
+                quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
+            })
+        })
+        .collect()
+}
+
 impl Account {
     pub fn link_json(&self, link: &PaymentLink) -> Value {
         let payments: Vec<Value> = link
@@ -478,37 +515,7 @@ impl Account {
             return Err(ApiError::not_found(&customer_id));
         }
         let currency = currency_field(body)?;
-        let items = body
-            .get("line_items")
-            .and_then(Value::as_array)
-            .filter(|items| !items.is_empty())
-            .ok_or_else(|| ApiError::bad_request("line_items is required.", Some("line_items")))?;
-        if items.len() > 50 {
-            return Err(ApiError::bad_request(
-                "line_items: the number of items must not be greater than 50.",
-                Some("line_items"),
-            ));
-        }
-        let mut line_items = Vec::new();
-        for item in items {
-            let item_currency =
-                string_field(item, "currency").unwrap_or_else(|| currency.code().to_owned());
-            if !item_currency.eq_ignore_ascii_case(currency.code()) {
-                return Err(ApiError::bad_request(
-                    "Currency of all items should be the same as of the invoice.",
-                    Some("currency"),
-                ));
-            }
-            line_items.push(LineItem {
-                id: new_id("li_"),
-                name: string_field(item, "name").ok_or_else(|| {
-                    ApiError::bad_request("The name field is required.", Some("name"))
-                })?,
-                description: string_field(item, "description"),
-                amount: amount_field(item, "amount")?,
-                quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
-            });
-        }
+        let line_items = invoice_lines(body, currency)?;
         let amount = line_items
             .iter()
             .try_fold(0u64, |sum, li| {
@@ -518,19 +525,7 @@ impl Account {
             })
             .ok_or_else(|| ApiError::bad_request("The amount is invalid", Some("amount")))?;
         check_amount(amount, currency)?;
-        let receipt = string_field(body, "receipt").unwrap_or_default();
-        if receipt.chars().count() > 40 {
-            return Err(ApiError::bad_request(
-                "receipt: the length must not be greater than 40.",
-                Some("receipt"),
-            ));
-        }
-        if !receipt.is_empty() && self.invoices.values().any(|i| i.receipt == receipt) {
-            return Err(ApiError::bad_request(
-                "Invoice receipt should be unique.",
-                Some("receipt"),
-            ));
-        }
+        let receipt = self.unique_receipt(body)?;
         let notes = parse_notes(body)?;
         let expire_by = check_expire_by(
             body,
@@ -563,6 +558,24 @@ impl Account {
         let json = self.invoice_json(&invoice);
         self.invoices.insert(invoice.id.clone(), invoice);
         Ok(json)
+    }
+
+    /// `receipt`: at most 40 characters, and unique in the account (Razorpay's rules).
+    fn unique_receipt(&self, body: &Value) -> Result<String, ApiError> {
+        let receipt = string_field(body, "receipt").unwrap_or_default();
+        if receipt.chars().count() > 40 {
+            return Err(ApiError::bad_request(
+                "receipt: the length must not be greater than 40.",
+                Some("receipt"),
+            ));
+        }
+        if !receipt.is_empty() && self.invoices.values().any(|i| i.receipt == receipt) {
+            return Err(ApiError::bad_request(
+                "Invoice receipt should be unique.",
+                Some("receipt"),
+            ));
+        }
+        Ok(receipt)
     }
 
     pub fn invoice(&self, id: &str) -> Result<&Invoice, ApiError> {
