@@ -374,6 +374,43 @@ async fn get_customer(State(sim): State<Simulator>, Path(id): Path<String>) -> R
     )
 }
 
+/// An invoice's `line_items`, each an exact decimal amount in its currency.
+fn invoice_lines(body: &Value, currency: Currency) -> Result<Vec<LineItem>, ApiError> {
+    let items = body.get("line_items").and_then(Value::as_array);
+    items
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            let text = |name: &str, default: &str| {
+                item.get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_owned()
+            };
+            Ok(LineItem {
+                id: new_id("li_"),
+                display_name: text("display_name", "Charge"),
+                entity_type: text("entity_type", "plan"),
+                amount: decimal(item, "amount", currency)?,
+                quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
+            })
+        })
+        .collect()
+}
+
+/// An invoice's `taxes`: (name, exact amount).
+fn invoice_taxes(body: &Value, currency: Currency) -> Result<Vec<(String, Money)>, ApiError> {
+    let taxes = body.get("taxes").and_then(Value::as_array);
+    taxes
+        .into_iter()
+        .flatten()
+        .map(|tax| {
+            let name = tax.get("name").and_then(Value::as_str).unwrap_or("Tax");
+            Ok((name.to_owned(), decimal(tax, "amount", currency)?))
+        })
+        .collect()
+}
+
 async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
     let result = body_json(&body).and_then(|body| {
         let mut data = lock(&sim.inner.data);
@@ -391,43 +428,8 @@ async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
                 .unwrap_or_default(),
         )
         .map_err(|e| ApiError::validation(format!("currency: {e}")))?;
-        let mut line_items = Vec::new();
-        for item in body
-            .get("line_items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            line_items.push(LineItem {
-                id: new_id("li_"),
-                display_name: item
-                    .get("display_name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Charge")
-                    .to_owned(),
-                entity_type: item
-                    .get("entity_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("plan")
-                    .to_owned(),
-                amount: decimal(item, "amount", currency)?,
-                quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
-            });
-        }
-        let mut taxes = Vec::new();
-        for tax in body
-            .get("taxes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = tax
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("Tax")
-                .to_owned();
-            taxes.push((name, decimal(tax, "amount", currency)?));
-        }
+        let line_items = invoice_lines(&body, currency)?;
+        let taxes = invoice_taxes(&body, currency)?;
         // A caller may choose the id (the local stack seeds invoices with known ids).
         let id = match body.get("id").and_then(Value::as_str) {
             Some(id) if data.invoices.contains_key(id) => {
@@ -550,28 +552,38 @@ async fn void_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> R
     )
 }
 
+/// A string field of a body, or empty.
+fn field(body: &Value, name: &str) -> String {
+    body.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What the simulator records: OFFLINE payments into an invoice, processed at once, under an
+/// idempotency key. Returns the key.
+fn payment_request_key(body: &Value) -> Result<String, ApiError> {
+    if field(body, "destination_type") != "INVOICE" {
+        return Err(ApiError::validation("destination_type must be INVOICE"));
+    }
+    if field(body, "payment_method_type") != "OFFLINE"
+        || body.get("process_payment") != Some(&Value::Bool(true))
+    {
+        return Err(ApiError::validation(
+            "the simulator records OFFLINE payments with process_payment true only",
+        ));
+    }
+    let key = field(body, "idempotency_key");
+    if key.is_empty() {
+        return Err(ApiError::validation("idempotency_key is required"));
+    }
+    Ok(key)
+}
+
 async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
     let result = body_json(&body).and_then(|body| {
-        let field = |name: &str| {
-            body.get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        if field("destination_type") != "INVOICE" {
-            return Err(ApiError::validation("destination_type must be INVOICE"));
-        }
-        if field("payment_method_type") != "OFFLINE"
-            || body.get("process_payment") != Some(&Value::Bool(true))
-        {
-            return Err(ApiError::validation(
-                "the simulator records OFFLINE payments with process_payment true only",
-            ));
-        }
-        let key = field("idempotency_key");
-        if key.is_empty() {
-            return Err(ApiError::validation("idempotency_key is required"));
-        }
+        let key = payment_request_key(&body)?;
+        let field = |name: &str| field(&body, name);
         let mut data = lock(&sim.inner.data);
         let invoice_id = field("destination_id");
         let invoice = data
