@@ -98,14 +98,7 @@ impl Account {
                 None,
             ));
         }
-        let remaining = link.amount - link.amount_paid;
-        let amount = amount.unwrap_or(remaining);
-        if amount == 0 || amount > remaining || (amount < remaining && !link.accept_partial) {
-            return Err(ApiError::bad_request(
-                "The amount is invalid",
-                Some("amount"),
-            ));
-        }
+        let amount = payable_amount(amount, link.amount - link.amount_paid, link.accept_partial)?;
         let order_id = link.order_id.clone().unwrap_or_else(|| new_id("order_"));
         let description = format!("#{}", link.id.trim_start_matches("plink_"));
         let payment = self.new_payment(
@@ -139,21 +132,12 @@ impl Account {
         } else {
             "payment_link.partially_paid"
         };
-        Ok(vec![
-            Event::new(
-                "payment.authorized",
-                vec![("payment", authorized_snapshot(&payment))],
-            ),
-            Event::new("payment.captured", vec![("payment", payment.json())]),
-            Event::new(
-                link_event,
-                vec![
-                    ("payment_link", self.link_json(&link)),
-                    ("order", order),
-                    ("payment", payment.json()),
-                ],
-            ),
-        ])
+        let entities = vec![
+            ("payment_link", self.link_json(&link)),
+            ("order", order),
+            ("payment", payment.json()),
+        ];
+        Ok(captured_events(&payment, link_event, entities))
     }
 
     /// A customer's attempt on a link fails; the link stays open.
@@ -233,13 +217,7 @@ impl Account {
             ));
         }
         let due = invoice.amount - invoice.amount_paid;
-        let amount = amount.unwrap_or(due);
-        if amount == 0 || amount > due || (amount < due && !invoice.partial_payment) {
-            return Err(ApiError::bad_request(
-                "The amount is invalid",
-                Some("amount"),
-            ));
-        }
+        let amount = payable_amount(amount, due, invoice.partial_payment)?;
         let description = format!("#{}", invoice.id.trim_start_matches("inv_"));
         let mut payment = self.new_payment(
             amount,
@@ -274,21 +252,12 @@ impl Account {
         } else {
             "invoice.partially_paid"
         };
-        Ok(vec![
-            Event::new(
-                "payment.authorized",
-                vec![("payment", authorized_snapshot(&payment))],
-            ),
-            Event::new("payment.captured", vec![("payment", payment.json())]),
-            Event::new(
-                event,
-                vec![
-                    ("payment", payment.json()),
-                    ("order", order),
-                    ("invoice", self.invoice_json(&inv)),
-                ],
-            ),
-        ])
+        let entities = vec![
+            ("payment", payment.json()),
+            ("order", order),
+            ("invoice", self.invoice_json(&inv)),
+        ];
+        Ok(captured_events(&payment, event, entities))
     }
 
     /// An invoice passes its `expire_by` unpaid.
@@ -311,4 +280,34 @@ impl Account {
             vec![("invoice", self.invoice_json(&inv))],
         )])
     }
+}
+
+/// What a customer may pay: `requested` (default: all that `remaining` is), never more, and less
+/// only where partial payments are allowed.
+fn payable_amount(requested: Option<u64>, remaining: u64, partial: bool) -> Result<u64, ApiError> {
+    let amount = requested.unwrap_or(remaining);
+    if amount == 0 || amount > remaining || (amount < remaining && !partial) {
+        return Err(ApiError::bad_request(
+            "The amount is invalid",
+            Some("amount"),
+        ));
+    }
+    Ok(amount)
+}
+
+/// The events of a captured payment, in Razorpay's order: authorized, captured, then the
+/// event of what it paid (`entities`: that event's payload).
+fn captured_events(
+    payment: &Payment,
+    event: &str,
+    entities: Vec<(&'static str, Value)>,
+) -> Vec<Event> {
+    vec![
+        Event::new(
+            "payment.authorized",
+            vec![("payment", authorized_snapshot(payment))],
+        ),
+        Event::new("payment.captured", vec![("payment", payment.json())]),
+        Event::new(event, entities),
+    ]
 }
