@@ -103,63 +103,50 @@ fn authorized_event(account: &str, id: &str) -> String {
     )
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
-    let seconds = arg(&args, "--seconds", 10);
-    let concurrency = arg(&args, "--concurrency", 16);
-    let max = arg(&args, "--max", 20_000);
+/// How long and how hard each phase runs.
+#[derive(Clone, Copy)]
+struct Load {
+    seconds: u64,
+    concurrency: u64,
+    max: u64,
+}
 
-    let mut options = Options::events(0);
-    options.resource_prefix = "throughput".to_owned();
-    let stack = Arc::new(LocalStack::start(options).await?);
-    let moto_pid = testkit::moto().pid();
-    let own_pid = std::process::id();
-    let scope = TenantScope::new("demo", "sandbox").map_err(|e| e.to_string())?;
-
-    // Baseline: claim, enqueue, complete, straight against the emulator.
-    let baseline = {
-        let (stack, scope) = (stack.clone(), scope.clone());
-        drive(seconds, concurrency, max, move |i| {
-            let (stack, scope) = (stack.clone(), scope.clone());
-            async move {
-                let adapters = &stack.adapters;
-                let key = scope.key("EVENT", &format!("evt_base_{i}"));
-                let lifetimes = Lifetimes {
-                    lock: Duration::from_secs(30),
-                    keep: Duration::from_secs(3600),
-                };
-                let Ok(Claim::Acquired(token)) = adapters
-                    .idempotency
-                    .claim(&key, &payload_hash(b"{}"), lifetimes)
-                    .await
-                else {
-                    return false;
-                };
-                // The job the intake would queue for the measured phase's event, so that the
-                // worker draining the queue does the same work in both phases.
-                let job = Job::new(
-                    &scope,
-                    Task::ApplyRazorpayEvent {
-                        event_id: format!("evt_base_{i}"),
-                        body: authorized_event(&stack.razorpay.account_id(), &format!("base{i}")),
-                    },
-                );
-                let Ok(id) = adapters.queue.send(&job, None).await else {
-                    return false;
-                };
-                adapters
-                    .idempotency
-                    .complete(&token, Some(&id), Duration::from_secs(3600))
-                    .await
-                    .is_ok()
-            }
-        })
-        .await
+/// One new webhook's AWS calls (claim, enqueue, complete) made straight against the emulator.
+async fn baseline_call(stack: Arc<LocalStack>, scope: TenantScope, i: u64) -> bool {
+    let adapters = &stack.adapters;
+    let key = scope.key("EVENT", &format!("evt_base_{i}"));
+    let lifetimes = Lifetimes {
+        lock: Duration::from_secs(30),
+        keep: Duration::from_secs(3600),
     };
-    // Let the worker drain the baseline's jobs before the measured phase.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let Ok(Claim::Acquired(token)) = adapters
+        .idempotency
+        .claim(&key, &payload_hash(b"{}"), lifetimes)
+        .await
+    else {
+        return false;
+    };
+    // The job the intake would queue for the measured phase's event, so that the worker
+    // draining the queue does the same work in both phases.
+    let job = Job::new(
+        &scope,
+        Task::ApplyRazorpayEvent {
+            event_id: format!("evt_base_{i}"),
+            body: authorized_event(&stack.razorpay.account_id(), &format!("base{i}")),
+        },
+    );
+    let Ok(id) = adapters.queue.send(&job, None).await else {
+        return false;
+    };
+    adapters
+        .idempotency
+        .complete(&token, Some(&id), Duration::from_secs(3600))
+        .await
+        .is_ok()
+}
 
+/// Signed webhooks through the gateway and the intake.
+async fn webhook_phase(stack: &LocalStack, load: Load) -> Result<Phase, String> {
     let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .map_err(|e| e.to_string())?;
     let url = format!(
@@ -168,8 +155,7 @@ async fn main() -> Result<(), String> {
     );
     let secret = Secret::new(stack.ready.webhook_secret.clone());
     let account = stack.razorpay.account_id();
-    let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds(own_pid));
-    let full = drive(seconds, concurrency, max, move |i| {
+    Ok(drive(load.seconds, load.concurrency, load.max, move |i| {
         let body = authorized_event(&account, &format!("load{i}"));
         let request = http
             .post(&url)
@@ -181,12 +167,15 @@ async fn main() -> Result<(), String> {
             .body(body);
         async move { matches!(request.send().await, Ok(r) if r.status().as_u16() == 200) }
     })
-    .await;
-    let (moto_cpu, own_cpu) = (
-        cpu_seconds(moto_pid) - moto_before,
-        cpu_seconds(own_pid) - own_before,
-    );
+    .await)
+}
 
+fn report(load: Load, baseline: &Phase, full: &Phase, (moto_cpu, own_cpu): (f64, f64)) {
+    let Load {
+        seconds,
+        concurrency,
+        max,
+    } = load;
     let rate = |p: &Phase| p.done as f64 / p.elapsed.as_secs_f64();
     println!(
         "webhook throughput on loopback, {concurrency} concurrent clients, at most {seconds} s or {max} requests per phase"
@@ -198,9 +187,9 @@ async fn main() -> Result<(), String> {
     for (what, phase) in [
         (
             "baseline: claim + enqueue + complete, SDK straight to moto",
-            &baseline,
+            baseline,
         ),
-        ("signed webhooks through the gateway and the intake", &full),
+        ("signed webhooks through the gateway and the intake", full),
     ] {
         println!(
             "{what:<58} {:>9} {:>9.0} {:>9.1} {:>9.1}",
@@ -212,7 +201,7 @@ async fn main() -> Result<(), String> {
     }
     println!(
         "ratio: the intake reaches {:.2}x the throughput of its own AWS calls alone",
-        rate(&full) / rate(&baseline)
+        rate(full) / rate(baseline)
     );
     let total = moto_cpu + own_cpu;
     println!(
@@ -221,5 +210,37 @@ async fn main() -> Result<(), String> {
         100.0 * own_cpu / total.max(f64::EPSILON),
         1000.0 * own_cpu / full.done.max(1) as f64
     );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let load = Load {
+        seconds: arg(&args, "--seconds", 10),
+        concurrency: arg(&args, "--concurrency", 16),
+        max: arg(&args, "--max", 20_000),
+    };
+    let mut options = Options::events(0);
+    options.resource_prefix = "throughput".to_owned();
+    let stack = Arc::new(LocalStack::start(options).await?);
+    let moto_pid = testkit::moto().pid();
+    let own_pid = std::process::id();
+    let scope = TenantScope::new("demo", "sandbox").map_err(|e| e.to_string())?;
+    let baseline = {
+        let stack = stack.clone();
+        drive(load.seconds, load.concurrency, load.max, move |i| {
+            baseline_call(stack.clone(), scope.clone(), i)
+        })
+        .await
+    };
+    // Let the worker drain the baseline's jobs before the measured phase.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds(own_pid));
+    let full = webhook_phase(&stack, load).await?;
+    let cpu = (
+        cpu_seconds(moto_pid) - moto_before,
+        cpu_seconds(own_pid) - own_before,
+    );
+    report(load, &baseline, &full, cpu);
     Ok(())
 }
