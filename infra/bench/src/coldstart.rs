@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,12 +114,19 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn run_once(
-    binary: &Path,
+/// A Lambda runtime API on loopback that hands out `event` once; what the function does is
+/// reported on the channel.
+async fn runtime_api(
     event: &str,
-    env: &HashMap<String, String>,
-) -> Result<(Run, u16), String> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+) -> Result<
+    (
+        SocketAddr,
+        tokio::task::JoinHandle<()>,
+        mpsc::UnboundedReceiver<Seen>,
+    ),
+    String,
+> {
+    let (tx, rx) = mpsc::unbounded_channel();
     let runtime = Runtime {
         event: Arc::new(Mutex::new(Some(event.to_owned()))),
         seen: tx,
@@ -140,6 +147,15 @@ async fn run_once(
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    Ok((addr, server, rx))
+}
+
+async fn run_once(
+    binary: &Path,
+    event: &str,
+    env: &HashMap<String, String>,
+) -> Result<(Run, u16), String> {
+    let (addr, server, mut rx) = runtime_api(event).await?;
     let start = Instant::now();
     let mut child = tokio::process::Command::new(binary)
         .env_clear()
@@ -191,22 +207,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
-    let runs: usize = args
-        .windows(2)
-        .find(|w| w[0] == "--runs")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(10);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let release = root.join("target/release");
-
-    let mut options = Options::events(0);
-    options.resource_prefix = "coldstart".to_owned();
-    let stack = LocalStack::start(options).await?;
-    let ready = &stack.ready;
-    let mut env: HashMap<String, String> = ready.function_env().into_iter().collect();
+/// What Lambda gives a function process, against the local stack.
+fn lambda_env(stack: &LocalStack) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = stack.ready.function_env().into_iter().collect();
     for (k, v) in [
         ("AWS_LAMBDA_FUNCTION_NAME", "coldstart"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
@@ -217,16 +220,93 @@ async fn main() -> Result<(), String> {
     ] {
         env.insert(k.to_owned(), v.to_owned());
     }
+    env
+}
 
-    // Baseline: starting a process that does nothing.
+/// The baseline: starting a process that does nothing (median of `runs`).
+async fn process_start(runs: usize) -> Duration {
     let mut baseline = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
         let _ = tokio::process::Command::new("/bin/true").status().await;
         baseline.push(start.elapsed());
     }
-    let baseline = median(baseline);
+    median(baseline)
+}
 
+/// One function measured: its line of the table, and the budgets it missed.
+struct Measured {
+    init: Duration,
+    first: Duration,
+    rss_mb: f64,
+    size_mb: f64,
+    status: u16,
+}
+
+async fn measure(
+    binary: &Path,
+    event: &str,
+    env: &HashMap<String, String>,
+    runs: usize,
+) -> Result<Measured, String> {
+    let size = std::fs::metadata(binary)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (build it: cargo build --release --bins)",
+                binary.display()
+            )
+        })?
+        .len();
+    let mut results = Vec::new();
+    let mut status = 0;
+    for _ in 0..runs {
+        let (run, answered) = run_once(binary, event, env).await?;
+        status = answered;
+        results.push(run);
+    }
+    let rss = results.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
+    Ok(Measured {
+        init: median(results.iter().map(|r| r.init).collect()),
+        first: median(results.iter().map(|r| r.first_response).collect()),
+        rss_mb: rss as f64 / 1024.0,
+        size_mb: size as f64 / 1_048_576.0,
+        status,
+    })
+}
+
+/// The budgets `m` misses (`expected` 0: a batch, no status to check).
+fn missed(name: &str, m: &Measured, expected: u16) -> Vec<String> {
+    let mut missed = Vec::new();
+    if expected != 0 && m.status != expected {
+        missed.push(format!("{name} answered {}, not {expected}", m.status));
+    }
+    if ms(m.init) > 20.0 {
+        missed.push(format!("{name}: init {:.1} ms > 20 ms", ms(m.init)));
+    }
+    if m.rss_mb > 32.0 {
+        missed.push(format!("{name}: RSS {:.1} MB > 32 MB", m.rss_mb));
+    }
+    if m.size_mb > 8.0 {
+        missed.push(format!("{name}: {:.2} MB > 8 MB", m.size_mb));
+    }
+    missed
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let runs: usize = args
+        .windows(2)
+        .find(|w| w[0] == "--runs")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(10);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let release = root.join("target/release");
+    let mut options = Options::events(0);
+    options.resource_prefix = "coldstart".to_owned();
+    let stack = LocalStack::start(options).await?;
+    let env = lambda_env(&stack);
+    let baseline = process_start(runs).await;
     let read = |name: &str| {
         std::fs::read_to_string(root.join("events").join(name)).map_err(|e| format!("{name}: {e}"))
     };
@@ -248,60 +328,29 @@ async fn main() -> Result<(), String> {
         "{:<18} {:>9} {:>9} {:>12} {:>10} {:>12} {:>11}",
         "function", "init ms", "x base", "1st resp ms", "RSS MB", "size MB", "status"
     );
-    let mut missed = Vec::new();
+    let mut all_missed = Vec::new();
     for (name, event, expected) in cases {
-        let binary: PathBuf = release.join(name);
-        let size = std::fs::metadata(&binary)
-            .map_err(|e| {
-                format!(
-                    "{}: {e} (build it: cargo build --release --bins)",
-                    binary.display()
-                )
-            })?
-            .len();
-        let mut results = Vec::new();
-        let mut status = 0;
-        for _ in 0..runs {
-            let (run, answered) = run_once(&binary, &event, &env).await?;
-            status = answered;
-            results.push(run);
-        }
-        let init = median(results.iter().map(|r| r.init).collect());
-        let first = median(results.iter().map(|r| r.first_response).collect());
-        let rss = results.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
-        let rss_mb = rss as f64 / 1024.0;
-        let size_mb = size as f64 / 1_048_576.0;
+        let m = measure(&release.join(name), &event, &env, runs).await?;
+        let status = if expected == 0 {
+            "batch".to_owned()
+        } else {
+            m.status.to_string()
+        };
         println!(
-            "{name:<18} {:>9.2} {:>9.1} {:>12.2} {:>10.1} {:>12.2} {:>11}",
-            ms(init),
-            ms(init) / ms(baseline),
-            ms(first),
-            rss_mb,
-            size_mb,
-            if expected == 0 {
-                "batch".to_owned()
-            } else {
-                status.to_string()
-            }
+            "{name:<18} {:>9.2} {:>9.1} {:>12.2} {:>10.1} {:>12.2} {status:>11}",
+            ms(m.init),
+            ms(m.init) / ms(baseline),
+            ms(m.first),
+            m.rss_mb,
+            m.size_mb,
         );
-        if expected != 0 && status != expected {
-            missed.push(format!("{name} answered {status}, not {expected}"));
-        }
-        if ms(init) > 20.0 {
-            missed.push(format!("{name}: init {:.1} ms > 20 ms", ms(init)));
-        }
-        if rss_mb > 32.0 {
-            missed.push(format!("{name}: RSS {rss_mb:.1} MB > 32 MB"));
-        }
-        if size_mb > 8.0 {
-            missed.push(format!("{name}: {size_mb:.2} MB > 8 MB"));
-        }
+        all_missed.extend(missed(name, &m, expected));
     }
     println!("budgets: init <= 20 ms, RSS <= 32 MB, binary <= 8 MB");
-    if missed.is_empty() {
+    if all_missed.is_empty() {
         println!("all budgets met");
     } else {
-        println!("MISSED: {}", missed.join("; "));
+        println!("MISSED: {}", all_missed.join("; "));
     }
     drop(stack);
     Ok(())
