@@ -142,7 +142,8 @@ fn start(moto_server: &Path) -> Result<Moto, String> {
     Err(last_error)
 }
 
-fn spawn_and_wait(server: &[PathBuf], port: u16, log: &Path) -> Result<u32, String> {
+/// The server's command, its output to `log`, killed when the thread that spawns it ends.
+fn server_process(server: &[PathBuf], port: u16, log: &Path) -> Result<(Command, PathBuf), String> {
     let (program, launcher) = server
         .split_first()
         .ok_or_else(|| "no server command".to_owned())?;
@@ -168,7 +169,11 @@ fn spawn_and_wait(server: &[PathBuf], port: u16, log: &Path) -> Result<u32, Stri
             Ok(())
         });
     }
-    let program = program.clone();
+    Ok((command, program.clone()))
+}
+
+fn spawn_and_wait(server: &[PathBuf], port: u16, log: &Path) -> Result<u32, String> {
+    let (mut command, program) = server_process(server, port, log)?;
     let (started_tx, started_rx) = mpsc::channel();
     let (exited_tx, exited_rx) = mpsc::channel();
     std::thread::Builder::new()
