@@ -292,6 +292,22 @@ fn missed(name: &str, m: &Measured, expected: u16) -> Vec<String> {
     missed
 }
 
+/// Each function with the sample event it answers and the status it answers with (0: a batch).
+fn cases(root: &Path) -> Result<[(&'static str, String, u16); 3], String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(root.join("events").join(name)).map_err(|e| format!("{name}: {e}"))
+    };
+    Ok([
+        (
+            "webhook-receiver",
+            read("razorpay-payment-captured.json")?,
+            200,
+        ),
+        ("payment-link-api", read("get-connection.json")?, 200),
+        ("invoice-sync", read("sqs-sync-invoice.json")?, 0),
+    ])
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -307,18 +323,7 @@ async fn main() -> Result<(), String> {
     let stack = LocalStack::start(options).await?;
     let env = lambda_env(&stack);
     let baseline = process_start(runs).await;
-    let read = |name: &str| {
-        std::fs::read_to_string(root.join("events").join(name)).map_err(|e| format!("{name}: {e}"))
-    };
-    let cases: [(&str, String, u16); 3] = [
-        (
-            "webhook-receiver",
-            read("razorpay-payment-captured.json")?,
-            200,
-        ),
-        ("payment-link-api", read("get-connection.json")?, 200),
-        ("invoice-sync", read("sqs-sync-invoice.json")?, 0),
-    ];
+    let cases = cases(&root)?;
     println!("cold starts against a minimal Lambda Runtime API, median of {runs} runs");
     println!(
         "baseline: starting /bin/true and waiting for it: {:.2} ms",
