@@ -452,6 +452,18 @@ async fn post_raw(
     )
 }
 
+/// A JSON body to `POST /api/v1/payments`.
+async fn payment_raw(stack: &LocalStack, body: String) -> (u16, String, String) {
+    let method = reqwest::Method::POST;
+    post_raw(stack, "/api/v1/payments", method, "application/json", body).await
+}
+
+/// A JSON body to `PUT /api/v1/connections/razorpay`.
+async fn connection_raw(stack: &LocalStack, body: String) -> (u16, String, String) {
+    let path = "/api/v1/connections/razorpay";
+    post_raw(stack, path, reqwest::Method::PUT, "application/json", body).await
+}
+
 /// Every request the simulators have been sent so far.
 fn sent(stack: &LocalStack) -> usize {
     stack.razorpay.requests().len() + stack.flexprice.requests().len()
@@ -563,14 +575,7 @@ async fn hostile_payment_bodies_are_refused_by_field_and_reach_no_other_service(
     ];
     let before = sent(&stack);
     for (body, status, field, rule) in cases {
-        let got = post_raw(
-            &stack,
-            "/api/v1/payments",
-            reqwest::Method::POST,
-            "application/json",
-            body,
-        )
-        .await;
+        let got = payment_raw(&stack, body).await;
         assert_eq!(got, (status, field.to_owned(), rule.to_owned()));
     }
     let plain = post_raw(
@@ -589,14 +594,7 @@ async fn hostile_payment_bodies_are_refused_by_field_and_reach_no_other_service(
     );
     // An amount no float can hold is the amount's problem, found against the invoice.
     let huge = with("amount", json!(null)).replace("\"amount\":null", "\"amount\":1e309");
-    let got = post_raw(
-        &stack,
-        "/api/v1/payments",
-        reqwest::Method::POST,
-        "application/json",
-        huge,
-    )
-    .await;
+    let got = payment_raw(&stack, huge).await;
     assert_eq!((got.0, got.1.as_str()), (422, "amount"), "{got:?}");
     // The invoice id of the manual sync routes is parsed the same way.
     let (status, _) = system_tests::api(&stack, "GET", "/api/v1/invoices/inv%20x/sync", None).await;
@@ -629,25 +627,11 @@ async fn hostile_connection_bodies_are_refused_before_razorpay_is_asked() {
         ("key_id", json!("rzp_test_localdemo\r\n"), "razorpay_key_id"),
         ("key_secret", json!("x".repeat(300)), "token"),
     ] {
-        let got = post_raw(
-            &stack,
-            "/api/v1/connections/razorpay",
-            reqwest::Method::PUT,
-            "application/json",
-            with(field, value),
-        )
-        .await;
+        let got = connection_raw(&stack, with(field, value)).await;
         assert_eq!(got, (422, field.to_owned(), rule.to_owned()));
     }
     let huge = with("key_secret", json!("x".repeat(20_000)));
-    let got = post_raw(
-        &stack,
-        "/api/v1/connections/razorpay",
-        reqwest::Method::PUT,
-        "application/json",
-        huge,
-    )
-    .await;
+    let got = connection_raw(&stack, huge).await;
     assert_eq!(got.0, 413);
     assert_eq!(
         stack.razorpay.requests().len(),

@@ -545,12 +545,18 @@ async fn record_attempt(
         bump_version: true,
         ..Update::default()
     };
+    update_payment(adapters, &key, &update).await?;
+    Ok(Applied::AttemptRecorded)
+}
+
+/// A conditional update of our payment; a concurrent change makes it fail, to be retried.
+async fn update_payment(adapters: &Adapters, key: &Key, update: &Update) -> Result<(), Failure> {
     adapters
         .store
-        .update(&key, &update)
+        .update(key, update)
         .await
-        .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))?;
-    Ok(Applied::AttemptRecorded)
+        .map(|_| ())
+        .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))
 }
 
 /// `payment_link.expired` / `payment_link.cancelled`: FAILED, unless the money came in.
@@ -588,11 +594,7 @@ async fn link_ended(
         bump_version: true,
         ..Update::default()
     };
-    adapters
-        .store
-        .update(&key, &update)
-        .await
-        .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))?;
+    update_payment(adapters, &key, &update).await?;
     Ok(Applied::Failed)
 }
 
