@@ -8,15 +8,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::adapters::aws::Adapters;
+use crate::adapters::aws::records::ConnectionSettings;
 use crate::adapters::aws::secrets::SecretsError;
-use crate::adapters::aws::store::{Item, ItemExt, STATUS, StoreError, n, s};
+use crate::adapters::aws::store::StoreError;
 use crate::adapters::config::Config;
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
 use crate::api::problem::Problem;
 use crate::api::requests::ConnectionRequest;
 use crate::domain::error::Classify;
-use crate::domain::keys::{Key, TenantScope};
+use crate::domain::keys::TenantScope;
 use crate::domain::secret::Secret;
 
 /// How long a replaced webhook secret is still accepted.
@@ -152,10 +153,6 @@ pub fn secret_id(prefix: &str, scope: &TenantScope) -> String {
     format!("{prefix}/{}/{}", scope.tenant_id(), scope.environment_id())
 }
 
-fn settings_key(scope: &TenantScope) -> Key {
-    scope.key("CONNECTION", "razorpay")
-}
-
 fn unavailable(what: &str) -> Problem {
     Problem::unavailable(format!("{what} is unavailable; retry the request."))
 }
@@ -274,7 +271,7 @@ pub async fn put(
     let settings = settings_of(&request, now);
     adapters
         .store
-        .put(&settings_key(scope), settings.clone())
+        .put(&ConnectionSettings::key(scope), settings.to_item())
         .await
         .map_err(|e| store_problem(&e))?;
     // The view is built from what was just written: no read back.
@@ -348,32 +345,30 @@ fn secrets_to_store(
     }
 }
 
-/// The connection's settings item (no secret in it).
-fn settings_of(request: &ConnectionRequest, now: u64) -> Item {
-    let mut settings = Item::from([
-        (STATUS.to_owned(), s("ACTIVE")),
-        ("key_id".to_owned(), s(request.key_id.as_str())),
-        (
-            "invoice_outbound_sync".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::Bool(request.invoice_outbound_sync),
-        ),
-        ("updated_at".to_owned(), n(now)),
-    ]);
-    if let Some(account) = &request.razorpay_account_id {
-        settings.insert("razorpay_account_id".to_owned(), s(account.as_str()));
+/// The connection's settings (no secret in them).
+fn settings_of(request: &ConnectionRequest, now: u64) -> ConnectionSettings {
+    ConnectionSettings {
+        active: true,
+        key_id: request.key_id.as_str().to_owned(),
+        invoice_outbound_sync: request.invoice_outbound_sync,
+        razorpay_account_id: request
+            .razorpay_account_id
+            .as_ref()
+            .map(|a| a.as_str().to_owned()),
+        updated_at: now,
     }
-    settings
 }
 
 async fn stored_settings(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<Item>, Problem> {
-    adapters
+) -> Result<Option<ConnectionSettings>, Problem> {
+    let item = adapters
         .store
-        .get(&settings_key(scope))
+        .get(&ConnectionSettings::key(scope))
         .await
-        .map_err(|e| store_problem(&e))
+        .map_err(|e| store_problem(&e))?;
+    Ok(item.as_ref().map(ConnectionSettings::from_item))
 }
 
 /// Whether invoice outbound sync is on; `None` when the scope is not connected.
@@ -383,34 +378,26 @@ pub async fn outbound_sync(
 ) -> Result<Option<bool>, Problem> {
     Ok(stored_settings(adapters, scope)
         .await?
-        .map(|settings| outbound_sync_flag(&settings)))
-}
-
-fn outbound_sync_flag(settings: &Item) -> bool {
-    matches!(
-        settings.get("invoice_outbound_sync"),
-        Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-    )
+        .map(|settings| settings.invoice_outbound_sync))
 }
 
 /// The connection as the API shows it: every secret redacted.
-fn view(settings: &Item, secrets: Option<&StoredSecrets>, now: u64) -> Value {
-    let sync = outbound_sync_flag(settings);
+fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64) -> Value {
     let previous_until = secrets
         .and_then(|s| s.previous_webhook_secret_until)
         .filter(|u| *u > now);
     json!({
         "provider": "razorpay",
-        "status": settings.str_attr(STATUS),
-        "key_id": settings.str_attr("key_id"),
+        "status": if settings.active { "ACTIVE" } else { "INACTIVE" },
+        "key_id": settings.key_id,
         "key_secret": REDACTED,
         "webhook_secret": REDACTED,
         "flexprice_api_key": REDACTED,
         "flexprice_webhook_secret": secrets.and_then(|s| s.flexprice_webhook_secret.as_ref()).map(|_| REDACTED),
         "previous_webhook_secret_accepted_until": previous_until,
-        "invoice_outbound_sync": sync,
-        "razorpay_account_id": settings.str_attr("razorpay_account_id"),
-        "updated_at": settings.u64_attr("updated_at"),
+        "invoice_outbound_sync": settings.invoice_outbound_sync,
+        "razorpay_account_id": settings.razorpay_account_id,
+        "updated_at": settings.updated_at,
     })
 }
 
@@ -444,7 +431,7 @@ pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Prob
         .map_err(|e| secrets_problem(&e))?;
     adapters
         .store
-        .delete(&settings_key(scope), &[])
+        .delete(&ConnectionSettings::key(scope), &[])
         .await
         .map_err(|e| store_problem(&e))
 }

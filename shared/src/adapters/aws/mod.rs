@@ -4,6 +4,7 @@
 pub mod idempotency;
 pub mod provision;
 pub mod queue;
+pub mod records;
 pub mod secrets;
 pub mod store;
 
