@@ -277,15 +277,8 @@ async fn duplicate_webhook(
     razorpay_id: &str,
     invoice: &str,
 ) -> Result<String, String> {
-    let stack = demo.stack;
-    let body = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
-        "event": "payment.captured", "contains": ["payment"],
-        "payload": {"payment": {"entity": {"id": razorpay_id, "entity": "payment",
-            "amount": payment["amount_paid_minor"], "currency": "INR", "status": "captured",
-            "notes": {"flexprice_payment_id": payment["id"], "tenant_id": stack.ready.tenant_id,
-                "environment_id": stack.ready.environment_id}}}},
-        "created_at": 1764060000})
-    .to_string();
+    let amount = &payment["amount_paid_minor"];
+    let body = demo.payment_event("payment.captured", payment, razorpay_id, amount, "captured");
     let mut answers = Vec::new();
     for _ in 0..2 {
         let (status, answer) = demo.deliver_razorpay("evt_demo_replayed", &body).await?;

@@ -117,6 +117,30 @@ impl<'a> Driver<'a> {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// A Razorpay event about a payment on one of our links, as Razorpay sends it (the link's
+    /// notes copied onto the payment): `name` (`payment.captured`, `payment.failed`, ...) for
+    /// Razorpay payment `razorpay_id` of `amount` subunits, in `status`.
+    pub fn payment_event(
+        &self,
+        name: &str,
+        payment: &Value,
+        razorpay_id: &str,
+        amount: &Value,
+        status: &str,
+    ) -> String {
+        let ready = &self.stack.ready;
+        serde_json::json!({"entity": "event", "account_id": self.stack.razorpay.account_id(),
+            "event": name, "contains": ["payment"],
+            "payload": {"payment": {"entity": {"id": razorpay_id, "entity": "payment",
+                "amount": amount, "currency": "INR", "status": status,
+                "captured": status == "captured",
+                "error_code": (status == "failed").then_some("BAD_REQUEST_ERROR"),
+                "notes": {"flexprice_payment_id": payment["id"], "tenant_id": ready.tenant_id,
+                    "environment_id": ready.environment_id}}}},
+            "created_at": 1764060000})
+        .to_string()
+    }
+
     /// Polls `probe` until it gives a value, for at most [`Driver::wait`].
     pub async fn until<T, F, Fut>(&self, mut probe: F) -> Option<T>
     where

@@ -187,19 +187,19 @@ struct Identity {
 
 impl Identity {
     fn from_options(options: &Options) -> Identity {
-        let or_random =
-            |given: &Option<String>, make: &dyn Fn() -> String| given.clone().unwrap_or_else(make);
+        let given = |value: &Option<String>| value.clone();
         Identity {
-            api_key: or_random(&options.api_key, &|| format!("fxr_{}", random(32))),
-            webhook_secret: or_random(&options.webhook_secret, &|| random(24)),
-            flexprice_webhook_secret: or_random(&options.flexprice_webhook_secret, &|| {
-                let key = base64::engine::general_purpose::STANDARD.encode(random(24));
-                format!("whsec_{key}")
-            }),
-            razorpay_key_secret: or_random(&options.razorpay_key_secret, &|| random(24)),
-            flexprice_api_key: or_random(&options.flexprice_api_key, &|| {
-                format!("fp_{}", random(24))
-            }),
+            api_key: given(&options.api_key).unwrap_or_else(|| format!("fxr_{}", random(32))),
+            webhook_secret: given(&options.webhook_secret).unwrap_or_else(|| random(24)),
+            flexprice_webhook_secret: given(&options.flexprice_webhook_secret).unwrap_or_else(
+                || {
+                    let key = base64::engine::general_purpose::STANDARD.encode(random(24));
+                    format!("whsec_{key}")
+                },
+            ),
+            razorpay_key_secret: given(&options.razorpay_key_secret).unwrap_or_else(|| random(24)),
+            flexprice_api_key: given(&options.flexprice_api_key)
+                .unwrap_or_else(|| format!("fp_{}", random(24))),
             razorpay_account_id: options.razorpay_account_id.clone(),
         }
     }

@@ -252,14 +252,16 @@ async fn pay_link(
         .razorpay_action(&format!("payment_links/{plink}/pay"), shuffled())
         .await?;
     let razorpay_id = text(&answer["payments"][0]).to_owned();
-    let captured = event(driver, link, "payment.captured", &razorpay_id, "captured");
-    let failed = event(
-        driver,
-        link,
-        "payment.failed",
-        &format!("{razorpay_id}F"),
-        "failed",
+    let (payment, amount) = (&link.payment, &link.payment["amount_minor"]);
+    let captured = driver.payment_event(
+        "payment.captured",
+        payment,
+        &razorpay_id,
+        amount,
+        "captured",
     );
+    let failed_id = format!("{razorpay_id}F");
+    let failed = driver.payment_event("payment.failed", payment, &failed_id, amount, "failed");
     let mut deliveries: Vec<(String, String)> = (0..plan.copies)
         .map(|i| (format!("evt_{razorpay_id}_{i}"), captured.clone()))
         .collect();
@@ -284,26 +286,6 @@ async fn pay_link(
         simulated: simulated(&answer),
         extra: deliveries.len(),
     })
-}
-
-/// A signed Razorpay event about a payment on the link, as Razorpay sends it.
-fn event(
-    driver: &Driver<'_>,
-    link: &LinkPayment,
-    name: &str,
-    razorpay_id: &str,
-    status: &str,
-) -> String {
-    let ready = &driver.stack.ready;
-    json!({"entity": "event", "account_id": driver.stack.razorpay.account_id(),
-        "event": name, "contains": ["payment"],
-        "payload": {"payment": {"entity": {"id": razorpay_id, "entity": "payment",
-            "amount": link.payment["amount_minor"], "currency": "INR", "status": status,
-            "captured": status == "captured", "error_code": (status == "failed").then_some("BAD_REQUEST_ERROR"),
-            "notes": {"flexprice_payment_id": link.payment["id"], "tenant_id": ready.tenant_id,
-                "environment_id": ready.environment_id}}}},
-        "created_at": 1764060000})
-    .to_string()
 }
 
 /// The link payment is SUCCEEDED for exactly what it asked.

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::adapters::aws::store::{
-    CancelReason, Expect, Item, ItemExt, PK, SK, STATUS, StoreError, Update, VERSION, Write, n, s,
+    CancelReason, Expect, Item, ItemExt, PK, SK, STATUS, StoreError, Update, VERSION, Write, n,
+    or_exists, s,
 };
 use crate::domain::keys::Key;
 use crate::ports::{PortFuture, Table};
@@ -44,15 +45,6 @@ fn meets(current: Option<&Item>, expect: &[Expect]) -> bool {
         Expect::Status(status) => item.str_attr(STATUS) == Some(status.as_str()),
         Expect::Version(version) => item.u64_attr(VERSION) == Some(*version),
     })
-}
-
-/// An update's conditions: at least that the item exists.
-fn update_expect(update: &Update) -> Vec<Expect> {
-    if update.expect.is_empty() {
-        vec![Expect::Exists]
-    } else {
-        update.expect.clone()
-    }
 }
 
 fn apply_update(mut item: Item, update: &Update) -> Item {
@@ -92,7 +84,7 @@ impl MemoryTable {
     fn update_now(&self, key: &Key, update: &Update) -> Result<Item, StoreError> {
         let mut items = self.items();
         let current = items.get(&id(key));
-        if !meets(current, &update_expect(update)) {
+        if !meets(current, &or_exists(update.expect.clone())) {
             return Err(StoreError::ConditionFailed {
                 current: current.cloned().map(Box::new),
             });
@@ -120,16 +112,12 @@ impl MemoryTable {
                 let (key, ok) = match write {
                     Write::Create { key, .. } => (key, !items.contains_key(&id(key))),
                     Write::Put { key, .. } => (key, true),
-                    Write::Update { key, update } => {
-                        (key, meets(items.get(&id(key)), &update_expect(update)))
-                    }
+                    Write::Update { key, update } => (
+                        key,
+                        meets(items.get(&id(key)), &or_exists(update.expect.clone())),
+                    ),
                     Write::Check { key, expect } => {
-                        let expect = if expect.is_empty() {
-                            vec![Expect::Exists]
-                        } else {
-                            expect.clone()
-                        };
-                        (key, meets(items.get(&id(key)), &expect))
+                        (key, meets(items.get(&id(key)), &or_exists(expect.clone())))
                     }
                     Write::Delete { key, expect } => (key, meets(items.get(&id(key)), expect)),
                 };

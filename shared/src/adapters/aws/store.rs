@@ -528,7 +528,7 @@ impl Store {
 }
 
 /// Conditions of a write to an existing item: at least that it exists.
-fn or_exists(mut expect: Vec<Expect>) -> Vec<Expect> {
+pub(crate) fn or_exists(mut expect: Vec<Expect>) -> Vec<Expect> {
     if expect.is_empty() {
         expect.push(Expect::Exists);
     }
