@@ -116,3 +116,72 @@ fn the_count_finds_a_long_function_and_skips_tests() {
     let found = long_functions(&text, MAX_LINES);
     assert_eq!(found, [(4, 63, "pub async fn long".to_owned())]);
 }
+
+/// A line naming a DynamoDB attribute in a string literal.
+fn names_an_attribute(line: &str) -> bool {
+    [
+        "str_attr(\"",
+        "u64_attr(\"",
+        ".name(\"",
+        "\".to_owned(), s(",
+        "\".to_owned(), n(",
+        "Item::from([(\"",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
+}
+
+/// A line touching raw items.
+fn uses_raw_items(line: &str) -> bool {
+    line.split(|c: char| !c.is_alphanumeric() && c != '_')
+        .any(|word| word == "Item" || word == "ItemExt")
+}
+
+/// Each `path:line` outside the records adapter and the store where production code names a
+/// DynamoDB attribute in a string literal, or a service touches raw items.
+fn attribute_literals(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["shared/src", "functions", "infra"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let allowed = ["adapters/aws/records.rs", "adapters/aws/store.rs"];
+    let mut found = Vec::new();
+    for file in &files {
+        let shown = file.display().to_string();
+        if allowed.iter().any(|a| shown.ends_with(a)) {
+            continue;
+        }
+        let text = fs::read_to_string(file).unwrap();
+        let code = text.split("\n#[cfg(test)]").next().unwrap_or(&text);
+        let service = shown.contains("shared/src/services/") || shown.contains("shared/src/api/");
+        for (number, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            if names_an_attribute(line) || (service && uses_raw_items(line)) {
+                found.push(format!("{shown}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn attribute_names_live_only_in_the_records_adapter() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let found = attribute_literals(&root);
+    assert!(
+        found.is_empty(),
+        "name attributes in adapters/aws/records.rs (services speak in records):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_attribute_check_sees_literals_and_raw_items() {
+    assert!(names_an_attribute(r#"item.str_attr("payment_id")"#));
+    assert!(names_an_attribute(r#"("status".to_owned(), s(x)),"#));
+    assert!(!names_an_attribute("item.str_attr(PAYMENT_ID)"));
+    assert!(uses_raw_items(
+        "use crate::adapters::aws::store::{Item, ItemExt};"
+    ));
+    assert!(!uses_raw_items("LineItem { amount }"));
+}

@@ -5,6 +5,8 @@
 //!
 //! - [`Table`]: the one DynamoDB table: reads, conditional writes, transactions. (It speaks in
 //!   items; typed records will take their place.)
+//! - [`Claims`]: claims on work that must happen once (a webhook event), with a lock that
+//!   runs out when a worker dies and a stored result for duplicates.
 //! - [`Clock`]: time, so expiry and signature tolerance can be tested without sleeping.
 
 use std::future::Future;
@@ -12,6 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::adapters::aws::idempotency::{Claim, ClaimToken, IdempotencyError, Lifetimes};
 use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
 use crate::domain::keys::Key;
 
@@ -42,6 +45,30 @@ pub trait Table: Send + Sync {
     ) -> PortFuture<'a, Result<(), StoreError>>;
     /// Writes all of `writes` or none of them.
     fn transact(&self, writes: Vec<Write>) -> PortFuture<'_, Result<(), StoreError>>;
+}
+
+/// Claims on work that must be done once: the first claim of a key acquires it (with a lock
+/// for `lifetimes.lock`); a claim while the lock holds is refused as in progress; a claim of
+/// completed work returns its stored result; another payload under the same key is refused.
+/// An expired lock or record can be claimed again; only the holder's token completes or
+/// releases a claim.
+pub trait Claims: Send + Sync {
+    fn claim<'a>(
+        &'a self,
+        key: &'a Key,
+        payload_hash: &'a str,
+        lifetimes: Lifetimes,
+    ) -> PortFuture<'a, Result<Claim, IdempotencyError>>;
+    /// Marks the claim completed with an optional result, kept for `keep` from now.
+    fn complete<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        result: Option<&'a str>,
+        keep: Duration,
+    ) -> PortFuture<'a, Result<(), IdempotencyError>>;
+    /// Gives the claim up so that a retry does the work again.
+    fn release<'a>(&'a self, token: &'a ClaimToken)
+    -> PortFuture<'a, Result<(), IdempotencyError>>;
 }
 
 pub trait Clock: Send + Sync {

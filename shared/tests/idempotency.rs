@@ -1,4 +1,6 @@
-//! Idempotency records (Powertools semantics) against the moto emulator.
+//! The contract of the `Claims` port (claims on webhook events, with Powertools' record
+//! lifecycle), run against the DynamoDB adapter on moto and against the in-memory fake: the
+//! same cases, the same answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +9,13 @@ use shared::adapters::aws::idempotency::{
     Claim, Idempotency, IdempotencyError, Lifetimes, payload_hash,
 };
 use shared::adapters::aws::store::Store;
+use shared::adapters::memory::MemoryClaims;
 use shared::domain::keys::{Key, TenantScope};
-use shared::ports::{Clock, ManualClock, SystemClock};
+use shared::ports::{Claims, Clock, ManualClock, SystemClock};
 use testkit::{CallCounter, TestEnv};
+
+/// Builds the claims under test over a clock.
+type Make = Box<dyn Fn(Arc<dyn Clock>) -> Arc<dyn Claims> + Send + Sync>;
 
 const LIFETIMES: Lifetimes = Lifetimes {
     lock: Duration::from_secs(30),
@@ -33,10 +39,8 @@ fn acquired(claim: Claim) -> shared::adapters::aws::idempotency::ClaimToken {
     }
 }
 
-#[tokio::test]
-async fn claim_complete_then_duplicate_returns_the_stored_result() {
-    let env = TestEnv::new().await;
-    let idem = Idempotency::new(env.store(), Arc::new(SystemClock));
+async fn claim_complete_then_duplicate_returns_the_stored_result(make: Make) {
+    let idem = make(Arc::new(SystemClock));
     let hash = payload_hash(b"{\"event\":\"payment.captured\"}");
     let token = acquired(idem.claim(&key("evt_1"), &hash, LIFETIMES).await.unwrap());
     idem.complete(&token, Some("job-42"), LIFETIMES.keep)
@@ -51,10 +55,8 @@ async fn claim_complete_then_duplicate_returns_the_stored_result() {
     );
 }
 
-#[tokio::test]
-async fn a_claim_in_progress_blocks_a_second_claim() {
-    let env = TestEnv::new().await;
-    let idem = Idempotency::new(env.store(), Arc::new(SystemClock));
+async fn a_claim_in_progress_blocks_a_second_claim(make: Make) {
+    let idem = make(Arc::new(SystemClock));
     let hash = payload_hash(b"a");
     acquired(idem.claim(&key("evt_2"), &hash, LIFETIMES).await.unwrap());
     let err = idem
@@ -64,10 +66,8 @@ async fn a_claim_in_progress_blocks_a_second_claim() {
     assert!(matches!(err, IdempotencyError::InProgress), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_payload_mismatch_is_refused() {
-    let env = TestEnv::new().await;
-    let idem = Idempotency::new(env.store(), Arc::new(SystemClock));
+async fn a_payload_mismatch_is_refused(make: Make) {
+    let idem = make(Arc::new(SystemClock));
     let token = acquired(
         idem.claim(&key("evt_3"), &payload_hash(b"original"), LIFETIMES)
             .await
@@ -88,11 +88,9 @@ async fn a_payload_mismatch_is_refused() {
     assert!(matches!(err, IdempotencyError::PayloadMismatch), "{err:?}");
 }
 
-#[tokio::test]
-async fn an_expired_lock_is_reclaimable_and_the_old_owner_loses_it() {
-    let env = TestEnv::new().await;
+async fn an_expired_lock_is_reclaimable_and_the_old_owner_loses_it(make: Make) {
     let clock = manual_clock();
-    let idem = Idempotency::new(env.store(), clock.clone());
+    let idem = make(clock.clone());
     let hash = payload_hash(b"p");
     let lifetimes = Lifetimes {
         lock: Duration::from_secs(5),
@@ -123,11 +121,9 @@ async fn an_expired_lock_is_reclaimable_and_the_old_owner_loses_it() {
     );
 }
 
-#[tokio::test]
-async fn an_expired_record_is_claimable_again_even_with_another_payload() {
-    let env = TestEnv::new().await;
+async fn an_expired_record_is_claimable_again_even_with_another_payload(make: Make) {
     let clock = manual_clock();
-    let idem = Idempotency::new(env.store(), clock.clone());
+    let idem = make(clock.clone());
     let lifetimes = Lifetimes {
         lock: Duration::from_secs(5),
         keep: Duration::from_secs(60),
@@ -147,21 +143,16 @@ async fn an_expired_record_is_claimable_again_even_with_another_payload() {
     );
 }
 
-#[tokio::test]
-async fn release_lets_a_retry_do_the_work_again() {
-    let env = TestEnv::new().await;
-    let idem = Idempotency::new(env.store(), Arc::new(SystemClock));
+async fn release_lets_a_retry_do_the_work_again(make: Make) {
+    let idem = make(Arc::new(SystemClock));
     let hash = payload_hash(b"r");
     let token = acquired(idem.claim(&key("evt_6"), &hash, LIFETIMES).await.unwrap());
     idem.release(&token).await.unwrap();
-    assert!(env.store().get(token.key()).await.unwrap().is_none());
     acquired(idem.claim(&key("evt_6"), &hash, LIFETIMES).await.unwrap());
 }
 
-#[tokio::test]
-async fn twenty_concurrent_claims_have_exactly_one_winner() {
-    let env = TestEnv::new().await;
-    let idem = Idempotency::new(env.store(), Arc::new(SystemClock));
+async fn twenty_concurrent_claims_have_exactly_one_winner(make: Make) {
+    let idem = make(Arc::new(SystemClock));
     let hash = payload_hash(b"race");
     let claims = (0..20).map(|_| {
         let idem = idem.clone();
@@ -179,6 +170,46 @@ async fn twenty_concurrent_claims_have_exactly_one_winner() {
     }
     assert_eq!(winners, 1);
 }
+
+/// Each case twice: on the DynamoDB adapter (moto) and on the fake.
+macro_rules! contract {
+    ($($case:ident),+ $(,)?) => {
+        mod on_dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let env = testkit::TestEnv::new().await;
+                    let store = env.store();
+                    super::$case(Box::new(move |clock| {
+                        std::sync::Arc::new(super::Idempotency::new(store.clone(), clock))
+                    }))
+                    .await;
+                }
+            )+
+        }
+        mod on_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(Box::new(|clock| {
+                        std::sync::Arc::new(super::MemoryClaims::new(clock))
+                    }))
+                    .await;
+                }
+            )+
+        }
+    };
+}
+
+contract!(
+    claim_complete_then_duplicate_returns_the_stored_result,
+    a_claim_in_progress_blocks_a_second_claim,
+    a_payload_mismatch_is_refused,
+    an_expired_lock_is_reclaimable_and_the_old_owner_loses_it,
+    an_expired_record_is_claimable_again_even_with_another_payload,
+    release_lets_a_retry_do_the_work_again,
+    twenty_concurrent_claims_have_exactly_one_winner,
+);
 
 #[tokio::test]
 async fn a_duplicate_costs_one_call() {

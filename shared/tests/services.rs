@@ -3,10 +3,14 @@
 //! local stack; these pin each decision down alone.
 
 use serde_json::{Value, json};
-use shared::adapters::aws::store::{Item, ItemExt, STATUS, VERSION, n, s};
+use shared::adapters::aws::records;
 use shared::adapters::memory::MemoryTable;
+use shared::api::views;
 use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
+use shared::domain::money::{Currency, Money};
+use shared::domain::payment::{Payment, PaymentStatus};
+use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
 use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::reconcile::{self, Applied};
@@ -59,19 +63,19 @@ async fn missing_malformed_and_unknown_keys_are_one_and_the_same_refusal() {
 
 // ---- payments ----
 
-/// A link payment as the payment service leaves it, in `status`.
+/// A link payment as the payment service leaves it, in `status`, at version 3.
 async fn stored_payment(table: &dyn Table, id: &str, status: &str) {
-    let item = Item::from([
-        ("payment_id".to_owned(), s(id)),
-        ("invoice_id".to_owned(), s("inv_1")),
-        ("amount".to_owned(), s("100.00")),
-        ("amount_minor".to_owned(), n(10000)),
-        ("currency".to_owned(), s("INR")),
-        (STATUS.to_owned(), s(status)),
-        (VERSION.to_owned(), n(3)),
-    ]);
-    table
-        .create(&scope().key("PAYMENT", id), item)
+    let inr = Currency::from_code("INR").unwrap();
+    let mut payment = Payment::new(
+        id.into(),
+        format!("key-{id}"),
+        "inv_1".into(),
+        Money::from_minor(10000, inr),
+        1_764_000_000,
+    );
+    payment.status = PaymentStatus::parse(status).unwrap();
+    payment.version = 3;
+    records::create(table, &records::payment_key(&scope(), id), &payment)
         .await
         .unwrap();
 }
@@ -101,15 +105,11 @@ fn link_ended(payment_id: &str, name: &str) -> String {
 }
 
 async fn status_of(table: &dyn Table, id: &str) -> (String, u64) {
-    let item = table
-        .get(&scope().key("PAYMENT", id))
+    let payment = records::read::<Payment>(table, &records::payment_key(&scope(), id))
         .await
         .unwrap()
         .unwrap();
-    (
-        item.str_attr(STATUS).unwrap_or_default().to_owned(),
-        item.u64_attr(VERSION).unwrap_or(0),
-    )
+    (payment.status.as_str().to_owned(), payment.version)
 }
 
 #[tokio::test]
@@ -213,8 +213,8 @@ async fn a_payment_is_read_only_through_its_own_scope() {
     let mine = payments::get(&adapters, &scope(), "fxp_mine")
         .await
         .unwrap();
-    assert_eq!(mine["payment_status"], "PENDING");
-    assert_eq!(mine["amount_minor"], 10000);
+    assert_eq!(mine.status, PaymentStatus::Pending);
+    assert_eq!(mine.amount.minor(), 10000);
     let other = TenantScope::new("globex", "live").unwrap();
     let theirs = payments::get(&adapters, &other, "fxp_mine")
         .await
@@ -233,29 +233,48 @@ async fn a_sync_status_reads_its_record_or_says_how_to_start_one() {
         .unwrap_err();
     assert_eq!(missing.status, 404);
     assert!(missing.detail.contains("POST"), "{}", missing.detail);
-    table
-        .put(
-            &scope().key("INVOICE", "inv_1"),
-            Item::from([
-                (STATUS.to_owned(), s("SYNCED")),
-                ("razorpay_invoice_id".to_owned(), s("inv_Rzp1")),
-                ("payment_url".to_owned(), s("https://rzp.io/i/x")),
-                ("amount_minor".to_owned(), n(127558)),
-                ("attempts".to_owned(), n(2)),
-            ]),
-        )
-        .await
-        .unwrap();
+    let inr = Currency::from_code("INR").unwrap();
+    let claimed = SyncChange::Claimed {
+        lease_until: 0,
+        customer_id: "cust_1".into(),
+    };
+    let synced = InvoiceSync::first("inv_1", claimed, 1).with(
+        SyncChange::Synced(MadeInvoice {
+            razorpay_invoice_id: "inv_Rzp1".into(),
+            razorpay_status: "issued".into(),
+            payment_url: Some("https://rzp.io/i/x".into()),
+            form: "itemized".into(),
+            form_reason: None,
+            amount: Money::from_minor(127558, inr),
+        }),
+        2,
+    );
+    records::put(
+        table.as_ref(),
+        &records::sync_key(&scope(), "inv_1"),
+        &synced,
+    )
+    .await
+    .unwrap();
     let view = invoice_sync::status(&adapters, &scope(), &invoice)
         .await
         .unwrap();
+    assert_eq!(view, synced);
+    let shown = views::invoice_sync(&view);
     assert_eq!(
         (
-            view["state"].as_str(),
-            view["razorpay_invoice_id"].as_str(),
-            view["amount_minor"].as_u64(),
-            view["attempts"].as_u64()
+            shown["state"].as_str(),
+            shown["razorpay_invoice_id"].as_str(),
+            shown["amount_minor"].as_u64(),
+            shown["currency"].as_str(),
+            shown["attempts"].as_u64()
         ),
-        (Some("SYNCED"), Some("inv_Rzp1"), Some(127558), Some(2))
+        (
+            Some("SYNCED"),
+            Some("inv_Rzp1"),
+            Some(127558),
+            Some("INR"),
+            Some(1)
+        )
     );
 }

@@ -9,6 +9,7 @@ use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
 use shared::api::requests::{ConnectionRequest, PaymentRequest, flexprice_id};
 use shared::api::routing::{Route, route};
+use shared::api::views;
 use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::{connection, invoice_sync, payments};
@@ -96,18 +97,21 @@ async fn respond(
         CREATE_PAYMENT => {
             payments::create(adapters, &scope, PaymentRequest::parse(content_type, body)?)
                 .await
-                .map(|created| (if created.new { 201 } else { 200 }, Some(created.payment)))
+                .map(|created| {
+                    let status = if created.new { 201 } else { 200 };
+                    (status, Some(views::payment(&created.payment)))
+                })
         }
         GET_PAYMENT => payments::get(adapters, &scope, param("payment_id"))
             .await
-            .map(|p| (200, Some(p))),
+            .map(|p| (200, Some(views::payment(&p)))),
         GET_INVOICE_SYNC => invoice_sync::status(
             adapters,
             &scope,
             &flexprice_id("invoice_id", param("invoice_id"))?,
         )
         .await
-        .map(|view| (200, Some(view))),
+        .map(|sync| (200, Some(views::invoice_sync(&sync)))),
         RETRY_INVOICE_SYNC => invoice_sync::request_sync(
             adapters,
             &scope,

@@ -145,6 +145,9 @@ pub async fn fake_adapters() -> (
     );
     let table = std::sync::Arc::new(shared::adapters::memory::MemoryTable::new());
     adapters.store = table.clone();
+    adapters.idempotency = std::sync::Arc::new(shared::adapters::memory::MemoryClaims::new(
+        adapters.clock.clone(),
+    ));
     (adapters, table)
 }
 

@@ -2,7 +2,10 @@
 //! services read the current state, ask [`PaymentStatus::on`] what an event does, and write the
 //! answer with a condition on the state they read.
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::domain::money::Money;
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +116,154 @@ impl Change {
     pub fn needs_review(self) -> bool {
         matches!(self, Change::To { review: true, .. })
     }
+}
+
+/// How a payment is collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMethod {
+    /// A Razorpay payment link made for it.
+    PaymentLink,
+    /// A payment on the Razorpay invoice its Flexprice invoice was synced to.
+    RazorpayInvoice,
+}
+
+impl PaymentMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::PaymentLink => "PAYMENT_LINK",
+            PaymentMethod::RazorpayInvoice => "RAZORPAY_INVOICE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentMethod> {
+        [PaymentMethod::PaymentLink, PaymentMethod::RazorpayInvoice]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// One failed try to pay (`payment.failed`), kept beside the payment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub razorpay_payment_id: String,
+    /// The attempt's own status, as Razorpay gave it.
+    pub status: String,
+    pub error_code: Option<String>,
+    pub error_description: Option<String>,
+    pub error_reason: Option<String>,
+    /// Epoch seconds.
+    pub at: u64,
+}
+
+/// Our payment: what was asked for which invoice, where it stands, and how to pay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// `fxp_…`, derived from the tenant and the idempotency key.
+    pub id: String,
+    pub idempotency_key: String,
+    /// What the creating request asked (to refuse the same key with another body); absent on
+    /// payments made for a Razorpay invoice's payment.
+    pub payload_hash: Option<String>,
+    pub invoice_id: String,
+    pub method: PaymentMethod,
+    /// What it asks.
+    pub amount: Money,
+    /// What has been counted on it, in the amount's subunits.
+    pub amount_paid: u64,
+    pub metadata: BTreeMap<String, String>,
+    pub status: PaymentStatus,
+    /// Bumped by every conditional write.
+    pub version: u64,
+    /// While INITIATED: until when (epoch ms) the creating request holds it.
+    pub lock_expires_at: Option<u64>,
+    /// The Razorpay link id (or Razorpay invoice id) that collects it.
+    pub gateway_tracking_id: Option<String>,
+    pub payment_url: Option<String>,
+    pub razorpay_customer_id: Option<String>,
+    pub razorpay_invoice_id: Option<String>,
+    /// For a payment on a Razorpay invoice: the Razorpay payment it records.
+    pub razorpay_payment_id: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub failure_reason: Option<String>,
+    /// Why money could not be recorded, for whoever looks.
+    pub last_error: Option<String>,
+    /// Why a person should look at it.
+    pub review: Option<String>,
+    /// Epoch seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Payment {
+    /// A new payment in `status`, at version 0, made at `now_secs`.
+    pub fn new(
+        id: String,
+        idempotency_key: String,
+        invoice_id: String,
+        amount: Money,
+        now_secs: u64,
+    ) -> Payment {
+        Payment {
+            id,
+            idempotency_key,
+            payload_hash: None,
+            invoice_id,
+            method: PaymentMethod::PaymentLink,
+            amount,
+            amount_paid: 0,
+            metadata: BTreeMap::new(),
+            status: PaymentStatus::Initiated,
+            version: 0,
+            lock_expires_at: None,
+            gateway_tracking_id: None,
+            payment_url: None,
+            razorpay_customer_id: None,
+            razorpay_invoice_id: None,
+            razorpay_payment_id: None,
+            attempts: Vec::new(),
+            failure_reason: None,
+            last_error: None,
+            review: None,
+            created_at: now_secs,
+            updated_at: now_secs,
+        }
+    }
+
+    /// An INITIATED payment whose creating request still holds it at `now_ms`.
+    pub fn is_held(&self, now_ms: u64) -> bool {
+        self.status == PaymentStatus::Initiated && self.lock_expires_at.unwrap_or(0) > now_ms
+    }
+}
+
+/// A change to a stored payment. Each is written under a condition on the payment as it was
+/// read (its version, and for some its status), so a concurrent change makes it fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentUpdate {
+    /// Another request's lock ran out: this one holds the INITIATED payment until `until_ms`.
+    LockTaken { until_ms: u64 },
+    /// The holder gave up: the lock is free at once (its retry proceeds).
+    LockReleased,
+    /// Its link exists: PENDING, payable at `payment_url`.
+    LinkMade {
+        link_id: String,
+        payment_url: String,
+        razorpay_customer_id: String,
+        razorpay_invoice_id: Option<String>,
+        at: u64,
+    },
+    /// A Razorpay payment was counted: `amount_paid` in all now.
+    Counted {
+        status: PaymentStatus,
+        amount_paid: u64,
+        review: Option<String>,
+        at: u64,
+    },
+    /// A failed try was added (the whole list as it is now).
+    AttemptRecorded { attempts: Vec<Attempt> },
+    /// Its link ended unpaid.
+    Failed { reason: String, at: u64 },
+    /// Why its money could not be recorded (no condition: a note, not a state).
+    Noted { last_error: String },
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::domain::money::Money;
+
 /// Where an invoice's sync to Razorpay stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SyncState {
@@ -127,6 +129,200 @@ pub fn records_failure(found: Option<SyncState>) -> bool {
     !found.is_some_and(SyncState::is_settled)
 }
 
+/// An invoice's sync record: the claim of the job that syncs it and what it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceSync {
+    /// The Flexprice invoice.
+    pub invoice_id: String,
+    pub state: SyncState,
+    /// Bumped by every write.
+    pub version: u64,
+    /// While SYNCING: until when (epoch ms) the claiming job holds it.
+    pub lease_until: Option<u64>,
+    /// Claims so far.
+    pub attempts: u64,
+    pub customer_id: Option<String>,
+    pub razorpay_invoice_id: Option<String>,
+    /// The Razorpay invoice's status as last seen (e.g. `issued`, `expired`).
+    pub razorpay_status: Option<String>,
+    pub payment_url: Option<String>,
+    /// How the Razorpay invoice expresses the amount: `itemized` or `balance` (and why).
+    pub form: Option<String>,
+    pub form_reason: Option<String>,
+    /// What the Razorpay invoice asks.
+    pub amount: Option<Money>,
+    pub last_error: Option<String>,
+    pub skip_reason: Option<String>,
+    pub review: Option<String>,
+    pub cancel_reason: Option<String>,
+    /// The Razorpay invoice id and URL are in the Flexprice invoice's metadata.
+    pub metadata_written: bool,
+    /// Epoch seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// What a Razorpay invoice made for a sync is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeInvoice {
+    pub razorpay_invoice_id: String,
+    pub razorpay_status: String,
+    pub payment_url: Option<String>,
+    pub form: String,
+    pub form_reason: Option<String>,
+    pub amount: Money,
+}
+
+/// A change to an invoice's sync record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncChange {
+    /// A job claims the invoice until `lease_until` (epoch ms).
+    Claimed {
+        lease_until: u64,
+        customer_id: String,
+    },
+    /// The claiming job gives the invoice up, saying why (its retry resumes at once).
+    LeaseReleased {
+        reason: String,
+    },
+    /// Its Razorpay invoice exists.
+    Synced(MadeInvoice),
+    MetadataWritten,
+    Skipped {
+        reason: String,
+        customer_id: Option<String>,
+    },
+    /// A refusal retrying will not fix.
+    Failed {
+        reason: String,
+    },
+    /// Voided in Flexprice; its Razorpay invoice (if any) is closed.
+    Cancelled {
+        razorpay_invoice_id: Option<String>,
+        razorpay_status: Option<String>,
+        reason: String,
+    },
+    /// Voided in Flexprice but paid in Razorpay.
+    Review {
+        reason: String,
+        razorpay_invoice_id: String,
+    },
+    /// Razorpay says its invoice is now `status`.
+    RazorpayStatus {
+        status: String,
+    },
+}
+
+impl InvoiceSync {
+    /// The record a first change creates (every creating change sets the state).
+    pub fn first(invoice_id: &str, change: SyncChange, now_secs: u64) -> InvoiceSync {
+        InvoiceSync {
+            invoice_id: invoice_id.to_owned(),
+            state: SyncState::Failed,
+            version: 0,
+            lease_until: None,
+            attempts: 0,
+            customer_id: None,
+            razorpay_invoice_id: None,
+            razorpay_status: None,
+            payment_url: None,
+            form: None,
+            form_reason: None,
+            amount: None,
+            last_error: None,
+            skip_reason: None,
+            review: None,
+            cancel_reason: None,
+            metadata_written: false,
+            created_at: now_secs,
+            updated_at: now_secs,
+        }
+        .with(change, now_secs)
+    }
+
+    /// A job's lease is still held at `now_ms`.
+    pub fn leased(&self, now_ms: u64) -> bool {
+        self.lease_until.unwrap_or(0) > now_ms
+    }
+
+    /// The record as the rules see it.
+    pub fn found(&self, now_ms: u64) -> Found {
+        Found {
+            state: self.state,
+            lease_live: self.leased(now_ms),
+        }
+    }
+
+    /// Its Razorpay invoice exists: SYNCED, the lease and the last error gone.
+    fn synced(mut self, made: MadeInvoice) -> InvoiceSync {
+        self.state = SyncState::Synced;
+        self.lease_until = None;
+        self.last_error = None;
+        self.razorpay_invoice_id = Some(made.razorpay_invoice_id);
+        self.razorpay_status = Some(made.razorpay_status);
+        self.form = Some(made.form);
+        self.form_reason = made.form_reason;
+        self.amount = Some(made.amount);
+        self.payment_url = made.payment_url.or(self.payment_url);
+        self
+    }
+
+    /// The record after `change` (the version is the store's to bump).
+    pub fn with(mut self, change: SyncChange, now_secs: u64) -> InvoiceSync {
+        self.updated_at = now_secs;
+        match change {
+            SyncChange::Claimed {
+                lease_until,
+                customer_id,
+            } => {
+                self.state = SyncState::Syncing;
+                self.lease_until = Some(lease_until);
+                self.attempts += 1;
+                self.customer_id = Some(customer_id);
+            }
+            SyncChange::LeaseReleased { reason } => {
+                self.lease_until = None;
+                self.last_error = Some(reason);
+            }
+            SyncChange::Synced(made) => return self.synced(made),
+            SyncChange::MetadataWritten => self.metadata_written = true,
+            SyncChange::Skipped {
+                reason,
+                customer_id,
+            } => {
+                self.state = SyncState::Skipped;
+                self.skip_reason = Some(reason);
+                self.customer_id = customer_id.or(self.customer_id);
+            }
+            SyncChange::Failed { reason } => {
+                self.state = SyncState::Failed;
+                self.lease_until = None;
+                self.last_error = Some(reason);
+            }
+            SyncChange::Cancelled {
+                razorpay_invoice_id,
+                razorpay_status,
+                reason,
+            } => {
+                self.state = SyncState::Cancelled;
+                self.razorpay_invoice_id = razorpay_invoice_id.or(self.razorpay_invoice_id);
+                self.razorpay_status = razorpay_status.or(self.razorpay_status);
+                self.cancel_reason = Some(reason);
+            }
+            SyncChange::Review {
+                reason,
+                razorpay_invoice_id,
+            } => {
+                self.state = SyncState::Review;
+                self.review = Some(reason);
+                self.razorpay_invoice_id = Some(razorpay_invoice_id);
+            }
+            SyncChange::RazorpayStatus { status } => self.razorpay_status = Some(status),
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::SyncState::*;
@@ -177,6 +373,65 @@ mod tests {
         }
         assert!(records_failure(None));
         assert!(!records_failure(Some(Synced)));
+    }
+
+    #[test]
+    fn a_claim_then_a_release_then_success_clear_the_lease_and_the_error() {
+        let claimed = InvoiceSync::first(
+            "inv_1",
+            SyncChange::Claimed {
+                lease_until: 2_000,
+                customer_id: "cust_1".into(),
+            },
+            1,
+        );
+        assert_eq!((claimed.state, claimed.attempts), (Syncing, 1));
+        assert!(claimed.leased(1_999) && !claimed.leased(2_000));
+        let released = claimed.with(
+            SyncChange::LeaseReleased {
+                reason: "Razorpay: 503".into(),
+            },
+            2,
+        );
+        assert!(!released.leased(0));
+        assert_eq!(released.found(0).state, Syncing);
+        let inr = crate::domain::money::Currency::from_code("INR").unwrap();
+        let synced = released.with(
+            SyncChange::Synced(MadeInvoice {
+                razorpay_invoice_id: "inv_R".into(),
+                razorpay_status: "issued".into(),
+                payment_url: Some("https://rzp.io/i/R".into()),
+                form: "itemized".into(),
+                form_reason: None,
+                amount: Money::from_minor(100_000, inr),
+            }),
+            3,
+        );
+        assert_eq!(synced.state, Synced);
+        assert_eq!((synced.last_error, synced.lease_until), (None, None));
+        assert_eq!(synced.customer_id.as_deref(), Some("cust_1"));
+        assert_eq!(synced.attempts, 1);
+    }
+
+    #[test]
+    fn a_skip_keeps_what_it_does_not_name() {
+        let failed = InvoiceSync::first(
+            "inv_1",
+            SyncChange::Failed {
+                reason: "refused".into(),
+            },
+            1,
+        );
+        let skipped = failed.with(
+            SyncChange::Skipped {
+                reason: "paid".into(),
+                customer_id: None,
+            },
+            2,
+        );
+        assert_eq!(skipped.state, Skipped);
+        assert_eq!(skipped.last_error.as_deref(), Some("refused"));
+        assert_eq!((skipped.created_at, skipped.updated_at), (1, 2));
     }
 
     #[test]

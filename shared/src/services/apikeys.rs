@@ -11,17 +11,15 @@
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::adapters::aws::store::{Expect, Item, ItemExt, STATUS, StoreError, Update, Write, n, s};
+use crate::adapters::aws::records::{self, ApiKey, ApiKeyRef, Record};
+use crate::adapters::aws::store::{StoreError, Write};
 use crate::api::problem::Problem;
-use crate::domain::keys::{Key, ScopeError, TenantScope};
+use crate::domain::keys::{ScopeError, TenantScope};
 use crate::domain::secret::Secret;
 use crate::ports::Clock;
 use crate::ports::Table;
 
 const PREFIX: &str = "fxr_";
-const ACTIVE: &str = "ACTIVE";
-const REVOKED: &str = "REVOKED";
-const KIND: &str = "APIKEY";
 
 #[derive(Debug, Error)]
 pub enum ApiKeyError {
@@ -60,13 +58,6 @@ pub fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn global_key(hash: &str) -> Key {
-    Key {
-        pk: format!("{KIND}#{hash}"),
-        sk: KIND.to_owned(),
-    }
-}
-
 /// The public id of a key: the first 16 hex digits of its hash (safe to show and log).
 pub fn key_id(hash: &str) -> String {
     hash[..16].to_owned()
@@ -89,30 +80,30 @@ pub async fn create(
     let key = key.unwrap_or_else(generate);
     let hash = hash(&key);
     let key_id = key_id(&hash);
-    let created = n(clock.now_secs());
-    let record = Item::from([
-        ("tenant_id".to_owned(), s(scope.tenant_id())),
-        ("environment_id".to_owned(), s(scope.environment_id())),
-        (STATUS.to_owned(), s(ACTIVE)),
-        ("key_id".to_owned(), s(&key_id)),
-        ("label".to_owned(), s(label)),
-        ("created_at".to_owned(), created.clone()),
-    ]);
-    let reference = Item::from([
-        ("hash".to_owned(), s(&hash)),
-        (STATUS.to_owned(), s(ACTIVE)),
-        ("label".to_owned(), s(label)),
-        ("created_at".to_owned(), created),
-    ]);
+    let created_at = clock.now_secs();
+    let record = ApiKey {
+        tenant_id: scope.tenant_id().to_owned(),
+        environment_id: scope.environment_id().to_owned(),
+        active: true,
+        key_id: key_id.clone(),
+        label: label.to_owned(),
+        created_at,
+    };
+    let reference = ApiKeyRef {
+        hash: hash.clone(),
+        active: true,
+        label: label.to_owned(),
+        created_at,
+    };
     store
         .transact(vec![
             Write::Create {
-                key: global_key(&hash),
-                attrs: record,
+                key: records::api_key_key(&hash),
+                attrs: record.to_item(),
             },
             Write::Create {
-                key: scope.key(KIND, &key_id),
-                attrs: reference,
+                key: records::api_key_ref_key(scope, &key_id),
+                attrs: reference.to_item(),
             },
         ])
         .await?;
@@ -131,22 +122,13 @@ pub async fn authenticate(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(ApiKeyError::Unauthorized)?;
-    let record = store
-        .get(&global_key(&hash(key)))
-        .await?
-        .ok_or(ApiKeyError::Unauthorized)?;
-    if record.str_attr(STATUS) != Some(ACTIVE) {
-        return Err(ApiKeyError::Unauthorized);
-    }
-    match (
-        record.str_attr("tenant_id"),
-        record.str_attr("environment_id"),
-    ) {
-        (Some(tenant), Some(environment)) => {
-            TenantScope::new(tenant, environment).map_err(|_| ApiKeyError::Unauthorized)
-        }
-        _ => Err(ApiKeyError::Unauthorized),
-    }
+    let record = match records::read::<ApiKey>(store, &records::api_key_key(&hash(key))).await {
+        Ok(Some(record)) if record.active => record,
+        Ok(_) | Err(StoreError::Malformed { .. }) => return Err(ApiKeyError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    };
+    TenantScope::new(&record.tenant_id, &record.environment_id)
+        .map_err(|_| ApiKeyError::Unauthorized)
 }
 
 /// Revokes the key `key_id` of `scope`; from then on it authenticates nothing.
@@ -155,33 +137,21 @@ pub async fn revoke(
     scope: &TenantScope,
     key_id: &str,
 ) -> Result<(), ApiKeyError> {
-    let reference_key = scope.key(KIND, key_id);
-    let reference = store
-        .get(&reference_key)
+    let reference_key = records::api_key_ref_key(scope, key_id);
+    let reference = records::read::<ApiKeyRef>(store, &reference_key)
         .await?
         .ok_or_else(|| ApiKeyError::NotFound {
             key_id: key_id.to_owned(),
         })?;
-    let hash = reference
-        .str_attr("hash")
-        .ok_or_else(|| ApiKeyError::NotFound {
-            key_id: key_id.to_owned(),
-        })?
-        .to_owned();
-    let revoke = || Update {
-        expect: vec![Expect::Exists],
-        set: Item::from([(STATUS.to_owned(), s(REVOKED))]),
-        ..Update::default()
-    };
     store
         .transact(vec![
             Write::Update {
-                key: global_key(&hash),
-                update: revoke(),
+                key: records::api_key_key(&reference.hash),
+                update: records::api_key_revoked(),
             },
             Write::Update {
                 key: reference_key,
-                update: revoke(),
+                update: records::api_key_revoked(),
             },
         ])
         .await?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::records::ConnectionSettings;
+use crate::adapters::aws::records::{self, ConnectionSettings};
 use crate::adapters::aws::secrets::SecretsError;
 use crate::adapters::aws::store::StoreError;
 use crate::adapters::config::Config;
@@ -269,11 +269,13 @@ pub async fn put(
         .await
         .map_err(|e| secrets_problem(&e))?;
     let settings = settings_of(&request, now);
-    adapters
-        .store
-        .put(&ConnectionSettings::key(scope), settings.to_item())
-        .await
-        .map_err(|e| store_problem(&e))?;
+    records::put(
+        adapters.store.as_ref(),
+        &ConnectionSettings::key(scope),
+        &settings,
+    )
+    .await
+    .map_err(|e| store_problem(&e))?;
     // The view is built from what was just written: no read back.
     Ok((existing.is_none(), view(&settings, Some(&stored), now)))
 }
@@ -363,12 +365,9 @@ async fn stored_settings(
     adapters: &Adapters,
     scope: &TenantScope,
 ) -> Result<Option<ConnectionSettings>, Problem> {
-    let item = adapters
-        .store
-        .get(&ConnectionSettings::key(scope))
+    records::read::<ConnectionSettings>(adapters.store.as_ref(), &ConnectionSettings::key(scope))
         .await
-        .map_err(|e| store_problem(&e))?;
-    Ok(item.as_ref().map(ConnectionSettings::from_item))
+        .map_err(|e| store_problem(&e))
 }
 
 /// Whether invoice outbound sync is on; `None` when the scope is not connected.

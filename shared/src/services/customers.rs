@@ -8,7 +8,8 @@
 
 use thiserror::Error;
 
-use crate::adapters::aws::store::{CancelReason, Item, ItemExt, StoreError, Write, s};
+use crate::adapters::aws::records::{self, CustomerMapping, Made, RazorpayCustomerMapping, Record};
+use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceError};
 use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
@@ -16,11 +17,6 @@ use crate::api::problem::Problem;
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::{Key, TenantScope};
 use crate::ports::Table;
-
-const FORWARD: &str = "CUSTOMER";
-const BACKWARD: &str = "RZP_CUSTOMER";
-const RAZORPAY_ID: &str = "razorpay_customer_id";
-const FLEXPRICE_ID: &str = "flexprice_customer_id";
 
 #[derive(Debug, Error)]
 pub enum CustomerSyncError {
@@ -99,7 +95,7 @@ pub async fn ensure(
     scope: &TenantScope,
     flexprice_customer_id: &str,
 ) -> Result<Synced, CustomerSyncError> {
-    let forward = scope.key(FORWARD, flexprice_customer_id);
+    let forward = records::customer_key(scope, flexprice_customer_id);
     if let Some(id) = mapped(store, &forward).await? {
         return Ok(Synced::Mapped(id));
     }
@@ -109,12 +105,9 @@ pub async fn ensure(
 
 /// The Razorpay customer a mapping item names, if it exists.
 async fn mapped(store: &dyn Table, forward: &Key) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .get(forward)
+    Ok(records::read::<CustomerMapping>(store, forward)
         .await?
-        .as_ref()
-        .and_then(|m| m.str_attr(RAZORPAY_ID))
-        .map(str::to_owned))
+        .map(|m| m.razorpay_customer_id))
 }
 
 /// The Flexprice customer, created in Razorpay (`fail_existing: "0"`: Razorpay answers the
@@ -166,15 +159,21 @@ async fn store_mapping(
     flexprice_customer_id: &str,
     razorpay_id: String,
 ) -> Result<Synced, CustomerSyncError> {
+    let mapping = CustomerMapping {
+        razorpay_customer_id: razorpay_id.clone(),
+    };
+    let backward = RazorpayCustomerMapping {
+        flexprice_customer_id: flexprice_customer_id.to_owned(),
+    };
     let result = store
         .transact(vec![
             Write::Create {
                 key: forward.clone(),
-                attrs: Item::from([(RAZORPAY_ID.to_owned(), s(&razorpay_id))]),
+                attrs: mapping.to_item(),
             },
             Write::Create {
-                key: scope.key(BACKWARD, &razorpay_id),
-                attrs: Item::from([(FLEXPRICE_ID.to_owned(), s(flexprice_customer_id))]),
+                key: records::razorpay_customer_key(scope, &razorpay_id),
+                attrs: backward.to_item(),
             },
         ])
         .await;
@@ -191,15 +190,8 @@ async fn store_mapping(
     // Only the backward item exists: another Flexprice customer with the same email and
     // contact maps to this Razorpay customer already. Map this one forward alone.
     tracing::warn!(razorpay_customer = %razorpay_id, "two Flexprice customers share one Razorpay customer (same email and contact)");
-    let attrs = Item::from([(RAZORPAY_ID.to_owned(), s(&razorpay_id))]);
-    match store.create(forward, attrs).await {
-        Ok(()) => Ok(Synced::Created(razorpay_id)),
-        Err(StoreError::AlreadyExists { existing }) => Ok(Synced::Adopted(
-            existing
-                .as_ref()
-                .and_then(|m| m.str_attr(RAZORPAY_ID))
-                .map_or(razorpay_id, str::to_owned),
-        )),
-        Err(e) => Err(e.into()),
+    match records::create_or_read(store, forward, &mapping).await? {
+        Made::New(_) => Ok(Synced::Created(razorpay_id)),
+        Made::Existing(winner) => Ok(Synced::Adopted(winner.razorpay_customer_id)),
     }
 }

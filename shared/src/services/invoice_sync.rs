@@ -14,9 +14,8 @@ use std::ops::ControlFlow;
 use serde_json::{Value, json};
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::store::{
-    Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
-};
+use crate::adapters::aws::records::{self, InvoiceRef, Record};
+use crate::adapters::aws::store::{StoreError, Write};
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{Invoice, InvoiceAmounts};
 use crate::adapters::razorpay::RazorpayError;
@@ -31,21 +30,11 @@ use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sync::{
-    CancelStart, Found, SyncStart, SyncState, on_cancel, on_sync, records_failure,
+    CancelStart, Found, InvoiceSync, MadeInvoice, SyncChange, SyncStart, on_cancel, on_sync,
+    records_failure,
 };
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
-
-pub const KIND: &str = "INVOICE";
-/// The reverse mapping: Razorpay invoice id → Flexprice invoice id.
-pub const REVERSE_KIND: &str = "RZP_INVOICE";
-
-const SYNCING: &str = SyncState::Syncing.as_str();
-const SYNCED: &str = SyncState::Synced.as_str();
-const FAILED: &str = SyncState::Failed.as_str();
-const SKIPPED: &str = SyncState::Skipped.as_str();
-const CANCELLED: &str = SyncState::Cancelled.as_str();
-const REVIEW: &str = SyncState::Review.as_str();
 
 /// How long one sync may hold an invoice before another may take it over.
 const LEASE_MS: u64 = 60_000;
@@ -213,89 +202,62 @@ pub enum Cancelled {
     FlaggedForReview,
 }
 
-/// A sync holds the invoice and its lease has not run out.
-fn leased(item: &Item, adapters: &Adapters) -> bool {
-    item.u64_attr("lease_until").unwrap_or(0) > adapters.clock.now_millis()
+fn found(current: Option<&InvoiceSync>, adapters: &Adapters) -> Option<Found> {
+    current.map(|sync| sync.found(adapters.clock.now_millis()))
 }
 
-/// The record's state as the rules see it (a state this code does not know counts as a
-/// failed attempt: the next job looks the Razorpay invoice up before creating one).
-fn found(item: Option<&Item>, adapters: &Adapters) -> Option<Found> {
-    item.map(|item| Found {
-        state: item
-            .str_attr(STATUS)
-            .and_then(SyncState::parse)
-            .unwrap_or(SyncState::Failed),
-        lease_live: leased(item, adapters),
-    })
-}
-
-fn mapping_key(scope: &TenantScope, invoice_id: &str) -> Key {
-    scope.key(KIND, invoice_id)
-}
-
-/// Writes `set` onto the mapping: creates it when `current` is `None`, otherwise updates it
-/// if it has not changed since it was read. A lost race is retryable: the redelivery decides
-/// again from what won.
+/// Writes `change` onto the sync record: creates it when `current` is `None`, otherwise
+/// updates it if it has not changed since it was read. A lost race is retryable: the
+/// redelivery decides again from what won.
 async fn write_state(
     adapters: &Adapters,
     key: &Key,
-    current: Option<&Item>,
-    mut set: Item,
-) -> Result<Item, Failure> {
+    invoice_id: &str,
+    current: Option<&InvoiceSync>,
+    change: SyncChange,
+) -> Result<InvoiceSync, Failure> {
     let now = adapters.clock.now_secs();
-    set.insert("updated_at".to_owned(), n(now));
-    let raced = |e: StoreError| match e {
-        StoreError::AlreadyExists { .. } | StoreError::ConditionFailed { .. } => {
-            Failure::retryable("the invoice's sync record changed meanwhile")
-        }
-        other => Failure::retryable(other),
+    let next = match current {
+        None => InvoiceSync::first(invoice_id, change, now),
+        Some(sync) => sync.clone().with(change, now),
     };
-    match current {
-        None => {
-            set.insert(VERSION.to_owned(), n(0));
-            set.insert("created_at".to_owned(), n(now));
-            adapters
-                .store
-                .create(key, set.clone())
-                .await
-                .map_err(raced)?;
-            Ok(set)
-        }
-        Some(item) => {
-            let update = Update {
-                expect: vec![Expect::Version(item.u64_attr(VERSION).unwrap_or(0))],
-                set,
-                bump_version: true,
-                ..Update::default()
-            };
-            adapters.store.update(key, &update).await.map_err(raced)
-        }
-    }
-}
-
-fn skip_attrs(reason: &str, invoice: Option<&Invoice>) -> Item {
-    let mut set = Item::from([
-        (STATUS.to_owned(), s(SKIPPED)),
-        ("skip_reason".to_owned(), s(reason)),
-    ]);
-    if let Some(invoice) = invoice {
-        set.insert("customer_id".to_owned(), s(&invoice.customer_id));
-    }
-    set
+    records::save_sync(adapters.store.as_ref(), key, current, &next)
+        .await
+        .map_err(|e| match e {
+            StoreError::AlreadyExists { .. } | StoreError::ConditionFailed { .. } => {
+                Failure::retryable("the invoice's sync record changed meanwhile")
+            }
+            other => Failure::retryable(other),
+        })
 }
 
 /// Records a skip, unless the mapping shows more than a skip or failure already.
 async fn skip(
     adapters: &Adapters,
-    key: &Key,
-    current: Option<&Item>,
+    at: &SyncAt<'_>,
     reason: String,
     invoice: Option<&Invoice>,
 ) -> Result<Synced, Failure> {
     tracing::info!(%reason, "invoice sync skipped");
-    write_state(adapters, key, current, skip_attrs(&reason, invoice)).await?;
+    let change = SyncChange::Skipped {
+        reason: reason.clone(),
+        customer_id: invoice.map(|i| i.customer_id.clone()),
+    };
+    at.write(adapters, change).await?;
     Ok(Synced::Skipped { reason })
+}
+
+/// An invoice's sync record as a job read it: where it is and what it was.
+struct SyncAt<'a> {
+    key: &'a Key,
+    invoice_id: &'a str,
+    current: Option<&'a InvoiceSync>,
+}
+
+impl SyncAt<'_> {
+    async fn write(&self, adapters: &Adapters, change: SyncChange) -> Result<InvoiceSync, Failure> {
+        write_state(adapters, self.key, self.invoice_id, self.current, change).await
+    }
 }
 
 fn failure_from_razorpay(e: RazorpayError) -> Failure {
@@ -321,17 +283,23 @@ pub async fn sync(
     scope: &TenantScope,
     invoice_id: &str,
 ) -> Result<Synced, Failure> {
-    let key = mapping_key(scope, invoice_id);
+    let key = records::sync_key(scope, invoice_id);
     let result = sync_once(adapters, scope, invoice_id, &key).await;
     if let Err(Failure::Permanent(reason)) = &result {
-        let current = adapters.store.get(&key).await.ok().flatten();
-        if records_failure(found(current.as_ref(), adapters).map(|f| f.state)) {
-            let set = Item::from([
-                (STATUS.to_owned(), s(FAILED)),
-                ("lease_until".to_owned(), n(0)),
-                ("last_error".to_owned(), s(reason)),
-            ]);
-            if let Err(e) = write_state(adapters, &key, current.as_ref(), set).await {
+        let current = records::read::<InvoiceSync>(adapters.store.as_ref(), &key)
+            .await
+            .ok()
+            .flatten();
+        if records_failure(current.as_ref().map(|c| c.state)) {
+            let at = SyncAt {
+                key: &key,
+                invoice_id,
+                current: current.as_ref(),
+            };
+            let change = SyncChange::Failed {
+                reason: reason.clone(),
+            };
+            if let Err(e) = at.write(adapters, change).await {
                 tracing::warn!(error = %e, "could not record the sync failure");
             }
         }
@@ -347,18 +315,24 @@ async fn sync_once(
     invoice_id: &str,
     key: &Key,
 ) -> Result<Synced, Failure> {
-    let current = adapters.store.get(key).await.map_err(Failure::retryable)?;
+    let current = records::read::<InvoiceSync>(adapters.store.as_ref(), key)
+        .await
+        .map_err(Failure::retryable)?;
+    let at = SyncAt {
+        key,
+        invoice_id,
+        current: current.as_ref(),
+    };
     let clients = connection::job_clients(adapters, scope).await?;
-    let resumed = match start(adapters, &clients, key, current.as_ref(), invoice_id).await? {
+    let resumed = match start(adapters, &clients, &at).await? {
         ControlFlow::Continue(resumed) => resumed,
         ControlFlow::Break(done) => return Ok(done),
     };
-    let (invoice, amounts) =
-        match eligible(adapters, scope, &clients, key, current.as_ref(), invoice_id).await? {
-            ControlFlow::Continue(found) => found,
-            ControlFlow::Break(done) => return Ok(done),
-        };
-    let claimed = claim(adapters, key, current.as_ref(), &invoice).await?;
+    let (invoice, amounts) = match eligible(adapters, scope, &clients, &at).await? {
+        ControlFlow::Continue(found) => found,
+        ControlFlow::Break(done) => return Ok(done),
+    };
+    let claimed = claim(adapters, &at, &invoice).await?;
     let created = create(
         adapters,
         scope,
@@ -379,15 +353,10 @@ async fn sync_once(
     });
     match created {
         Ok((razorpay, form)) => {
-            let synced = SyncedInvoice {
-                razorpay: &razorpay,
-                form: &form,
-                amounts: &amounts,
-                invoice_id,
-            };
-            let stored = record_synced(adapters, scope, key, &claimed, synced).await?;
+            let made = made_invoice(&razorpay, &form, &amounts);
+            let stored = record_synced(adapters, scope, key, &claimed, made).await?;
             tracing::info!(razorpay_invoice_id = %razorpay.id, form = form.name(), "invoice synced to Razorpay");
-            write_metadata(adapters, &clients, key, &stored, invoice_id).await?;
+            write_metadata(adapters, &clients, key, &stored).await?;
             Ok(Synced::Created {
                 razorpay_invoice_id: razorpay.id,
             })
@@ -405,20 +374,14 @@ async fn sync_once(
 async fn start(
     adapters: &Adapters,
     clients: &Clients,
-    key: &Key,
-    current: Option<&Item>,
-    invoice_id: &str,
+    at: &SyncAt<'_>,
 ) -> Result<ControlFlow<Synced, bool>, Failure> {
-    let found = found(current, adapters);
-    match (on_sync(found), current) {
-        (SyncStart::AlreadySynced, Some(item)) => {
-            let razorpay_invoice_id = item
-                .str_attr("razorpay_invoice_id")
-                .unwrap_or_default()
-                .to_owned();
-            write_metadata(adapters, clients, key, item, invoice_id).await?;
+    let found = found(at.current, adapters);
+    match (on_sync(found), at.current) {
+        (SyncStart::AlreadySynced, Some(sync)) => {
+            write_metadata(adapters, clients, at.key, sync).await?;
             Ok(ControlFlow::Break(Synced::AlreadySynced {
-                razorpay_invoice_id,
+                razorpay_invoice_id: sync.razorpay_invoice_id.clone().unwrap_or_default(),
             }))
         }
         (SyncStart::Closed, _) => Ok(ControlFlow::Break(Synced::Skipped {
@@ -454,9 +417,7 @@ async fn eligible(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
-    key: &Key,
-    current: Option<&Item>,
-    invoice_id: &str,
+    at: &SyncAt<'_>,
 ) -> Result<ControlFlow<Synced, (Invoice, InvoiceAmounts)>, Failure> {
     let outbound = connection::outbound_sync(adapters, scope)
         .await
@@ -464,15 +425,15 @@ async fn eligible(
         .unwrap_or(false);
     if !outbound {
         let reason = "invoice outbound sync is off for this connection".to_owned();
-        return skip(adapters, key, current, reason, None)
+        return skip(adapters, at, reason, None)
             .await
             .map(ControlFlow::Break);
     }
-    let invoice = match clients.flexprice.get_invoice(invoice_id).await {
+    let invoice = match clients.flexprice.get_invoice(at.invoice_id).await {
         Ok(invoice) => invoice,
         Err(FlexpriceError::Api { status: 404, .. }) => {
-            let reason = format!("Flexprice has no invoice {invoice_id}");
-            return skip(adapters, key, current, reason, None)
+            let reason = format!("Flexprice has no invoice {}", at.invoice_id);
+            return skip(adapters, at, reason, None)
                 .await
                 .map(ControlFlow::Break);
         }
@@ -480,7 +441,7 @@ async fn eligible(
     };
     let amounts = invoice.amounts().map_err(Failure::permanent)?;
     if let Some(reason) = unsyncable(&invoice, &amounts) {
-        return skip(adapters, key, current, reason, Some(&invoice))
+        return skip(adapters, at, reason, Some(&invoice))
             .await
             .map(ControlFlow::Break);
     }
@@ -491,32 +452,29 @@ async fn eligible(
 /// create the Razorpay invoice.
 async fn claim(
     adapters: &Adapters,
-    key: &Key,
-    current: Option<&Item>,
+    at: &SyncAt<'_>,
     invoice: &Invoice,
-) -> Result<Item, Failure> {
-    let attempts = current.and_then(|i| i.u64_attr("attempts")).unwrap_or(0) + 1;
-    let lease_until = adapters.clock.now_millis() + LEASE_MS;
-    write_state(
-        adapters,
-        key,
-        current,
-        Item::from([
-            (STATUS.to_owned(), s(SYNCING)),
-            ("lease_until".to_owned(), n(lease_until)),
-            ("attempts".to_owned(), n(attempts)),
-            ("customer_id".to_owned(), s(&invoice.customer_id)),
-        ]),
-    )
-    .await
+) -> Result<InvoiceSync, Failure> {
+    let change = SyncChange::Claimed {
+        lease_until: adapters.clock.now_millis() + LEASE_MS,
+        customer_id: invoice.customer_id.clone(),
+    };
+    at.write(adapters, change).await
 }
 
 /// What a successful create made.
-struct SyncedInvoice<'a> {
-    razorpay: &'a RazorpayInvoice,
-    form: &'a Form,
-    amounts: &'a InvoiceAmounts,
-    invoice_id: &'a str,
+fn made_invoice(razorpay: &RazorpayInvoice, form: &Form, amounts: &InvoiceAmounts) -> MadeInvoice {
+    MadeInvoice {
+        razorpay_invoice_id: razorpay.id.clone(),
+        razorpay_status: razorpay.status.as_str().to_owned(),
+        payment_url: razorpay.short_url.clone(),
+        form: form.name().to_owned(),
+        form_reason: match form {
+            Form::Balance { reason } => Some(reason.clone()),
+            Form::Itemized => None,
+        },
+        amount: amounts.remaining,
+    }
 }
 
 /// SYNCED, with the reverse mapping, in one transaction under the claim; returns the record as
@@ -525,66 +483,46 @@ async fn record_synced(
     adapters: &Adapters,
     scope: &TenantScope,
     key: &Key,
-    claimed: &Item,
-    synced: SyncedInvoice<'_>,
-) -> Result<Item, Failure> {
-    let SyncedInvoice {
-        razorpay,
-        form,
-        amounts,
-        invoice_id,
-    } = synced;
-    let mut set = Item::from([
-        (STATUS.to_owned(), s(SYNCED)),
-        ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-        ("razorpay_status".to_owned(), s(razorpay.status.as_str())),
-        ("form".to_owned(), s(form.name())),
-        ("amount_minor".to_owned(), n(amounts.remaining.minor())),
-        ("currency".to_owned(), s(amounts.currency.code())),
-        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-    ]);
-    if let Form::Balance { reason } = form {
-        set.insert("form_reason".to_owned(), s(reason));
-    }
-    if let Some(url) = &razorpay.short_url {
-        set.insert("payment_url".to_owned(), s(url));
-    }
-    let version = claimed.u64_attr(VERSION).unwrap_or(0);
-    let mut stored = claimed.clone();
-    stored.extend(set.clone());
-    stored.remove("lease_until");
-    stored.remove("last_error");
-    stored.insert(VERSION.to_owned(), n(version + 1));
+    claimed: &InvoiceSync,
+    made: MadeInvoice,
+) -> Result<InvoiceSync, Failure> {
+    let reverse = InvoiceRef {
+        invoice_id: claimed.invoice_id.clone(),
+    };
+    let reverse_key = records::razorpay_invoice_key(scope, &made.razorpay_invoice_id);
+    let mut synced = claimed
+        .clone()
+        .with(SyncChange::Synced(made), adapters.clock.now_secs());
     adapters
         .store
         .transact(vec![
             Write::Update {
                 key: key.clone(),
-                update: Update {
-                    expect: vec![Expect::Status(SYNCING.into()), Expect::Version(version)],
-                    set,
-                    remove: vec!["lease_until".into(), "last_error".into()],
-                    bump_version: true,
-                },
+                update: records::sync_update(claimed, &synced),
             },
             Write::Put {
-                key: scope.key(REVERSE_KIND, &razorpay.id),
-                attrs: Item::from([("invoice_id".to_owned(), s(invoice_id))]),
+                key: reverse_key,
+                attrs: reverse.to_item(),
             },
         ])
         .await
         .map_err(|e| Failure::retryable(format!("could not record the sync: {e}")))?;
-    Ok(stored)
+    synced.version += 1;
+    Ok(synced)
 }
 
 /// Frees the lease so that the redelivery resumes at once (and looks the invoice up first:
 /// this attempt may have created it).
-async fn release_lease(adapters: &Adapters, key: &Key, claimed: &Item, reason: &str) {
-    let set = Item::from([
-        ("lease_until".to_owned(), n(0)),
-        ("last_error".to_owned(), s(reason)),
-    ]);
-    let _ = write_state(adapters, key, Some(claimed), set).await;
+async fn release_lease(adapters: &Adapters, key: &Key, claimed: &InvoiceSync, reason: &str) {
+    let at = SyncAt {
+        key,
+        invoice_id: &claimed.invoice_id,
+        current: Some(claimed),
+    };
+    let change = SyncChange::LeaseReleased {
+        reason: reason.to_owned(),
+    };
+    let _ = at.write(adapters, change).await;
 }
 
 /// The Razorpay invoice for a Flexprice invoice: `receipt` = its id (how a resumed sync finds
@@ -691,31 +629,29 @@ async fn write_metadata(
     adapters: &Adapters,
     clients: &Clients,
     key: &Key,
-    mapping: &Item,
-    invoice_id: &str,
+    sync: &InvoiceSync,
 ) -> Result<(), Failure> {
-    if mapping.str_attr("metadata_written").is_some() {
+    if sync.metadata_written {
         return Ok(());
     }
     let mut keys = BTreeMap::new();
-    if let Some(id) = mapping.str_attr("razorpay_invoice_id") {
-        keys.insert("razorpay_invoice_id".to_owned(), id.to_owned());
+    if let Some(id) = &sync.razorpay_invoice_id {
+        keys.insert("razorpay_invoice_id".to_owned(), id.clone());
     }
-    if let Some(url) = mapping.str_attr("payment_url") {
-        keys.insert("razorpay_payment_url".to_owned(), url.to_owned());
+    if let Some(url) = &sync.payment_url {
+        keys.insert("razorpay_payment_url".to_owned(), url.clone());
     }
     clients
         .flexprice
-        .merge_invoice_metadata(invoice_id, &keys)
+        .merge_invoice_metadata(&sync.invoice_id, &keys)
         .await
         .map_err(failure_from_flexprice)?;
-    write_state(
-        adapters,
+    let at = SyncAt {
         key,
-        Some(mapping),
-        Item::from([("metadata_written".to_owned(), s("yes"))]),
-    )
-    .await?;
+        invoice_id: &sync.invoice_id,
+        current: Some(sync),
+    };
+    at.write(adapters, SyncChange::MetadataWritten).await?;
     Ok(())
 }
 
@@ -726,8 +662,10 @@ pub async fn cancel(
     scope: &TenantScope,
     invoice_id: &str,
 ) -> Result<Cancelled, Failure> {
-    let key = mapping_key(scope, invoice_id);
-    let current = adapters.store.get(&key).await.map_err(Failure::retryable)?;
+    let key = records::sync_key(scope, invoice_id);
+    let current = records::read::<InvoiceSync>(adapters.store.as_ref(), &key)
+        .await
+        .map_err(Failure::retryable)?;
     match on_cancel(found(current.as_ref(), adapters)) {
         CancelStart::Nothing => return Ok(Cancelled::NothingToCancel),
         CancelStart::Busy => {
@@ -738,16 +676,18 @@ pub async fn cancel(
         CancelStart::Begin => {}
     }
     let clients = connection::job_clients(adapters, scope).await?;
-    let record = |set: Item| write_state(adapters, &key, current.as_ref(), set);
+    let at = SyncAt {
+        key: &key,
+        invoice_id,
+        current: current.as_ref(),
+    };
     let Some(razorpay) = razorpay_invoice_of(&clients, current.as_ref(), invoice_id).await? else {
-        record(Item::from([
-            (STATUS.to_owned(), s(CANCELLED)),
-            (
-                "cancel_reason".to_owned(),
-                s("voided in Flexprice before a Razorpay invoice existed"),
-            ),
-        ]))
-        .await?;
+        let change = SyncChange::Cancelled {
+            razorpay_invoice_id: None,
+            razorpay_status: None,
+            reason: "voided in Flexprice before a Razorpay invoice existed".to_owned(),
+        };
+        at.write(adapters, change).await?;
         return Ok(Cancelled::NothingToCancel);
     };
     if razorpay.status.has_payments() {
@@ -756,22 +696,20 @@ pub async fn cancel(
             razorpay.id, razorpay.status
         );
         tracing::error!(%reason, "INVOICE NEEDS REVIEW");
-        record(Item::from([
-            (STATUS.to_owned(), s(REVIEW)),
-            ("review".to_owned(), s(reason)),
-            ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-        ]))
-        .await?;
+        let change = SyncChange::Review {
+            reason,
+            razorpay_invoice_id: razorpay.id.clone(),
+        };
+        at.write(adapters, change).await?;
         return Ok(Cancelled::FlaggedForReview);
     }
     let final_status = close_in_razorpay(&clients, &razorpay).await?;
-    record(Item::from([
-        (STATUS.to_owned(), s(CANCELLED)),
-        ("razorpay_invoice_id".to_owned(), s(&razorpay.id)),
-        ("razorpay_status".to_owned(), s(final_status.as_str())),
-        ("cancel_reason".to_owned(), s("voided in Flexprice")),
-    ]))
-    .await?;
+    let change = SyncChange::Cancelled {
+        razorpay_invoice_id: Some(razorpay.id.clone()),
+        razorpay_status: Some(final_status.as_str().to_owned()),
+        reason: "voided in Flexprice".to_owned(),
+    };
+    at.write(adapters, change).await?;
     Ok(Cancelled::Cancelled)
 }
 
@@ -779,10 +717,10 @@ pub async fn cancel(
 /// have created (found by `receipt`).
 async fn razorpay_invoice_of(
     clients: &Clients,
-    current: Option<&Item>,
+    current: Option<&InvoiceSync>,
     invoice_id: &str,
 ) -> Result<Option<RazorpayInvoice>, Failure> {
-    match current.and_then(|i| i.str_attr("razorpay_invoice_id")) {
+    match current.and_then(|s| s.razorpay_invoice_id.as_deref()) {
         Some(id) => clients
             .razorpay
             .get_invoice(id)
@@ -829,93 +767,63 @@ async fn close_in_razorpay(
     Ok(status)
 }
 
-/// The Flexprice invoice a Razorpay invoice was synced from.
+/// The sync record of the Flexprice invoice a Razorpay invoice was synced from.
 pub async fn flexprice_invoice_of(
     adapters: &Adapters,
     scope: &TenantScope,
     razorpay_invoice_id: &str,
-) -> Result<Option<(String, Item)>, StoreError> {
-    let Some(reverse) = adapters
-        .store
-        .get(&scope.key(REVERSE_KIND, razorpay_invoice_id))
-        .await?
-    else {
+) -> Result<Option<InvoiceSync>, StoreError> {
+    let table = adapters.store.as_ref();
+    let reverse_key = records::razorpay_invoice_key(scope, razorpay_invoice_id);
+    let Some(reverse) = records::read::<InvoiceRef>(table, &reverse_key).await? else {
         return Ok(None);
     };
-    let Some(invoice_id) = reverse.str_attr("invoice_id").map(str::to_owned) else {
-        return Ok(None);
-    };
-    let mapping = adapters.store.get(&mapping_key(scope, &invoice_id)).await?;
-    Ok(mapping.map(|m| (invoice_id, m)))
+    records::read::<InvoiceSync>(table, &records::sync_key(scope, &reverse.invoice_id)).await
 }
 
 /// Notes the Razorpay invoice's status (e.g. `expired`) on the sync record.
 pub async fn note_razorpay_status(
     adapters: &Adapters,
     scope: &TenantScope,
-    invoice_id: &str,
+    sync: &InvoiceSync,
     razorpay_status: &str,
 ) -> Result<(), Failure> {
-    let key = mapping_key(scope, invoice_id);
-    let update = Update {
-        expect: vec![Expect::Exists],
-        set: Item::from([
-            ("razorpay_status".to_owned(), s(razorpay_status)),
-            ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-        ]),
-        bump_version: true,
-        ..Update::default()
+    let key = records::sync_key(scope, &sync.invoice_id);
+    let at = SyncAt {
+        key: &key,
+        invoice_id: &sync.invoice_id,
+        current: Some(sync),
     };
-    adapters
-        .store
-        .update(&key, &update)
-        .await
-        .map(|_| ())
-        .map_err(Failure::retryable)
+    let change = SyncChange::RazorpayStatus {
+        status: razorpay_status.to_owned(),
+    };
+    at.write(adapters, change).await.map(|_| ())
 }
 
-/// `GET /api/v1/invoices/{invoice_id}/sync`: the invoice's sync status.
+/// `GET /api/v1/invoices/{invoice_id}/sync`: the invoice's sync record.
 pub async fn status(
     adapters: &Adapters,
     scope: &TenantScope,
     invoice_id: &FlexpriceId,
-) -> Result<Value, Problem> {
+) -> Result<InvoiceSync, Problem> {
     let invoice_id = invoice_id.as_str();
-    let item = adapters
-        .store
-        .get(&mapping_key(scope, invoice_id))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not read the invoice sync");
-            Problem::internal()
-        })?
-        .ok_or_else(|| {
-            Problem::new(
-                404,
-                "not-found",
-                "Not found",
-                format!("Invoice {invoice_id} has no sync record; POST to this URL to sync it."),
-            )
-        })?;
-    let attr = |name: &str| item.str_attr(name);
-    Ok(json!({
-        "invoice_id": invoice_id,
-        "state": attr(STATUS),
-        "razorpay_invoice_id": attr("razorpay_invoice_id"),
-        "razorpay_status": attr("razorpay_status"),
-        "payment_url": attr("payment_url"),
-        "form": attr("form"),
-        "form_reason": attr("form_reason"),
-        "amount_minor": item.u64_attr("amount_minor"),
-        "currency": attr("currency"),
-        "last_error": attr("last_error"),
-        "skip_reason": attr("skip_reason"),
-        "review": attr("review"),
-        "attempts": item.u64_attr("attempts").unwrap_or(0),
-        "metadata_written": attr("metadata_written").is_some(),
-        "created_at": item.u64_attr("created_at"),
-        "updated_at": item.u64_attr("updated_at"),
-    }))
+    records::read::<InvoiceSync>(
+        adapters.store.as_ref(),
+        &records::sync_key(scope, invoice_id),
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "could not read the invoice sync");
+        Problem::internal()
+    })?
+    .ok_or_else(|| {
+        Problem::new(
+            404,
+            "not-found",
+            "Not found",
+            format!("Invoice {invoice_id} has no sync record; POST to this URL to sync it."),
+        )
+    })
 }
 
 /// `POST /api/v1/invoices/{invoice_id}/sync`: the manual retry. Enqueues a sync job;

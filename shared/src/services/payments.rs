@@ -10,13 +10,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::store::{
-    Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, n, s,
-};
+use crate::adapters::aws::records::{self, Made, PaymentRef};
+use crate::adapters::aws::store::StoreError;
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::Invoice;
 use crate::adapters::razorpay::wire::{Notes, PaymentLink, PaymentLinkRequest};
@@ -28,13 +26,10 @@ use crate::domain::ids::FlexpriceId;
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
-use crate::domain::payment::PaymentStatus;
+use crate::domain::payment::{Payment, PaymentStatus, PaymentUpdate};
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
-const KIND: &str = "PAYMENT";
-const INITIATED: &str = PaymentStatus::Initiated.as_str();
-const PENDING: &str = PaymentStatus::Pending.as_str();
 /// How long a request may hold an INITIATED payment before another may take it over.
 const LOCK_MS: u64 = 20_000;
 /// How long a concurrent duplicate waits for the first request to finish.
@@ -131,55 +126,10 @@ pub fn payment_id_for(scope: &TenantScope, idempotency_key: &str) -> String {
     )
 }
 
-pub(crate) fn payment_key(scope: &TenantScope, id: &str) -> Key {
-    scope.key(KIND, id)
-}
-
-/// The payment as the API shows it.
-fn view(item: &Item) -> Value {
-    let attr = |name: &str| item.str_attr(name);
-    let metadata: Value = attr("metadata")
-        .and_then(|m| serde_json::from_str(m).ok())
-        .unwrap_or_else(|| json!({}));
-    // An invoice synced to a Razorpay invoice can be paid there too; the link is a second
-    // way to pay the same invoice, and the caller is told so.
-    let notice = attr("razorpay_invoice_id").map(|rzp| {
-        format!(
-            "invoice {} is also synced to Razorpay invoice {rzp}; this payment link is a separate way to pay it",
-            attr("invoice_id").unwrap_or_default()
-        )
-    });
-    json!({
-        "id": attr("payment_id"),
-        "idempotency_key": attr("idempotency_key"),
-        "destination_type": "INVOICE",
-        "destination_id": attr("invoice_id"),
-        "payment_method_type": attr("method").unwrap_or("PAYMENT_LINK"),
-        "payment_gateway": "razorpay",
-        "amount": attr("amount"),
-        "amount_minor": item.u64_attr("amount_minor"),
-        "amount_paid_minor": item.u64_attr("amount_paid").unwrap_or(0),
-        "currency": attr("currency"),
-        "payment_status": attr(STATUS),
-        "gateway_tracking_id": attr("gateway_tracking_id"),
-        "payment_url": attr("payment_url"),
-        "razorpay_customer_id": attr("razorpay_customer_id"),
-        "razorpay_invoice_id": attr("razorpay_invoice_id"),
-        "metadata": metadata,
-        "attempts": attr("attempts").and_then(|a| serde_json::from_str::<Value>(a).ok()).unwrap_or_else(|| json!([])),
-        "failure_reason": attr("failure_reason"),
-        "last_error": attr("last_error"),
-        "review": attr("review"),
-        "notice": notice,
-        "created_at": item.u64_attr("created_at"),
-        "updated_at": item.u64_attr("updated_at"),
-    })
-}
-
 /// What the create answered: new (201) or the same payment again (200).
 pub struct Created {
     pub new: bool,
-    pub payment: Value,
+    pub payment: Payment,
 }
 
 fn store_problem(e: &StoreError) -> Problem {
@@ -201,14 +151,15 @@ pub async fn create(
     let clients = connected_clients(adapters, scope).await?;
     let invoice = read_invoice(&clients, &request.invoice_id).await?;
     let amount = validate_against(&request, &invoice)?;
-    let record = PaymentRecord::new(adapters, scope, &request, &invoice, amount);
-    let (version, fresh) = match take(adapters, &record).await? {
-        Taken::Fresh => (0, true),
-        Taken::Held { version } => (version, false),
-        Taken::Done(item) => {
+    let offered = new_payment(adapters, scope, &request, &invoice, amount);
+    let key = records::payment_key(scope, &offered.id);
+    let (held, fresh) = match take(adapters, &key, &offered).await? {
+        Taken::Fresh(payment) => (payment, true),
+        Taken::Held(payment) => (payment, false),
+        Taken::Done(payment) => {
             return Ok(Created {
                 new: false,
-                payment: view(&item),
+                payment,
             });
         }
     };
@@ -216,20 +167,22 @@ pub async fn create(
         invoice: &invoice,
         request: &request,
         amount,
-        payment_id: &record.payment_id,
+        payment_id: &held.id,
         fresh,
     };
-    let link_made = link(adapters, scope, &clients, &order).await;
-    match link_made {
-        Ok(updates) => {
-            let stored = mark_pending(adapters, &record.key, version, updates).await?;
+    let table = adapters.store.as_ref();
+    match link(adapters, scope, &clients, &order).await {
+        Ok(made) => {
+            let payment = records::update_payment(table, &key, &held, &made)
+                .await
+                .map_err(|e| store_problem(&e))?;
             Ok(Created {
                 new: fresh,
-                payment: view(&stored),
+                payment,
             })
         }
         Err(problem) => {
-            release_lock(adapters, &record.key, version).await;
+            let _ = records::update_payment(table, &key, &held, &PaymentUpdate::LockReleased).await;
             Err(problem)
         }
     }
@@ -279,91 +232,59 @@ async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Inv
     }
 }
 
-/// The payment record a request makes: its id (from the idempotency key), the hash of what it
-/// asks, and the item created INITIATED with a short lock.
-struct PaymentRecord {
-    payment_id: String,
-    key: Key,
-    payload_hash: String,
-    item: Item,
-}
-
-impl PaymentRecord {
-    fn new(
-        adapters: &Adapters,
-        scope: &TenantScope,
-        request: &PaymentRequest,
-        invoice: &Invoice,
-        amount: Money,
-    ) -> PaymentRecord {
-        let currency = amount.currency();
-        let minor = amount.minor().to_string();
-        let idempotency_key = request.idempotency_key.clone().unwrap_or_else(|| {
-            format!(
-                "auto-{}",
-                &digest(&[&invoice.id, &minor, currency.code()])[..32]
-            )
-        });
-        let payment_id = payment_id_for(scope, &idempotency_key);
-        let success_url = request.success_url.as_ref().map_or("", |u| u.as_str());
-        let payload_hash = digest(&[&invoice.id, &minor, currency.code(), success_url]);
-        let now_ms = adapters.clock.now_millis();
-        let metadata = serde_json::to_string(&request.metadata).unwrap_or_default();
-        let item = Item::from([
-            ("payment_id".to_owned(), s(&payment_id)),
-            ("idempotency_key".to_owned(), s(&idempotency_key)),
-            ("payload_hash".to_owned(), s(&payload_hash)),
-            ("invoice_id".to_owned(), s(&invoice.id)),
-            ("amount".to_owned(), s(amount.to_decimal_string())),
-            ("amount_minor".to_owned(), n(amount.minor())),
-            ("currency".to_owned(), s(currency.code())),
-            ("metadata".to_owned(), s(metadata)),
-            (STATUS.to_owned(), s(INITIATED)),
-            (VERSION.to_owned(), n(0)),
-            ("lock_expires_at".to_owned(), n(now_ms + LOCK_MS)),
-            ("created_at".to_owned(), n(now_ms / 1000)),
-            ("updated_at".to_owned(), n(now_ms / 1000)),
-        ]);
-        PaymentRecord {
-            key: payment_key(scope, &payment_id),
-            payment_id,
-            payload_hash,
-            item,
-        }
-    }
+/// The payment a request makes: its id from the idempotency key (the caller's, or one derived
+/// from invoice, amount and currency), the hash of what it asks, INITIATED with a short lock.
+fn new_payment(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    request: &PaymentRequest,
+    invoice: &Invoice,
+    amount: Money,
+) -> Payment {
+    let currency = amount.currency();
+    let minor = amount.minor().to_string();
+    let idempotency_key = request.idempotency_key.clone().unwrap_or_else(|| {
+        format!(
+            "auto-{}",
+            &digest(&[&invoice.id, &minor, currency.code()])[..32]
+        )
+    });
+    let success_url = request.success_url.as_ref().map_or("", |u| u.as_str());
+    let now_ms = adapters.clock.now_millis();
+    let mut payment = Payment::new(
+        payment_id_for(scope, &idempotency_key),
+        idempotency_key,
+        invoice.id.clone(),
+        amount,
+        now_ms / 1000,
+    );
+    payment.payload_hash = Some(digest(&[&invoice.id, &minor, currency.code(), success_url]));
+    payment.metadata = request.metadata.clone();
+    payment.lock_expires_at = Some(now_ms + LOCK_MS);
+    payment
 }
 
 /// Who holds the payment after [`take`].
 enum Taken {
     /// This request created it.
-    Fresh,
-    /// This request took over one a failed attempt left INITIATED (at this version).
-    Held { version: u64 },
+    Fresh(Payment),
+    /// This request took over one a failed attempt left INITIATED.
+    Held(Payment),
     /// The same request was answered before: the payment as it is.
-    Done(Item),
+    Done(Payment),
 }
 
 /// Creates the payment record, or finds the one this idempotency key made: the same body
 /// (else 409), finished, held by another request (wait), or abandoned (take over).
-async fn take(adapters: &Adapters, record: &PaymentRecord) -> Result<Taken, Problem> {
-    let existing = match adapters
-        .store
-        .create(&record.key, record.item.clone())
+async fn take(adapters: &Adapters, key: &Key, offered: &Payment) -> Result<Taken, Problem> {
+    let existing = match records::create_or_read(adapters.store.as_ref(), key, offered)
         .await
+        .map_err(|e| store_problem(&e))?
     {
-        Ok(()) => return Ok(Taken::Fresh),
-        Err(StoreError::AlreadyExists {
-            existing: Some(item),
-        }) => *item,
-        Err(StoreError::AlreadyExists { existing: None }) => adapters
-            .store
-            .get(&record.key)
-            .await
-            .map_err(|e| store_problem(&e))?
-            .ok_or_else(Problem::internal)?,
-        Err(e) => return Err(store_problem(&e)),
+        Made::New(payment) => return Ok(Taken::Fresh(payment)),
+        Made::Existing(payment) => payment,
     };
-    if existing.str_attr("payload_hash") != Some(record.payload_hash.as_str()) {
+    if existing.payload_hash != offered.payload_hash {
         return Err(invalid(
             409,
             "idempotency_key",
@@ -371,69 +292,29 @@ async fn take(adapters: &Adapters, record: &PaymentRecord) -> Result<Taken, Prob
             "this idempotency key was used with a different request",
         ));
     }
-    Ok(
-        match take_over_or_wait(adapters, &record.key, existing).await? {
-            Ok(done) => Taken::Done(done),
-            Err(version) => Taken::Held { version },
-        },
-    )
-}
-
-/// The link is made: PENDING, with what the link step found, under the lock this request holds.
-async fn mark_pending(
-    adapters: &Adapters,
-    key: &Key,
-    version: u64,
-    updates: Item,
-) -> Result<Item, Problem> {
-    let update = Update {
-        expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
-        set: updates,
-        remove: vec!["lock_expires_at".into()],
-        bump_version: true,
-    };
-    adapters
-        .store
-        .update(key, &update)
-        .await
-        .map_err(|e| store_problem(&e))
-}
-
-/// Frees the lock so that the caller's retry proceeds at once.
-async fn release_lock(adapters: &Adapters, key: &Key, version: u64) {
-    let release = Update {
-        expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
-        set: Item::from([("lock_expires_at".to_owned(), n(0))]),
-        ..Update::default()
-    };
-    let _ = adapters.store.update(key, &release).await;
+    take_over_or_wait(adapters, key, existing).await
 }
 
 /// An existing payment with the same body: finished → return it; held by a live request →
-/// wait for it; left INITIATED by a failed one → take it over (returns the version held).
+/// wait for it; left INITIATED by a failed one → take it over.
 async fn take_over_or_wait(
     adapters: &Adapters,
     key: &Key,
-    mut item: Item,
-) -> Result<Result<Item, u64>, Problem> {
+    mut payment: Payment,
+) -> Result<Taken, Problem> {
+    let table = adapters.store.as_ref();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if item.str_attr(STATUS) != Some(INITIATED) {
-            return Ok(Ok(item));
+        if payment.status != PaymentStatus::Initiated {
+            return Ok(Taken::Done(payment));
         }
-        let version = item.u64_attr(VERSION).unwrap_or(0);
-        if item.u64_attr("lock_expires_at").unwrap_or(0) <= adapters.clock.now_millis() {
-            let take = Update {
-                expect: vec![Expect::Status(INITIATED.into()), Expect::Version(version)],
-                set: Item::from([(
-                    "lock_expires_at".to_owned(),
-                    n(adapters.clock.now_millis() + LOCK_MS),
-                )]),
-                bump_version: true,
-                ..Update::default()
+        let now_ms = adapters.clock.now_millis();
+        if !payment.is_held(now_ms) {
+            let take = PaymentUpdate::LockTaken {
+                until_ms: now_ms + LOCK_MS,
             };
-            match adapters.store.update(key, &take).await {
-                Ok(_) => return Ok(Err(version + 1)),
+            match records::update_payment(table, key, &payment, &take).await {
+                Ok(held) => return Ok(Taken::Held(held)),
                 Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(store_problem(&e)),
             }
@@ -449,9 +330,7 @@ async fn take_over_or_wait(
             return Err(problem);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        item = adapters
-            .store
-            .get(key)
+        payment = records::read::<Payment>(table, key)
             .await
             .map_err(|e| store_problem(&e))?
             .ok_or_else(Problem::internal)?;
@@ -468,14 +347,14 @@ struct LinkFor<'a> {
     fresh: bool,
 }
 
-/// The customer, the Razorpay link (made, or adopted), its mapping; returns the attributes
-/// that make the payment PENDING.
+/// The customer, the Razorpay link (made, or adopted), its mapping; returns the change that
+/// makes the payment PENDING.
 async fn link(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
     order: &LinkFor<'_>,
-) -> Result<Item, Problem> {
+) -> Result<PaymentUpdate, Problem> {
     let customer = customers::ensure(
         adapters.store.as_ref(),
         &clients.razorpay,
@@ -486,26 +365,23 @@ async fn link(
     .await
     .map_err(|e| e.to_problem())?;
     let link = create_or_adopt(&clients.razorpay, scope, order).await?;
-    let mapping = Item::from([("payment_id".to_owned(), s(order.payment_id))]);
-    match adapters
-        .store
-        .create(&scope.key("PAYMENT_LINK", &link.id), mapping)
-        .await
-    {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(store_problem(&e)),
-    }
-    let mut updates = Item::from([
-        (STATUS.to_owned(), s(PENDING)),
-        ("gateway_tracking_id".to_owned(), s(&link.id)),
-        ("payment_url".to_owned(), s(&link.short_url)),
-        ("razorpay_customer_id".to_owned(), s(customer.razorpay_id())),
-        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-    ]);
-    if let Some(rzp_invoice) = order.invoice.metadata.get("razorpay_invoice_id") {
-        updates.insert("razorpay_invoice_id".to_owned(), s(rzp_invoice));
-    }
-    Ok(updates)
+    let mapping = PaymentRef {
+        payment_id: order.payment_id.to_owned(),
+    };
+    records::create_once(
+        adapters.store.as_ref(),
+        &records::link_key(scope, &link.id),
+        &mapping,
+    )
+    .await
+    .map_err(|e| store_problem(&e))?;
+    Ok(PaymentUpdate::LinkMade {
+        link_id: link.id,
+        payment_url: link.short_url,
+        razorpay_customer_id: customer.razorpay_id().to_owned(),
+        razorpay_invoice_id: order.invoice.metadata.get("razorpay_invoice_id").cloned(),
+        at: adapters.clock.now_secs(),
+    })
 }
 
 /// A Razorpay failure on the link, as the caller's answer.
@@ -569,12 +445,9 @@ async fn create_or_adopt(
 }
 
 /// `GET /api/v1/payments/{id}`: only the caller's own payments.
-pub async fn get(adapters: &Adapters, scope: &TenantScope, id: &str) -> Result<Value, Problem> {
-    let item = adapters
-        .store
-        .get(&payment_key(scope, id))
+pub async fn get(adapters: &Adapters, scope: &TenantScope, id: &str) -> Result<Payment, Problem> {
+    records::read::<Payment>(adapters.store.as_ref(), &records::payment_key(scope, id))
         .await
-        .map_err(|e| store_problem(&e))?;
-    item.map(|i| view(&i))
+        .map_err(|e| store_problem(&e))?
         .ok_or_else(|| Problem::new(404, "not-found", "Not found", format!("No payment {id}.")))
 }

@@ -18,9 +18,8 @@
 //! one transaction with a `RZP_PAYMENT#{pay_id}` item that can be created only once.
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::store::{
-    CancelReason, Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, Write, n, s,
-};
+use crate::adapters::aws::records::{self, CountedPayment, Made, PaymentRef, Record};
+use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::flexprice::wire::RecordPaymentRequest;
 use crate::adapters::razorpay::events::{Event, EventLink, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
@@ -29,13 +28,13 @@ use crate::domain::error::Classify;
 use crate::domain::error::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
-use crate::domain::payment::{Change, PaymentEvent, PaymentStatus};
+use crate::domain::payment::{
+    Attempt, Change, Payment, PaymentEvent, PaymentMethod, PaymentStatus, PaymentUpdate,
+};
+use crate::domain::sync::InvoiceSync;
 use crate::services::connection;
 use crate::services::invoice_sync;
-use crate::services::payments::{payment_id_for, payment_key};
-
-/// The mapping from a payment link's order to our payment.
-const ORDER: &str = "ORDER";
+use crate::services::payments::payment_id_for;
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
@@ -127,7 +126,7 @@ async fn find_link_payment(
     scope: &TenantScope,
     razorpay: &EventPayment,
     link: Option<&EventLink>,
-) -> Result<Option<(Key, Item)>, Failure> {
+) -> Result<Option<(Key, Payment)>, Failure> {
     let named = if razorpay.notes.get("flexprice_payment_id").is_some() {
         our_payment(adapters, scope, &razorpay.notes, None).await?
     } else if let Some(link) = link {
@@ -139,44 +138,39 @@ async fn find_link_payment(
         .order_id
         .as_deref()
         .or(link.and_then(|l| l.order_id.as_deref()));
-    if let Some((key, item)) = named {
-        if let (Some(order_id), Some(payment_id)) = (order_id, item.str_attr("payment_id")) {
-            map_order(adapters, scope, order_id, payment_id).await;
+    if let Some((key, payment)) = named {
+        if let Some(order_id) = order_id {
+            map_order(adapters, scope, order_id, &payment.id).await;
         }
-        return Ok(Some((key, item)));
+        return Ok(Some((key, payment)));
     }
     let Some(order_id) = order_id else {
         return Ok(None);
     };
-    let mapped = adapters
-        .store
-        .get(&scope.key(ORDER, order_id))
-        .await
-        .map_err(Failure::retryable)?;
-    let Some(payment_id) = mapped.as_ref().and_then(|m| m.str_attr("payment_id")) else {
-        return Ok(None);
-    };
-    let key = payment_key(scope, payment_id);
-    let item = adapters
-        .store
-        .get(&key)
+    let table = adapters.store.as_ref();
+    let Some(mapped) = records::read::<PaymentRef>(table, &records::order_key(scope, order_id))
         .await
         .map_err(Failure::retryable)?
-        .ok_or_else(|| Failure::Permanent(format!("no payment {payment_id}")))?;
-    Ok(Some((key, item)))
+    else {
+        return Ok(None);
+    };
+    let key = records::payment_key(scope, &mapped.payment_id);
+    let payment = records::read::<Payment>(table, &key)
+        .await
+        .map_err(Failure::retryable)?
+        .ok_or_else(|| Failure::Permanent(format!("no payment {}", mapped.payment_id)))?;
+    Ok(Some((key, payment)))
 }
 
 /// Remembers which payment a link's order belongs to (best effort: the notes remain the
 /// first way to find it).
 async fn map_order(adapters: &Adapters, scope: &TenantScope, order_id: &str, payment_id: &str) {
-    let item = Item::from([("payment_id".to_owned(), s(payment_id))]);
-    match adapters
-        .store
-        .create(&scope.key(ORDER, order_id), item)
-        .await
-    {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-        Err(e) => tracing::warn!(error = %e, order_id, "could not map the link's order"),
+    let mapping = PaymentRef {
+        payment_id: payment_id.to_owned(),
+    };
+    let key = records::order_key(scope, order_id);
+    if let Err(e) = records::create_once(adapters.store.as_ref(), &key, &mapping).await {
+        tracing::warn!(error = %e, order_id, "could not map the link's order");
     }
 }
 
@@ -187,11 +181,10 @@ async fn invoice_payment(
     scope: &TenantScope,
     razorpay: &EventPayment,
     razorpay_invoice_id: &str,
-) -> Result<Option<(Key, Item)>, Failure> {
-    let Some((invoice_id, mapping)) =
-        invoice_sync::flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
-            .await
-            .map_err(Failure::retryable)?
+) -> Result<Option<(Key, Payment)>, Failure> {
+    let Some(sync) = invoice_sync::flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
+        .await
+        .map_err(Failure::retryable)?
     else {
         // Ours by its notes but not mapped (yet): worth retrying, then parked.
         if razorpay.notes.get("flexprice_invoice_id").is_some() {
@@ -201,29 +194,15 @@ async fn invoice_payment(
         }
         return Ok(None);
     };
-    let (key, record) = invoice_payment_record(
-        adapters,
-        scope,
-        razorpay,
-        razorpay_invoice_id,
-        (&invoice_id, &mapping),
-    )?;
-    match adapters.store.create(&key, record.clone()).await {
-        Ok(()) => Ok(Some((key, record))),
-        Err(StoreError::AlreadyExists {
-            existing: Some(existing),
-        }) => Ok(Some((key, *existing))),
-        Err(StoreError::AlreadyExists { existing: None }) => {
-            let existing = adapters
-                .store
-                .get(&key)
-                .await
-                .map_err(Failure::retryable)?
-                .ok_or_else(|| Failure::retryable("the payment record vanished"))?;
-            Ok(Some((key, existing)))
-        }
-        Err(e) => Err(Failure::retryable(e)),
-    }
+    let payment = invoice_payment_record(adapters, scope, razorpay, razorpay_invoice_id, &sync)?;
+    let key = records::payment_key(scope, &payment.id);
+    let stored = match records::create_or_read(adapters.store.as_ref(), &key, &payment)
+        .await
+        .map_err(Failure::retryable)?
+    {
+        Made::New(payment) | Made::Existing(payment) => payment,
+    };
+    Ok(Some((key, stored)))
 }
 
 /// The payment record of one Razorpay payment on a synced invoice: its id derived from the
@@ -233,49 +212,37 @@ fn invoice_payment_record(
     scope: &TenantScope,
     razorpay: &EventPayment,
     razorpay_invoice_id: &str,
-    (invoice_id, mapping): (&str, &Item),
-) -> Result<(Key, Item), Failure> {
+    sync: &InvoiceSync,
+) -> Result<Payment, Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
-    let amount = Money::from_minor(razorpay.amount, currency);
     let idempotency_key = format!("razorpay:{}", razorpay.id);
-    let payment_id = payment_id_for(scope, &idempotency_key);
-    let now = adapters.clock.now_secs();
-    let mut record = Item::from([
-        ("payment_id".to_owned(), s(&payment_id)),
-        ("idempotency_key".to_owned(), s(&idempotency_key)),
-        ("invoice_id".to_owned(), s(invoice_id)),
-        ("method".to_owned(), s("RAZORPAY_INVOICE")),
-        ("amount".to_owned(), s(amount.to_decimal_string())),
-        ("amount_minor".to_owned(), n(amount.minor())),
-        ("currency".to_owned(), s(currency.code())),
-        ("gateway_tracking_id".to_owned(), s(razorpay_invoice_id)),
-        ("razorpay_invoice_id".to_owned(), s(razorpay_invoice_id)),
-        ("razorpay_payment_id".to_owned(), s(&razorpay.id)),
-        ("metadata".to_owned(), s("{}")),
-        (STATUS.to_owned(), s(PaymentStatus::Pending.as_str())),
-        (VERSION.to_owned(), n(0)),
-        ("created_at".to_owned(), n(now)),
-        ("updated_at".to_owned(), n(now)),
-    ]);
-    if let Some(url) = mapping.str_attr("payment_url") {
-        record.insert("payment_url".to_owned(), s(url));
-    }
-    Ok((payment_key(scope, &payment_id), record))
+    let mut payment = Payment::new(
+        payment_id_for(scope, &idempotency_key),
+        idempotency_key,
+        sync.invoice_id.clone(),
+        Money::from_minor(razorpay.amount, currency),
+        adapters.clock.now_secs(),
+    );
+    payment.method = PaymentMethod::RazorpayInvoice;
+    payment.status = PaymentStatus::Pending;
+    payment.gateway_tracking_id = Some(razorpay_invoice_id.to_owned());
+    payment.razorpay_invoice_id = Some(razorpay_invoice_id.to_owned());
+    payment.razorpay_payment_id = Some(razorpay.id.clone());
+    payment.payment_url = sync.payment_url.clone();
+    Ok(payment)
 }
 
 /// Records the Razorpay payment into Flexprice (once, by its idempotency key), then counts it
-/// on our payment (once, by the `RZP_PAYMENT` item).
+/// on our payment (once, by the counted-payment item).
 async fn count(
     adapters: &Adapters,
     scope: &TenantScope,
     key: Key,
-    payment: Item,
+    payment: Payment,
     razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
-    let counted_key = scope.key("RZP_PAYMENT", &razorpay.id);
-    if adapters
-        .store
-        .get(&counted_key)
+    let counted_key = records::counted_key(scope, &razorpay.id);
+    if records::read::<CountedPayment>(adapters.store.as_ref(), &counted_key)
         .await
         .map_err(Failure::retryable)?
         .is_some()
@@ -293,14 +260,15 @@ async fn count(
 }
 
 /// The captured amount, in our payment's currency (another currency is never ours to count).
-fn captured_money(payment: &Item, razorpay: &EventPayment) -> Result<Money, Failure> {
+fn captured_money(payment: &Payment, razorpay: &EventPayment) -> Result<Money, Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
-    if payment.str_attr("currency") != Some(currency.code()) {
+    let ours = payment.amount.currency();
+    if ours != currency {
         return Err(Failure::Permanent(format!(
-            "payment {} is in {}, ours in {:?}",
+            "payment {} is in {}, ours in {}",
             razorpay.id,
             currency.code(),
-            payment.str_attr("currency")
+            ours.code()
         )));
     }
     Ok(Money::from_minor(razorpay.amount, currency))
@@ -312,21 +280,20 @@ async fn record_in_flexprice(
     adapters: &Adapters,
     scope: &TenantScope,
     key: &Key,
-    payment: &Item,
+    payment: &Payment,
     razorpay: &EventPayment,
     captured: Money,
 ) -> Result<(), Failure> {
-    let payment_id = payment.str_attr("payment_id").unwrap_or_default();
     let clients = connection::job_clients(adapters, scope).await?;
     let metadata = [
         ("razorpay_payment_id", razorpay.id.as_str()),
-        ("flexprice_payment_id", payment_id),
+        ("flexprice_payment_id", payment.id.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let record = RecordPaymentRequest::offline(
-        payment.str_attr("invoice_id").unwrap_or_default(),
+        &payment.invoice_id,
         captured,
         &format!("razorpay:{}", razorpay.id),
         metadata,
@@ -342,43 +309,42 @@ async fn record_in_flexprice(
         razorpay.id,
         captured.to_decimal_string()
     );
-    tracing::error!(%reason, payment_id, "captured money could not be recorded");
-    let note = Update {
-        set: Item::from([("last_error".to_owned(), s(&reason))]),
-        ..Update::default()
+    tracing::error!(%reason, payment_id = %payment.id, "captured money could not be recorded");
+    let note = PaymentUpdate::Noted {
+        last_error: reason.clone(),
     };
-    if let Err(e) = adapters.store.update(key, &note).await {
+    if let Err(e) = records::update_payment(adapters.store.as_ref(), key, payment, &note).await {
         tracing::warn!(error = %e, "could not note the refusal on the payment");
     }
     Err(Failure::Permanent(reason))
 }
 
-/// Step 2: counts the money on our payment, once: the `RZP_PAYMENT` item can be created only
+/// Step 2: counts the money on our payment, once: the counted-payment item can be created only
 /// once, in the same transaction as the payment's new state (the rule of
 /// [`PaymentStatus::on`]).
 async fn count_once(
     adapters: &Adapters,
     counted_key: Key,
     key: Key,
-    payment: &Item,
+    payment: &Payment,
     razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
-    let (update, status) = counted(adapters, payment, razorpay);
-    let counted = Item::from([
-        (
-            "payment_id".to_owned(),
-            s(payment.str_attr("payment_id").unwrap_or_default()),
-        ),
-        ("amount_minor".to_owned(), n(razorpay.amount)),
-    ]);
+    let (change, status) = counted(adapters, payment, razorpay);
+    let counted = CountedPayment {
+        payment_id: payment.id.clone(),
+        amount_minor: razorpay.amount,
+    };
     let result = adapters
         .store
         .transact(vec![
             Write::Create {
                 key: counted_key,
-                attrs: counted,
+                attrs: counted.to_item(),
             },
-            Write::Update { key, update },
+            Write::Update {
+                key,
+                update: records::payment_update(payment, &change),
+            },
         ])
         .await;
     match result {
@@ -396,46 +362,39 @@ async fn count_once(
     }
 }
 
-/// The payment with the Razorpay payment counted on it (under the version read), and the status
-/// it takes; money after a failure is flagged for review.
+/// The payment with the Razorpay payment counted on it, and the status it takes; money after a
+/// failure is flagged for review.
 fn counted(
     adapters: &Adapters,
-    payment: &Item,
+    payment: &Payment,
     razorpay: &EventPayment,
-) -> (Update, PaymentStatus) {
-    let previous = payment
-        .str_attr(STATUS)
-        .and_then(PaymentStatus::parse)
-        .unwrap_or(PaymentStatus::Pending);
-    let paid = payment.u64_attr("amount_paid").unwrap_or(0) + razorpay.amount;
-    let asked = payment.u64_attr("amount_minor").unwrap_or(u64::MAX);
-    let change = previous.on(PaymentEvent::MoneyCounted { paid, asked });
-    let status = change.status(previous);
-    let mut set = Item::from([
-        (STATUS.to_owned(), s(status.as_str())),
-        ("amount_paid".to_owned(), n(paid)),
-        ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-    ]);
-    if change.needs_review() {
+) -> (PaymentUpdate, PaymentStatus) {
+    let paid = payment.amount_paid + razorpay.amount;
+    let change = payment.status.on(PaymentEvent::MoneyCounted {
+        paid,
+        asked: payment.amount.minor(),
+    });
+    let status = change.status(payment.status);
+    let review = change.needs_review().then(|| {
         // The money is real and recorded; the link had been given up on. A person should look.
         let review = format!(
             "Razorpay payment {} was captured after the payment had failed ({})",
             razorpay.id,
             payment
-                .str_attr("failure_reason")
+                .failure_reason
+                .as_deref()
                 .unwrap_or("no reason recorded")
         );
-        let payment_id = payment.str_attr("payment_id").unwrap_or_default();
-        tracing::warn!(%review, payment_id, "payment flagged for review");
-        set.insert("review".to_owned(), s(review));
-    }
-    let update = Update {
-        expect: vec![Expect::Version(payment.u64_attr(VERSION).unwrap_or(0))],
-        set,
-        bump_version: true,
-        ..Update::default()
+        tracing::warn!(%review, payment_id = %payment.id, "payment flagged for review");
+        review
+    });
+    let change = PaymentUpdate::Counted {
+        status,
+        amount_paid: paid,
+        review,
+        at: adapters.clock.now_secs(),
     };
-    (update, status)
+    (change, status)
 }
 
 fn not_ours(razorpay_id: &str) -> Applied {
@@ -454,7 +413,7 @@ async fn our_payment(
     scope: &TenantScope,
     notes: &Notes,
     reference_id: Option<&str>,
-) -> Result<Option<(Key, Item)>, Failure> {
+) -> Result<Option<(Key, Payment)>, Failure> {
     if notes
         .get("tenant_id")
         .is_some_and(|t| t != scope.tenant_id())
@@ -470,10 +429,12 @@ async fn our_payment(
     let Some(payment_id) = named.or(reference_id) else {
         return Ok(None);
     };
-    let key = payment_key(scope, payment_id);
-    let item = adapters.store.get(&key).await.map_err(Failure::retryable)?;
-    match item {
-        Some(item) => Ok(Some((key, item))),
+    let key = records::payment_key(scope, payment_id);
+    let payment = records::read::<Payment>(adapters.store.as_ref(), &key)
+        .await
+        .map_err(Failure::retryable)?;
+    match payment {
+        Some(payment) => Ok(Some((key, payment))),
         None if named.is_some() => Err(Failure::Permanent(format!("no payment {payment_id}"))),
         None => Ok(None),
     }
@@ -486,20 +447,13 @@ async fn invoice_expired(
     payload: Payload,
 ) -> Result<Applied, Failure> {
     let invoice = entity(payload.invoice, "invoice")?;
-    let Some((flexprice_invoice, _)) =
-        invoice_sync::flexprice_invoice_of(adapters, scope, &invoice.id)
-            .await
-            .map_err(Failure::retryable)?
+    let Some(sync) = invoice_sync::flexprice_invoice_of(adapters, scope, &invoice.id)
+        .await
+        .map_err(Failure::retryable)?
     else {
         return Ok(not_ours(&invoice.id));
     };
-    invoice_sync::note_razorpay_status(
-        adapters,
-        scope,
-        &flexprice_invoice,
-        invoice.status.as_str(),
-    )
-    .await?;
+    invoice_sync::note_razorpay_status(adapters, scope, &sync, invoice.status.as_str()).await?;
     Ok(Applied::InvoiceExpired)
 }
 
@@ -510,7 +464,7 @@ async fn record_attempt(
     payload: Payload,
 ) -> Result<Applied, Failure> {
     let failed = entity(payload.payment, "payment")?;
-    let Some((key, item)) = find_link_payment(adapters, scope, &failed, None).await? else {
+    let Some((key, payment)) = find_link_payment(adapters, scope, &failed, None).await? else {
         if let Some(invoice) = &failed.invoice_id {
             // A failed try on a synced invoice: the invoice stays payable; nothing to change.
             tracing::info!(razorpay_payment_id = %failed.id, razorpay_invoice_id = %invoice, "failed attempt on a Razorpay invoice");
@@ -518,42 +472,35 @@ async fn record_attempt(
         }
         return Ok(not_ours(&failed.id));
     };
-    let mut attempts: Vec<serde_json::Value> = item
-        .str_attr("attempts")
-        .and_then(|a| serde_json::from_str(a).ok())
-        .unwrap_or_default();
-    if attempts
+    if payment
+        .attempts
         .iter()
-        .any(|a| a["razorpay_payment_id"] == failed.id.as_str())
+        .any(|a| a.razorpay_payment_id == failed.id)
     {
         return Ok(Applied::NoChange);
     }
-    attempts.push(serde_json::json!({
-        "razorpay_payment_id": failed.id,
-        "status": "FAILED", // the attempt's own status, as Razorpay gave it
-        "error_code": failed.error_code,
-        "error_description": failed.error_description,
-        "error_reason": failed.error_reason,
-        "at": adapters.clock.now_secs(),
-    }));
-    let update = Update {
-        expect: vec![Expect::Version(item.u64_attr(VERSION).unwrap_or(0))],
-        set: Item::from([(
-            "attempts".to_owned(),
-            s(serde_json::Value::from(attempts).to_string()),
-        )]),
-        bump_version: true,
-        ..Update::default()
-    };
-    update_payment(adapters, &key, &update).await?;
+    let mut attempts = payment.attempts.clone();
+    attempts.push(Attempt {
+        razorpay_payment_id: failed.id.clone(),
+        status: "FAILED".to_owned(),
+        error_code: failed.error_code.clone(),
+        error_description: failed.error_description.clone(),
+        error_reason: failed.error_reason.clone(),
+        at: adapters.clock.now_secs(),
+    });
+    let change = PaymentUpdate::AttemptRecorded { attempts };
+    update_payment(adapters, &key, &payment, &change).await?;
     Ok(Applied::AttemptRecorded)
 }
 
 /// A conditional update of our payment; a concurrent change makes it fail, to be retried.
-async fn update_payment(adapters: &Adapters, key: &Key, update: &Update) -> Result<(), Failure> {
-    adapters
-        .store
-        .update(key, update)
+async fn update_payment(
+    adapters: &Adapters,
+    key: &Key,
+    payment: &Payment,
+    change: &PaymentUpdate,
+) -> Result<(), Failure> {
+    records::update_payment(adapters.store.as_ref(), key, payment, change)
         .await
         .map(|_| ())
         .map_err(|e| Failure::retryable(format!("the payment changed meanwhile: {e}")))
@@ -567,34 +514,19 @@ async fn link_ended(
     event: &str,
 ) -> Result<Applied, Failure> {
     let link = entity(payload.payment_link, "payment link")?;
-    let Some((key, item)) =
+    let Some((key, payment)) =
         our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?
     else {
         return Ok(not_ours(&link.id));
     };
-    let Some(status) = item.str_attr(STATUS).and_then(PaymentStatus::parse) else {
+    let Change::To { .. } = payment.status.on(PaymentEvent::LinkEnded) else {
         return Ok(Applied::NoChange);
     };
-    let Change::To { to, .. } = status.on(PaymentEvent::LinkEnded) else {
-        return Ok(Applied::NoChange);
+    let change = PaymentUpdate::Failed {
+        reason: format!("{event} ({})", link.id),
+        at: adapters.clock.now_secs(),
     };
-    let update = Update {
-        expect: vec![
-            Expect::Status(status.as_str().to_owned()),
-            Expect::Version(item.u64_attr(VERSION).unwrap_or(0)),
-        ],
-        set: Item::from([
-            (STATUS.to_owned(), s(to.as_str())),
-            (
-                "failure_reason".to_owned(),
-                s(format!("{event} ({})", link.id)),
-            ),
-            ("updated_at".to_owned(), n(adapters.clock.now_secs())),
-        ]),
-        bump_version: true,
-        ..Update::default()
-    };
-    update_payment(adapters, &key, &update).await?;
+    update_payment(adapters, &key, &payment, &change).await?;
     Ok(Applied::Failed)
 }
 

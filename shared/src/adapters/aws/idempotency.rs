@@ -16,17 +16,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::store::{EXPIRES_AT, Expr, Item, ItemExt, STATUS, Store, StoreError, n, s};
+use super::records::claim::{LOCK_EXPIRES_AT, LOCK_TOKEN, PAYLOAD_HASH, RESULT};
+use super::store::{EXPIRES_AT, Expr, Item, ItemExt, PK, STATUS, Store, StoreError, n, s};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::Key;
-use crate::ports::Clock;
+use crate::ports::{Claims, Clock, PortFuture};
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
-const LOCK_EXPIRES_AT: &str = "lock_expires_at";
-const LOCK_TOKEN: &str = "lock_token";
-const PAYLOAD_HASH: &str = "payload_hash";
-const RESULT: &str = "result";
 
 /// How often a claim is retried when the stored record changed under it (Powertools: 2).
 const MAX_RETRIES: usize = 2;
@@ -72,8 +69,16 @@ pub struct ClaimToken {
 }
 
 impl ClaimToken {
+    pub(crate) fn new(key: Key, token: String) -> ClaimToken {
+        ClaimToken { key, token }
+    }
+
     pub fn key(&self) -> &Key {
         &self.key
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -137,7 +142,7 @@ impl Idempotency {
             let mut expr = Expr::default();
             let condition = format!(
                 "attribute_not_exists({pk}) OR {exp} < {now_s} OR ({status} = {in_progress} AND {lock} < {now_ms})",
-                pk = expr.name("pk"),
+                pk = expr.name(PK),
                 exp = expr.name(EXPIRES_AT),
                 now_s = expr.value(n(now_ms / 1000)),
                 status = expr.name(STATUS),
@@ -253,6 +258,33 @@ impl Idempotency {
             lock_token = expr.name(LOCK_TOKEN),
             token = expr.value(s(&token.token)),
         )
+    }
+}
+
+impl Claims for Idempotency {
+    fn claim<'a>(
+        &'a self,
+        key: &'a Key,
+        payload_hash: &'a str,
+        lifetimes: Lifetimes,
+    ) -> PortFuture<'a, Result<Claim, IdempotencyError>> {
+        Box::pin(Idempotency::claim(self, key, payload_hash, lifetimes))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        result: Option<&'a str>,
+        keep: Duration,
+    ) -> PortFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(Idempotency::complete(self, token, result, keep))
+    }
+
+    fn release<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+    ) -> PortFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(Idempotency::release(self, token))
     }
 }
 

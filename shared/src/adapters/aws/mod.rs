@@ -133,7 +133,8 @@ pub struct Adapters {
     pub store: std::sync::Arc<dyn crate::ports::Table>,
     pub queue: queue::JobQueue,
     pub secrets: std::sync::Arc<secrets::SecretsCache>,
-    pub idempotency: idempotency::Idempotency,
+    /// Claims on webhook events (the port: DynamoDB here, a fake in service tests).
+    pub idempotency: std::sync::Arc<dyn crate::ports::Claims>,
     pub clock: std::sync::Arc<dyn crate::ports::Clock>,
     /// The tenants' Razorpay and Flexprice clients, kept while the instance lives.
     pub clients: std::sync::Arc<crate::services::connection::ClientCache>,
@@ -170,7 +171,10 @@ impl Adapters {
                 SECRETS_TTL,
                 clock.clone(),
             )),
-            idempotency: idempotency::Idempotency::new(store.clone(), clock.clone()),
+            idempotency: std::sync::Arc::new(idempotency::Idempotency::new(
+                store.clone(),
+                clock.clone(),
+            )),
             store: std::sync::Arc::new(store),
             clock,
             config,

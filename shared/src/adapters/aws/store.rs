@@ -86,6 +86,12 @@ pub enum StoreError {
     /// The call itself failed.
     #[error("DynamoDB {0}")]
     Aws(#[from] AwsError),
+    /// A stored item is not a valid record of its kind (written by other code, or damaged).
+    #[error("a stored {kind} has no valid {attribute}")]
+    Malformed {
+        kind: &'static str,
+        attribute: &'static str,
+    },
 }
 
 impl Classify for StoreError {

@@ -1,0 +1,66 @@
+//! The records as the API shows them: the JSON bodies of successful answers. Amounts are exact
+//! decimal strings beside their subunits.
+
+use serde_json::{Value, json};
+
+use crate::domain::payment::Payment;
+use crate::domain::sync::InvoiceSync;
+
+/// A payment (`POST /api/v1/payments`, `GET /api/v1/payments/{id}`).
+pub fn payment(payment: &Payment) -> Value {
+    // An invoice synced to a Razorpay invoice can be paid there too; the link is a second
+    // way to pay the same invoice, and the caller is told so.
+    let notice = payment.razorpay_invoice_id.as_ref().map(|rzp| {
+        format!(
+            "invoice {} is also synced to Razorpay invoice {rzp}; this payment link is a separate way to pay it",
+            payment.invoice_id
+        )
+    });
+    json!({
+        "id": payment.id,
+        "idempotency_key": payment.idempotency_key,
+        "destination_type": "INVOICE",
+        "destination_id": payment.invoice_id,
+        "payment_method_type": payment.method.as_str(),
+        "payment_gateway": "razorpay",
+        "amount": payment.amount.to_decimal_string(),
+        "amount_minor": payment.amount.minor(),
+        "amount_paid_minor": payment.amount_paid,
+        "currency": payment.amount.currency().code(),
+        "payment_status": payment.status.as_str(),
+        "gateway_tracking_id": payment.gateway_tracking_id,
+        "payment_url": payment.payment_url,
+        "razorpay_customer_id": payment.razorpay_customer_id,
+        "razorpay_invoice_id": payment.razorpay_invoice_id,
+        "metadata": payment.metadata,
+        "attempts": payment.attempts,
+        "failure_reason": payment.failure_reason,
+        "last_error": payment.last_error,
+        "review": payment.review,
+        "notice": notice,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    })
+}
+
+/// An invoice's sync record (`GET /api/v1/invoices/{invoice_id}/sync`).
+pub fn invoice_sync(sync: &InvoiceSync) -> Value {
+    json!({
+        "invoice_id": sync.invoice_id,
+        "state": sync.state.as_str(),
+        "razorpay_invoice_id": sync.razorpay_invoice_id,
+        "razorpay_status": sync.razorpay_status,
+        "payment_url": sync.payment_url,
+        "form": sync.form,
+        "form_reason": sync.form_reason,
+        "amount_minor": sync.amount.map(|a| a.minor()),
+        "currency": sync.amount.map(|a| a.currency().code()),
+        "last_error": sync.last_error,
+        "skip_reason": sync.skip_reason,
+        "review": sync.review,
+        "attempts": sync.attempts,
+        "metadata_written": sync.metadata_written,
+        "created_at": sync.created_at,
+        "updated_at": sync.updated_at,
+    })
+}
