@@ -7,6 +7,9 @@
 //!   items; typed records will take their place.)
 //! - [`Claims`]: claims on work that must happen once (a webhook event), with a lock that
 //!   runs out when a worker dies and a stored result for duplicates.
+//! - [`SecretStore`]: each tenant's credentials, one secret string per scope.
+//! - [`RazorpayApi`], [`FlexpriceApi`]: the calls the services make to the two providers
+//!   (HTTP clients here, stateful fakes in service tests).
 //! - [`Clock`]: time, so expiry and signature tolerance can be tested without sleeping.
 
 use std::future::Future;
@@ -15,8 +18,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::adapters::aws::idempotency::{Claim, ClaimToken, IdempotencyError, Lifetimes};
+use crate::adapters::aws::secrets::SecretsError;
 use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
+use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::flexprice::wire::{
+    Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
+    RecordPaymentRequest,
+};
+use crate::adapters::razorpay::RazorpayError;
+use crate::adapters::razorpay::wire::{
+    Customer, CustomerRequest, Invoice, InvoiceRequest, PaymentLink, PaymentLinkRequest,
+};
 use crate::domain::keys::Key;
+use crate::domain::secret::Secret;
 
 /// A future a port returns (boxed, so the ports can be used as `dyn` traits).
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -69,6 +83,81 @@ pub trait Claims: Send + Sync {
     /// Gives the claim up so that a retry does the work again.
     fn release<'a>(&'a self, token: &'a ClaimToken)
     -> PortFuture<'a, Result<(), IdempotencyError>>;
+}
+
+/// Secret strings by id, served from a cache where the adapter keeps one.
+pub trait SecretStore: Send + Sync {
+    /// The current value ([`SecretsError::NotFound`] when there is none).
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<std::sync::Arc<Secret<String>>, SecretsError>>;
+    /// The current value, read again past any cache (after a failure a rotation may explain).
+    fn refresh<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<std::sync::Arc<Secret<String>>, SecretsError>>;
+    /// Stores `value` as the current value, creating the secret if needed.
+    fn put<'a>(
+        &'a self,
+        id: &'a str,
+        value: Secret<String>,
+    ) -> PortFuture<'a, Result<(), SecretsError>>;
+    /// Deletes the secret at once (deleting a missing one is fine).
+    fn delete<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<(), SecretsError>>;
+}
+
+/// What the services ask of Razorpay.
+pub trait RazorpayApi: Send + Sync {
+    /// Creates a customer, or (`fail_existing: "0"`) returns the one with the same email and
+    /// contact.
+    fn create_customer<'a>(
+        &'a self,
+        request: &'a CustomerRequest,
+    ) -> PortFuture<'a, Result<Customer, RazorpayError>>;
+    fn create_payment_link<'a>(
+        &'a self,
+        request: &'a PaymentLinkRequest,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>>;
+    /// The links made with this `reference_id` (at most one: Razorpay keeps it unique).
+    fn find_payment_links_by_reference<'a>(
+        &'a self,
+        reference_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<PaymentLink>, RazorpayError>>;
+    fn create_invoice<'a>(
+        &'a self,
+        request: &'a InvoiceRequest,
+    ) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+    fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+    /// The invoices made with this `receipt`.
+    fn find_invoices_by_receipt<'a>(
+        &'a self,
+        receipt: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>>;
+    fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+}
+
+/// What the services ask of Flexprice.
+pub trait FlexpriceApi: Send + Sync {
+    fn get_invoice<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>>;
+    fn get_customer<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>>;
+    /// Records a payment; the same `idempotency_key` never records twice.
+    fn record_payment<'a>(
+        &'a self,
+        request: &'a RecordPaymentRequest,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
+    /// Adds `keys` to the invoice's metadata (keeping the rest).
+    fn merge_invoice_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a std::collections::BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>>;
 }
 
 pub trait Clock: Send + Sync {

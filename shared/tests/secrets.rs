@@ -1,10 +1,13 @@
-//! The Secrets Manager cache against the moto emulator.
+//! The Secrets Manager cache against the moto emulator, and the secret store's contract on
+//! both it and the in-memory fake.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use shared::adapters::aws::secrets::{SecretsCache, SecretsError};
-use shared::ports::{Clock, ManualClock, SystemClock};
+use shared::adapters::memory::MemorySecrets;
+use shared::domain::secret::Secret;
+use shared::ports::{Clock, ManualClock, SecretStore, SystemClock};
 use testkit::{CallCounter, TestEnv};
 
 const TTL: Duration = Duration::from_secs(300);
@@ -124,4 +127,40 @@ async fn cached_values_never_show_in_debug_output() {
     let secret = cache.get(&name).await.unwrap();
     let shown = format!("{secret:?} {secret}");
     assert!(!shown.contains("rzp_live_hush"), "{shown}");
+}
+
+/// The contract of the `SecretStore` port, on Secrets Manager (moto) and on the fake: a missing
+/// secret is `NotFound`, a put is read back (and replaces), a refresh reads the current value,
+/// a delete forgets it, and deleting a missing secret is fine.
+async fn the_secret_store_contract(store: Arc<dyn SecretStore>, id: &str) {
+    let missing = store.get(id).await;
+    assert!(
+        matches!(missing, Err(SecretsError::NotFound { .. })),
+        "{missing:?}"
+    );
+    store.put(id, Secret::new("one".into())).await.unwrap();
+    assert_eq!(store.get(id).await.unwrap().expose(), "one");
+    store.put(id, Secret::new("two".into())).await.unwrap();
+    assert_eq!(store.get(id).await.unwrap().expose(), "two");
+    assert_eq!(store.refresh(id).await.unwrap().expose(), "two");
+    store.delete(id).await.unwrap();
+    let gone = store.refresh(id).await;
+    assert!(
+        matches!(gone, Err(SecretsError::NotFound { .. })),
+        "{gone:?}"
+    );
+    store.delete(id).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_secret_store_contract_on_secrets_manager() {
+    let env = TestEnv::new().await;
+    let counter = CallCounter::new();
+    let id = format!("{}/tenant_1/contract", env.secret_prefix);
+    the_secret_store_contract(cache(&env, &counter, Arc::new(SystemClock)), &id).await;
+}
+
+#[tokio::test]
+async fn the_secret_store_contract_on_the_fake() {
+    the_secret_store_contract(Arc::new(MemorySecrets::new()), "fake/tenant_1/contract").await;
 }

@@ -4,8 +4,11 @@
 
 use serde_json::{Value, json};
 use shared::adapters::aws::records;
+use shared::adapters::memory::Fault;
 use shared::adapters::memory::MemoryTable;
+use shared::api::requests::PaymentRequest;
 use shared::api::views;
+use shared::domain::error::Failure;
 use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
 use shared::domain::money::{Currency, Money};
@@ -14,7 +17,8 @@ use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
 use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::reconcile::{self, Applied};
-use shared::services::{invoice_sync, payments};
+use shared::services::{customers, invoice_sync, payments};
+use testkit::FakeStack;
 
 fn scope() -> TenantScope {
     TenantScope::new("acme", "live").unwrap()
@@ -276,5 +280,235 @@ async fn a_sync_status_reads_its_record_or_says_how_to_start_one() {
             Some("INR"),
             Some(1)
         )
+    );
+}
+
+// ---- with Razorpay and Flexprice faked too ----
+
+/// A finalized ₹100.00 invoice of a customer with an email, in the fake Flexprice.
+fn open_invoice(stack: &FakeStack) {
+    stack.flexprice.add_invoice(json!({
+        "id": "inv_1", "customer_id": "cust_1", "invoice_status": "FINALIZED",
+        "payment_status": "PENDING", "currency": "inr", "amount_due": "100.00",
+        "amount_paid": "0", "amount_remaining": "100.00", "subtotal": "100.00",
+        "total": "100.00", "total_tax": "0", "invoice_number": "INV-1",
+        "line_items": [{"display_name": "Plan", "amount": "100.00", "quantity": "1"}],
+    }));
+    stack.flexprice.add_customer(json!({
+        "id": "cust_1", "name": "Acme", "email": "billing@acme.test",
+    }));
+}
+
+async fn connected_stack(outbound_sync: bool) -> FakeStack {
+    let stack = FakeStack::new().await;
+    stack.connect(&scope(), outbound_sync).await;
+    open_invoice(&stack);
+    stack
+}
+
+fn payment_request(key: &str) -> PaymentRequest {
+    let body = json!({"amount": "100.00", "currency": "INR", "destination_type": "INVOICE",
+        "destination_id": "inv_1", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "idempotency_key": key});
+    PaymentRequest::parse(Some("application/json"), body.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_link_made_before_a_lost_answer_is_adopted_by_the_retry_never_made_twice() {
+    let stack = connected_stack(false).await;
+    stack
+        .razorpay
+        .fail_next("create_payment_link", Fault::TimeoutAfter);
+    let first = payments::create(&stack.adapters, &scope(), payment_request("order-1")).await;
+    assert_eq!(first.err().map(|p| p.status), Some(503), "safe to retry");
+    assert_eq!(stack.razorpay.links().len(), 1, "Razorpay made it");
+    let retried = payments::create(&stack.adapters, &scope(), payment_request("order-1"))
+        .await
+        .unwrap();
+    let links = stack.razorpay.links();
+    assert_eq!(links.len(), 1, "adopted, not made again");
+    assert_eq!(stack.razorpay.calls("create_payment_link"), 1);
+    assert_eq!(retried.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        retried.payment.gateway_tracking_id.as_deref(),
+        Some(links[0].id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_payment_abandoned_mid_create_is_taken_over_and_its_link_adopted() {
+    let stack = connected_stack(false).await;
+    // A request created the payment and its link, then died before recording the link.
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-2"))
+        .await
+        .unwrap();
+    let key = records::payment_key(&scope(), &made.payment.id);
+    let mut abandoned = made.payment.clone();
+    abandoned.status = PaymentStatus::Initiated;
+    abandoned.gateway_tracking_id = None;
+    abandoned.lock_expires_at = Some(1); // long run out
+    records::put(stack.table.as_ref(), &key, &abandoned)
+        .await
+        .unwrap();
+    let again = payments::create(&stack.adapters, &scope(), payment_request("order-2"))
+        .await
+        .unwrap();
+    assert!(!again.new, "the same payment");
+    assert_eq!(again.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        again.payment.version,
+        abandoned.version + 2,
+        "taken, then linked"
+    );
+    assert_eq!(stack.razorpay.links().len(), 1);
+    assert_eq!(stack.razorpay.calls("find_payment_links_by_reference"), 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_refused_and_a_finished_payment_is_returned() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-3"))
+        .await
+        .unwrap();
+    assert!(made.new);
+    let same = payments::create(&stack.adapters, &scope(), payment_request("order-3"))
+        .await
+        .unwrap();
+    assert!(!same.new);
+    assert_eq!(same.payment, made.payment);
+    let mut other = payment_request("order-3");
+    other.amount = shared::domain::money::DecimalText::new("50.00");
+    let refused = payments::create(&stack.adapters, &scope(), other)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, 409);
+    assert_eq!(stack.razorpay.calls("create_payment_link"), 1);
+}
+
+#[tokio::test]
+async fn concurrent_first_syncs_of_one_customer_map_one_razorpay_customer() {
+    let stack = connected_stack(false).await;
+    let scope = scope();
+    let ensure = || {
+        customers::ensure(
+            stack.table.as_ref(),
+            stack.razorpay.as_ref(),
+            stack.flexprice.as_ref(),
+            &scope,
+            "cust_1",
+        )
+    };
+    let (a, b) = tokio::join!(ensure(), ensure());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.razorpay_id(), b.razorpay_id());
+    assert_eq!(stack.razorpay.calls("create_customer"), 2, "both raced");
+    assert_eq!(stack.razorpay.customers().len(), 1);
+    let outcomes = [&a, &b].map(|s| matches!(s, customers::Synced::Adopted(_)));
+    assert_eq!(outcomes.iter().filter(|adopted| **adopted).count(), 1);
+    let third = ensure().await.unwrap();
+    assert_eq!(third, customers::Synced::Mapped(a.razorpay_id().to_owned()));
+}
+
+async fn claimed_sync(stack: &FakeStack, lease_until: u64) {
+    let claimed = SyncChange::Claimed {
+        lease_until,
+        customer_id: "cust_1".into(),
+    };
+    let record = InvoiceSync::first("inv_1", claimed, 1);
+    records::put(
+        stack.table.as_ref(),
+        &records::sync_key(&scope(), "inv_1"),
+        &record,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_sync_under_a_live_lease_waits_and_one_after_it_adopts_what_the_holder_made() {
+    let stack = connected_stack(true).await;
+    claimed_sync(&stack, u64::MAX).await;
+    let busy = invoice_sync::sync(&stack.adapters, &scope(), "inv_1").await;
+    assert!(
+        matches!(&busy, Err(Failure::Retryable(r)) if r.contains("in progress")),
+        "{busy:?}"
+    );
+    assert_eq!(stack.razorpay.calls("find_invoices_by_receipt"), 0);
+    // The holder created the Razorpay invoice, then died: its lease runs out.
+    stack
+        .razorpay
+        .fail_next("create_invoice", Fault::TimeoutAfter);
+    claimed_sync(&stack, 0).await;
+    let lost = invoice_sync::sync(&stack.adapters, &scope(), "inv_1").await;
+    assert!(matches!(lost, Err(Failure::Retryable(_))), "{lost:?}");
+    let after = invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let made = stack.razorpay.invoices();
+    assert_eq!(made.len(), 1, "adopted by receipt, not made twice");
+    assert_eq!(
+        after,
+        invoice_sync::Synced::Created {
+            razorpay_invoice_id: made[0].id.clone()
+        }
+    );
+    let record = invoice_sync::status(
+        &stack.adapters,
+        &scope(),
+        &FlexpriceId::parse("inv_1").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(record.state, shared::domain::sync::SyncState::Synced);
+    assert_eq!(record.amount.map(|a| a.minor()), Some(10000));
+    assert!(record.metadata_written);
+    let metadata = stack.flexprice.invoice("inv_1").unwrap().metadata;
+    assert_eq!(metadata.get("razorpay_invoice_id"), Some(&made[0].id));
+}
+
+fn captured(payment_id: &str, razorpay_id: &str, amount: u64) -> String {
+    event(
+        "payment.captured",
+        json!({"payment": {"entity": {"id": razorpay_id, "entity": "payment", "amount": amount,
+            "currency": "INR", "status": "captured", "captured": true,
+            "notes": {"flexprice_payment_id": payment_id, "tenant_id": "acme",
+                "environment_id": "live"}}}}),
+    )
+}
+
+#[tokio::test]
+async fn captured_money_is_recorded_in_flexprice_once_through_a_lost_answer_and_a_duplicate() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-4"))
+        .await
+        .unwrap();
+    let body = captured(&made.payment.id, "pay_Cap1", 10000);
+    stack
+        .flexprice
+        .fail_next("record_payment", Fault::TimeoutAfter);
+    let lost = reconcile::apply(&stack.adapters, &scope(), &body).await;
+    assert!(matches!(lost, Err(Failure::Retryable(_))), "{lost:?}");
+    let counted = reconcile::apply(&stack.adapters, &scope(), &body)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        Applied::Counted {
+            status: "SUCCEEDED".into()
+        }
+    );
+    let again = reconcile::apply(&stack.adapters, &scope(), &body)
+        .await
+        .unwrap();
+    assert_eq!(again, Applied::AlreadyCounted);
+    let recorded = stack.flexprice.payments();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded["razorpay:pay_Cap1"].amount, "100.00");
+    let paid = payments::get(&stack.adapters, &scope(), &made.payment.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (paid.status, paid.amount_paid),
+        (PaymentStatus::Succeeded, 10000)
     );
 }

@@ -124,31 +124,91 @@ impl TestEnv {
     }
 }
 
-/// Adapters whose table is the in-memory fake (returned beside them, to look at): for
-/// service tests that need nothing else from AWS. The other adapters point at an address
-/// nothing listens on, so a service that reaches past the table fails loudly instead of
-/// touching a real account.
+/// Every port over an in-memory fake: the table, the event claims, the secret store, Razorpay
+/// and Flexprice. No emulator and no simulator: a service decision in milliseconds.
+pub struct FakeStack {
+    pub adapters: Adapters,
+    pub table: std::sync::Arc<shared::adapters::memory::MemoryTable>,
+    pub razorpay: std::sync::Arc<shared::adapters::memory::FakeRazorpay>,
+    pub flexprice: std::sync::Arc<shared::adapters::memory::FakeFlexprice>,
+}
+
+impl FakeStack {
+    pub async fn new() -> FakeStack {
+        use shared::adapters::memory::{
+            FakeFlexprice, FakeRazorpay, MemoryClaims, MemorySecrets, MemoryTable,
+        };
+        use std::sync::Arc;
+        let sdk = sdk_config("http://127.0.0.1:9").await;
+        let mut adapters = Adapters::new(
+            &sdk,
+            Config {
+                table_name: "fake".into(),
+                job_queue_url: "http://127.0.0.1:9/000000000000/fake".into(),
+                secret_prefix: "fake".into(),
+                razorpay_api_url: "http://127.0.0.1:9".into(),
+                flexprice_api_url: "http://127.0.0.1:9".into(),
+            },
+        );
+        let table = Arc::new(MemoryTable::new());
+        let razorpay = Arc::new(FakeRazorpay::new());
+        let flexprice = Arc::new(FakeFlexprice::new());
+        adapters.store = table.clone();
+        adapters.idempotency = Arc::new(MemoryClaims::new(adapters.clock.clone()));
+        adapters.secrets = Arc::new(MemorySecrets::new());
+        adapters.clients = Arc::new(shared::services::connection::ClientCache::fixed(
+            shared::services::connection::Clients {
+                razorpay: razorpay.clone(),
+                flexprice: flexprice.clone(),
+            },
+        ));
+        FakeStack {
+            adapters,
+            table,
+            razorpay,
+            flexprice,
+        }
+    }
+
+    /// Connects `scope` (credentials in the secret store, settings in the table), with invoice
+    /// outbound sync as given.
+    pub async fn connect(&self, scope: &shared::domain::keys::TenantScope, outbound_sync: bool) {
+        use shared::adapters::aws::records::{self, ConnectionSettings};
+        use shared::domain::secret::Secret;
+        let secret = serde_json::json!({
+            "key_id": "rzp_test_fake", "key_secret": "fake_secret",
+            "webhook_secret": "whsec_fake", "flexprice_api_key": "fx_fake",
+        });
+        let id = shared::services::connection::secret_id("fake", scope);
+        self.adapters
+            .secrets
+            .put(&id, Secret::new(secret.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("fake secret: {e}"));
+        let settings = ConnectionSettings {
+            active: true,
+            key_id: "rzp_test_fake".into(),
+            invoice_outbound_sync: outbound_sync,
+            razorpay_account_id: None,
+            updated_at: 0,
+        };
+        records::put(
+            self.adapters.store.as_ref(),
+            &ConnectionSettings::key(scope),
+            &settings,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("fake settings: {e}"));
+    }
+}
+
+/// Adapters whose table and claims are in memory (the rest points nowhere), and the table.
 pub async fn fake_adapters() -> (
     Adapters,
     std::sync::Arc<shared::adapters::memory::MemoryTable>,
 ) {
-    let sdk = sdk_config("http://127.0.0.1:9").await;
-    let mut adapters = Adapters::new(
-        &sdk,
-        Config {
-            table_name: "fake".into(),
-            job_queue_url: "http://127.0.0.1:9/000000000000/fake".into(),
-            secret_prefix: "fake".into(),
-            razorpay_api_url: "http://127.0.0.1:9".into(),
-            flexprice_api_url: "http://127.0.0.1:9".into(),
-        },
-    );
-    let table = std::sync::Arc::new(shared::adapters::memory::MemoryTable::new());
-    adapters.store = table.clone();
-    adapters.idempotency = std::sync::Arc::new(shared::adapters::memory::MemoryClaims::new(
-        adapters.clock.clone(),
-    ));
-    (adapters, table)
+    let stack = FakeStack::new().await;
+    (stack.adapters, stack.table)
 }
 
 /// Adapters over `sdk` whose every AWS call (DynamoDB, SQS, Secrets Manager) `counter` records.

@@ -4,6 +4,8 @@
 //! Changing the webhook secret keeps the previous one accepted for 25 hours: Razorpay retries
 //! an event for 24 hours, signed with the secret it was first sent with.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -19,6 +21,7 @@ use crate::api::requests::ConnectionRequest;
 use crate::domain::error::Classify;
 use crate::domain::keys::TenantScope;
 use crate::domain::secret::Secret;
+use crate::ports::{FlexpriceApi, RazorpayApi};
 
 /// How long a replaced webhook secret is still accepted.
 pub const PREVIOUS_SECRET_GRACE_SECS: u64 = 25 * 3600;
@@ -59,8 +62,8 @@ pub struct Credentials {
 
 /// A scope's Razorpay and Flexprice clients (kept in the [`ClientCache`]).
 pub struct Clients {
-    pub razorpay: RazorpayClient,
-    pub flexprice: FlexpriceClient,
+    pub razorpay: Arc<dyn RazorpayApi>,
+    pub flexprice: Arc<dyn FlexpriceApi>,
 }
 
 /// The HTTP clients could not be built (the TLS set-up failed).
@@ -82,8 +85,8 @@ impl Clients {
         ))
         .map_err(|e| ClientsError(e.to_string()))?;
         Ok(Clients {
-            razorpay,
-            flexprice,
+            razorpay: Arc::new(razorpay),
+            flexprice: Arc::new(flexprice),
         })
     }
 }
@@ -95,17 +98,30 @@ impl Clients {
 #[derive(Default)]
 pub struct ClientCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Clients>>>,
+    /// Set: every scope gets these (the fakes of a service test).
+    fixed: Option<Arc<Clients>>,
 }
 
 const CLIENT_CACHE_MAX: usize = 256;
 
 impl ClientCache {
+    /// A cache that hands out `clients` whatever the credentials (for service tests).
+    pub fn fixed(clients: Clients) -> ClientCache {
+        ClientCache {
+            entries: std::sync::Mutex::default(),
+            fixed: Some(Arc::new(clients)),
+        }
+    }
+
     pub fn get(
         &self,
         config: &Config,
         credentials: &Credentials,
     ) -> Result<std::sync::Arc<Clients>, ClientsError> {
         use sha2::{Digest, Sha256};
+        if let Some(clients) = &self.fixed {
+            return Ok(clients.clone());
+        }
         let mut hasher = Sha256::new();
         for part in [
             config.razorpay_api_url.as_str(),

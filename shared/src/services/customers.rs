@@ -10,13 +10,13 @@ use thiserror::Error;
 
 use crate::adapters::aws::records::{self, CustomerMapping, Made, RazorpayCustomerMapping, Record};
 use crate::adapters::aws::store::{CancelReason, StoreError, Write};
-use crate::adapters::flexprice::{FlexpriceClient, FlexpriceError};
+use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
-use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
 use crate::api::problem::Problem;
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::{Key, TenantScope};
-use crate::ports::Table;
+use crate::ports::{FlexpriceApi, RazorpayApi, Table};
 
 #[derive(Debug, Error)]
 pub enum CustomerSyncError {
@@ -90,8 +90,8 @@ impl Synced {
 /// The Razorpay customer of a Flexprice customer, syncing it if needed.
 pub async fn ensure(
     store: &dyn Table,
-    razorpay: &RazorpayClient,
-    flexprice: &FlexpriceClient,
+    razorpay: &dyn RazorpayApi,
+    flexprice: &dyn FlexpriceApi,
     scope: &TenantScope,
     flexprice_customer_id: &str,
 ) -> Result<Synced, CustomerSyncError> {
@@ -113,8 +113,8 @@ async fn mapped(store: &dyn Table, forward: &Key) -> Result<Option<String>, Stor
 /// The Flexprice customer, created in Razorpay (`fail_existing: "0"`: Razorpay answers the
 /// customer it has with the same email and contact, if any). One of email and contact is needed.
 async fn create_in_razorpay(
-    razorpay: &RazorpayClient,
-    flexprice: &FlexpriceClient,
+    razorpay: &dyn RazorpayApi,
+    flexprice: &dyn FlexpriceApi,
     scope: &TenantScope,
     flexprice_customer_id: &str,
 ) -> Result<Customer, CustomerSyncError> {

@@ -586,8 +586,8 @@ async fn create(
     }
     let customer = customers::ensure(
         adapters.store.as_ref(),
-        &clients.razorpay,
-        &clients.flexprice,
+        clients.razorpay.as_ref(),
+        clients.flexprice.as_ref(),
         scope,
         &invoice.customer_id,
     )

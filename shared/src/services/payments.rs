@@ -17,8 +17,8 @@ use crate::adapters::aws::records::{self, Made, PaymentRef};
 use crate::adapters::aws::store::StoreError;
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::Invoice;
+use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Notes, PaymentLink, PaymentLinkRequest};
-use crate::adapters::razorpay::{RazorpayClient, RazorpayError};
 use crate::api::problem::Problem;
 use crate::api::requests::PaymentRequest;
 use crate::domain::error::Classify;
@@ -27,6 +27,7 @@ use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentStatus, PaymentUpdate};
+use crate::ports::RazorpayApi;
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
@@ -127,6 +128,7 @@ pub fn payment_id_for(scope: &TenantScope, idempotency_key: &str) -> String {
 }
 
 /// What the create answered: new (201) or the same payment again (200).
+#[derive(Debug)]
 pub struct Created {
     pub new: bool,
     pub payment: Payment,
@@ -357,14 +359,14 @@ async fn link(
 ) -> Result<PaymentUpdate, Problem> {
     let customer = customers::ensure(
         adapters.store.as_ref(),
-        &clients.razorpay,
-        &clients.flexprice,
+        clients.razorpay.as_ref(),
+        clients.flexprice.as_ref(),
         scope,
         &order.invoice.customer_id,
     )
     .await
     .map_err(|e| e.to_problem())?;
-    let link = create_or_adopt(&clients.razorpay, scope, order).await?;
+    let link = create_or_adopt(clients.razorpay.as_ref(), scope, order).await?;
     let mapping = PaymentRef {
         payment_id: order.payment_id.to_owned(),
     };
@@ -402,7 +404,7 @@ fn link_problem(e: RazorpayError) -> Problem {
 /// The payment's link: adopted when a taken-over payment has one already (found by its
 /// `reference_id`, our payment id), created otherwise.
 async fn create_or_adopt(
-    razorpay: &RazorpayClient,
+    razorpay: &dyn RazorpayApi,
     scope: &TenantScope,
     order: &LinkFor<'_>,
 ) -> Result<PaymentLink, Problem> {

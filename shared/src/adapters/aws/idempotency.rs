@@ -69,6 +69,7 @@ pub struct ClaimToken {
 }
 
 impl ClaimToken {
+    #[cfg(feature = "fakes")]
     pub(crate) fn new(key: Key, token: String) -> ClaimToken {
         ClaimToken { key, token }
     }
@@ -77,6 +78,7 @@ impl ClaimToken {
         &self.key
     }
 
+    #[cfg(feature = "fakes")]
     pub(crate) fn token(&self) -> &str {
         &self.token
     }

@@ -132,7 +132,9 @@ pub struct Adapters {
     /// The table, as the services see it (the port: DynamoDB here, a fake in service tests).
     pub store: std::sync::Arc<dyn crate::ports::Table>,
     pub queue: queue::JobQueue,
-    pub secrets: std::sync::Arc<secrets::SecretsCache>,
+    /// The tenants' credentials (the port: Secrets Manager with a cache here, a fake in
+    /// service tests).
+    pub secrets: std::sync::Arc<dyn crate::ports::SecretStore>,
     /// Claims on webhook events (the port: DynamoDB here, a fake in service tests).
     pub idempotency: std::sync::Arc<dyn crate::ports::Claims>,
     pub clock: std::sync::Arc<dyn crate::ports::Clock>,

@@ -11,7 +11,7 @@ use thiserror::Error;
 use super::AwsError;
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
-use crate::ports::Clock;
+use crate::ports::{Clock, PortFuture};
 
 #[derive(Debug, Error)]
 pub enum SecretsError {
@@ -189,5 +189,30 @@ impl SecretsCache {
             fetched_at_ms: self.clock.now_millis(),
         });
         Ok(value)
+    }
+}
+
+impl crate::ports::SecretStore for SecretsCache {
+    fn get<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Arc<Secret<String>>, SecretsError>> {
+        Box::pin(SecretsCache::get(self, id))
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<Arc<Secret<String>>, SecretsError>> {
+        Box::pin(SecretsCache::refresh(self, id))
+    }
+
+    fn put<'a>(
+        &'a self,
+        id: &'a str,
+        value: Secret<String>,
+    ) -> PortFuture<'a, Result<(), SecretsError>> {
+        Box::pin(SecretsCache::put(self, id, value))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<(), SecretsError>> {
+        Box::pin(SecretsCache::delete(self, id))
     }
 }

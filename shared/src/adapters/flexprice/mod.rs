@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::adapters::http::{RetryPolicy, Timeouts, segment};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
+use crate::ports::PortFuture;
 use wire::{Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest};
 
 /// Flexprice Cloud's API.
@@ -185,5 +186,30 @@ impl FlexpriceClient {
             Some(&UpdateInvoiceRequest { metadata }),
         )
         .await
+    }
+}
+
+impl crate::ports::FlexpriceApi for FlexpriceClient {
+    fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, FlexpriceError>> {
+        Box::pin(FlexpriceClient::get_invoice(self, id))
+    }
+
+    fn get_customer<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Customer, FlexpriceError>> {
+        Box::pin(FlexpriceClient::get_customer(self, id))
+    }
+
+    fn record_payment<'a>(
+        &'a self,
+        request: &'a RecordPaymentRequest,
+    ) -> PortFuture<'a, Result<Payment, FlexpriceError>> {
+        Box::pin(FlexpriceClient::record_payment(self, request))
+    }
+
+    fn merge_invoice_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<Invoice, FlexpriceError>> {
+        Box::pin(FlexpriceClient::merge_invoice_metadata(self, id, keys))
     }
 }

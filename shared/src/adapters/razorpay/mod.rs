@@ -20,6 +20,7 @@ use thiserror::Error;
 use crate::adapters::http::{RetryPolicy, Timeouts, segment};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
+use crate::ports::PortFuture;
 use wire::{
     Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, Payment,
     PaymentLink, PaymentLinkList, PaymentLinkRequest,
@@ -355,6 +356,54 @@ impl RazorpayClient {
     pub async fn get_payment(&self, id: &str) -> Result<Payment, RazorpayError> {
         self.read(&format!("/v1/payments/{}", segment(id)), &[])
             .await
+    }
+}
+
+impl crate::ports::RazorpayApi for RazorpayClient {
+    fn create_customer<'a>(
+        &'a self,
+        request: &'a CustomerRequest,
+    ) -> PortFuture<'a, Result<Customer, RazorpayError>> {
+        Box::pin(RazorpayClient::create_customer(self, request))
+    }
+
+    fn create_payment_link<'a>(
+        &'a self,
+        request: &'a PaymentLinkRequest,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        Box::pin(RazorpayClient::create_payment_link(self, request))
+    }
+
+    fn find_payment_links_by_reference<'a>(
+        &'a self,
+        reference_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<PaymentLink>, RazorpayError>> {
+        Box::pin(RazorpayClient::find_payment_links_by_reference(
+            self,
+            reference_id,
+        ))
+    }
+
+    fn create_invoice<'a>(
+        &'a self,
+        request: &'a InvoiceRequest,
+    ) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        Box::pin(RazorpayClient::create_invoice(self, request))
+    }
+
+    fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        Box::pin(RazorpayClient::get_invoice(self, id))
+    }
+
+    fn find_invoices_by_receipt<'a>(
+        &'a self,
+        receipt: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>> {
+        Box::pin(RazorpayClient::find_invoices_by_receipt(self, receipt))
+    }
+
+    fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        Box::pin(RazorpayClient::cancel_invoice(self, id))
     }
 }
 

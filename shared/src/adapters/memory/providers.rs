@@ -1,0 +1,443 @@
+//! Razorpay and Flexprice in memory, for service tests: they keep what they were asked to make
+//! and answer later calls from it, with the rules a service decision depends on (a link's
+//! `reference_id` and an invoice's `receipt` are unique, a customer with the same email and
+//! contact is returned rather than made twice, a payment's `idempotency_key` records once).
+//! Faults are scripted per call: a refusal that acts on nothing, or a timeout after the call
+//! acted (the two-phase outcome a service must survive). The simulators remain the strict,
+//! HTTP-level check; these pin single decisions down in milliseconds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::json;
+
+use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::flexprice::wire::{
+    Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
+    RecordPaymentRequest,
+};
+use crate::adapters::razorpay::RazorpayError;
+use crate::adapters::razorpay::wire::{
+    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, PaymentLink,
+    PaymentLinkRequest,
+};
+use crate::ports::{FlexpriceApi, PortFuture, RazorpayApi};
+
+/// What a scripted call does instead of answering normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refused with a 503 before acting.
+    Unavailable,
+    /// Acted, then the answer was lost (a timeout).
+    TimeoutAfter,
+}
+
+/// The faults scripted for the next calls, by call name, and every call made.
+#[derive(Default)]
+struct Script {
+    faults: Vec<(&'static str, Fault)>,
+    calls: Vec<&'static str>,
+}
+
+impl Script {
+    /// Records the call and takes the first fault scripted for it.
+    fn next(&mut self, call: &'static str) -> Option<Fault> {
+        self.calls.push(call);
+        let at = self.faults.iter().position(|(c, _)| *c == call)?;
+        Some(self.faults.remove(at).1)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn razorpay_refusal(status: u16, description: &str) -> RazorpayError {
+    RazorpayError::Api {
+        status,
+        code: Some("BAD_REQUEST_ERROR".to_owned()),
+        description: description.to_owned(),
+        field: None,
+        reason: None,
+    }
+}
+
+/// A wire object from its JSON (the fakes build answers the way the client reads them).
+fn wire<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("fake built a bad object: {e}"))
+}
+
+#[derive(Default)]
+struct RazorpayState {
+    customers: Vec<Customer>,
+    links: Vec<PaymentLink>,
+    invoices: Vec<Invoice>,
+    next_id: u64,
+}
+
+impl RazorpayState {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}_Fake{:06}", self.next_id)
+    }
+}
+
+/// Razorpay in memory.
+#[derive(Default)]
+pub struct FakeRazorpay {
+    state: Mutex<RazorpayState>,
+    script: Mutex<Script>,
+}
+
+impl FakeRazorpay {
+    pub fn new() -> FakeRazorpay {
+        FakeRazorpay::default()
+    }
+
+    /// The next `call` (a method name, e.g. `"create_payment_link"`) meets `fault`.
+    pub fn fail_next(&self, call: &'static str, fault: Fault) {
+        lock(&self.script).faults.push((call, fault));
+    }
+
+    /// How many times `call` was made.
+    pub fn calls(&self, call: &str) -> usize {
+        lock(&self.script)
+            .calls
+            .iter()
+            .filter(|c| **c == call)
+            .count()
+    }
+
+    pub fn links(&self) -> Vec<PaymentLink> {
+        lock(&self.state).links.clone()
+    }
+
+    pub fn invoices(&self) -> Vec<Invoice> {
+        lock(&self.state).invoices.clone()
+    }
+
+    pub fn customers(&self) -> Vec<Customer> {
+        lock(&self.state).customers.clone()
+    }
+
+    /// Runs `act` under the script: a refusal before it, or a lost answer after it.
+    fn call<T>(
+        &self,
+        name: &'static str,
+        act: impl FnOnce(&mut RazorpayState) -> Result<T, RazorpayError>,
+    ) -> Result<T, RazorpayError> {
+        let fault = lock(&self.script).next(name);
+        if fault == Some(Fault::Unavailable) {
+            return Err(razorpay_refusal(503, "service unavailable"));
+        }
+        let answer = act(&mut lock(&self.state))?;
+        match fault {
+            Some(Fault::TimeoutAfter) => Err(RazorpayError::Timeout),
+            _ => Ok(answer),
+        }
+    }
+
+    fn invoice_mut<'a>(
+        state: &'a mut RazorpayState,
+        id: &str,
+    ) -> Result<&'a mut Invoice, RazorpayError> {
+        state
+            .invoices
+            .iter_mut()
+            .find(|i| i.id == id)
+            .ok_or_else(|| razorpay_refusal(404, "The id provided does not exist"))
+    }
+}
+
+/// The answer, after one yield to the scheduler (as a network call would): concurrent callers
+/// interleave, so races between them happen in tests as they would in production.
+fn ready<'a, T: Send + 'a>(value: T) -> PortFuture<'a, T> {
+    Box::pin(async move {
+        tokio::task::yield_now().await;
+        value
+    })
+}
+
+impl RazorpayApi for FakeRazorpay {
+    fn create_customer<'a>(
+        &'a self,
+        request: &'a CustomerRequest,
+    ) -> PortFuture<'a, Result<Customer, RazorpayError>> {
+        ready(self.call("create_customer", |state| {
+            let same = |c: &&Customer| c.email == request.email && c.contact == request.contact;
+            if let Some(existing) = state.customers.iter().find(same) {
+                return Ok(existing.clone());
+            }
+            let customer: Customer = wire(json!({
+                "id": state.id("cust"), "name": request.name, "email": request.email,
+                "contact": request.contact, "notes": request.notes, "created_at": 1_764_000_000,
+            }));
+            state.customers.push(customer.clone());
+            Ok(customer)
+        }))
+    }
+
+    fn create_payment_link<'a>(
+        &'a self,
+        request: &'a PaymentLinkRequest,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        ready(self.call("create_payment_link", |state| {
+            let reference = Some(request.reference_id.as_str());
+            if state
+                .links
+                .iter()
+                .any(|l| l.reference_id.as_deref() == reference)
+            {
+                return Err(razorpay_refusal(
+                    400,
+                    "Payment Link with this reference id already exists",
+                ));
+            }
+            let id = state.id("plink");
+            let link: PaymentLink = wire(json!({
+                "id": id, "amount": request.amount, "currency": request.currency,
+                "status": "created", "reference_id": request.reference_id,
+                "short_url": format!("https://rzp.io/i/{id}"), "notes": request.notes,
+                "description": request.description, "created_at": 1_764_000_000,
+            }));
+            state.links.push(link.clone());
+            Ok(link)
+        }))
+    }
+
+    fn find_payment_links_by_reference<'a>(
+        &'a self,
+        reference_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<PaymentLink>, RazorpayError>> {
+        ready(self.call("find_payment_links_by_reference", |state| {
+            Ok(state
+                .links
+                .iter()
+                .filter(|l| l.reference_id.as_deref() == Some(reference_id))
+                .cloned()
+                .collect())
+        }))
+    }
+
+    fn create_invoice<'a>(
+        &'a self,
+        request: &'a InvoiceRequest,
+    ) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        ready(self.call("create_invoice", |state| {
+            let receipt = Some(request.receipt.as_str());
+            if state
+                .invoices
+                .iter()
+                .any(|i| i.receipt.as_deref() == receipt)
+            {
+                return Err(razorpay_refusal(400, "receipt already exists"));
+            }
+            let total: u64 = request
+                .line_items
+                .iter()
+                .map(|l| l.amount * l.quantity)
+                .sum();
+            let id = state.id("inv");
+            let invoice: Invoice = wire(json!({
+                "id": id, "status": "issued", "receipt": request.receipt,
+                "customer_id": request.customer_id, "amount": total, "amount_paid": 0,
+                "amount_due": total, "currency": request.currency,
+                "short_url": format!("https://rzp.io/i/{id}"), "notes": request.notes,
+                "created_at": 1_764_000_000,
+            }));
+            state.invoices.push(invoice.clone());
+            Ok(invoice)
+        }))
+    }
+
+    fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        ready(self.call("get_invoice", |state| {
+            FakeRazorpay::invoice_mut(state, id).map(|i| i.clone())
+        }))
+    }
+
+    fn find_invoices_by_receipt<'a>(
+        &'a self,
+        receipt: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>> {
+        ready(self.call("find_invoices_by_receipt", |state| {
+            Ok(state
+                .invoices
+                .iter()
+                .filter(|i| i.receipt.as_deref() == Some(receipt))
+                .cloned()
+                .collect())
+        }))
+    }
+
+    fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        ready(self.call("cancel_invoice", |state| {
+            let invoice = FakeRazorpay::invoice_mut(state, id)?;
+            if invoice.status != InvoiceStatus::Issued {
+                return Err(razorpay_refusal(
+                    400,
+                    "Only issued invoices can be cancelled",
+                ));
+            }
+            invoice.status = InvoiceStatus::Cancelled;
+            Ok(invoice.clone())
+        }))
+    }
+}
+
+#[derive(Default)]
+struct FlexpriceState {
+    invoices: HashMap<String, FlexpriceInvoice>,
+    customers: HashMap<String, FlexpriceCustomer>,
+    /// Recorded payments by idempotency key.
+    payments: BTreeMap<String, FlexpricePayment>,
+}
+
+/// Flexprice in memory: the invoices and customers a test gives it, and the payments it is
+/// asked to record (once per idempotency key).
+#[derive(Default)]
+pub struct FakeFlexprice {
+    state: Mutex<FlexpriceState>,
+    script: Mutex<Script>,
+}
+
+impl FakeFlexprice {
+    pub fn new() -> FakeFlexprice {
+        FakeFlexprice::default()
+    }
+
+    /// Adds an invoice, given as Flexprice's JSON.
+    pub fn add_invoice(&self, invoice: serde_json::Value) {
+        let invoice: FlexpriceInvoice = wire(invoice);
+        lock(&self.state)
+            .invoices
+            .insert(invoice.id.clone(), invoice);
+    }
+
+    /// Adds a customer, given as Flexprice's JSON.
+    pub fn add_customer(&self, customer: serde_json::Value) {
+        let customer: FlexpriceCustomer = wire(customer);
+        lock(&self.state)
+            .customers
+            .insert(customer.id.clone(), customer);
+    }
+
+    pub fn fail_next(&self, call: &'static str, fault: Fault) {
+        lock(&self.script).faults.push((call, fault));
+    }
+
+    pub fn calls(&self, call: &str) -> usize {
+        lock(&self.script)
+            .calls
+            .iter()
+            .filter(|c| **c == call)
+            .count()
+    }
+
+    /// The payments recorded, by idempotency key.
+    pub fn payments(&self) -> BTreeMap<String, FlexpricePayment> {
+        lock(&self.state).payments.clone()
+    }
+
+    pub fn invoice(&self, id: &str) -> Option<FlexpriceInvoice> {
+        lock(&self.state).invoices.get(id).cloned()
+    }
+
+    fn call<T>(
+        &self,
+        name: &'static str,
+        act: impl FnOnce(&mut FlexpriceState) -> Result<T, FlexpriceError>,
+    ) -> Result<T, FlexpriceError> {
+        let fault = lock(&self.script).next(name);
+        if fault == Some(Fault::Unavailable) {
+            return Err(flexprice_refusal(503, "service unavailable"));
+        }
+        let answer = act(&mut lock(&self.state))?;
+        match fault {
+            Some(Fault::TimeoutAfter) => Err(FlexpriceError::Timeout),
+            _ => Ok(answer),
+        }
+    }
+}
+
+fn flexprice_refusal(status: u16, message: &str) -> FlexpriceError {
+    FlexpriceError::Api {
+        status,
+        code: None,
+        message: message.to_owned(),
+    }
+}
+
+fn not_found(what: &str, id: &str) -> FlexpriceError {
+    flexprice_refusal(404, &format!("{what} {id} not found"))
+}
+
+impl FlexpriceApi for FakeFlexprice {
+    fn get_invoice<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>> {
+        ready(self.call("get_invoice", |state| {
+            state
+                .invoices
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found("invoice", id))
+        }))
+    }
+
+    fn get_customer<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>> {
+        ready(self.call("get_customer", |state| {
+            state
+                .customers
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found("customer", id))
+        }))
+    }
+
+    fn record_payment<'a>(
+        &'a self,
+        request: &'a RecordPaymentRequest,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>> {
+        ready(self.call("record_payment", |state| {
+            if !state.invoices.contains_key(&request.destination_id) {
+                return Err(not_found("invoice", &request.destination_id));
+            }
+            let id = format!("pay_fake_{}", state.payments.len() + 1);
+            let payment = state
+                .payments
+                .entry(request.idempotency_key.clone())
+                .or_insert_with(|| {
+                    wire(json!({
+                        "id": id, "idempotency_key": request.idempotency_key,
+                        "destination_id": request.destination_id, "amount": request.amount,
+                        "currency": request.currency, "payment_status": "SUCCEEDED",
+                        "payment_method_type": request.payment_method_type,
+                        "metadata": request.metadata,
+                    }))
+                });
+            Ok(payment.clone())
+        }))
+    }
+
+    fn merge_invoice_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>> {
+        ready(self.call("merge_invoice_metadata", |state| {
+            let invoice = state
+                .invoices
+                .get_mut(id)
+                .ok_or_else(|| not_found("invoice", id))?;
+            invoice
+                .metadata
+                .extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(invoice.clone())
+        }))
+    }
+}
