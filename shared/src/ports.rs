@@ -7,6 +7,7 @@
 //!   items; typed records will take their place.)
 //! - [`Claims`]: claims on work that must happen once (a webhook event), with a lock that
 //!   runs out when a worker dies and a stored result for duplicates.
+//! - [`Queue`]: the job queue (SQS here; a fake that keeps the jobs in service tests).
 //! - [`SecretStore`]: each tenant's credentials, one secret string per scope.
 //! - [`RazorpayApi`], [`FlexpriceApi`]: the calls the services make to the two providers
 //!   (HTTP clients here, stateful fakes in service tests).
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::adapters::aws::idempotency::{Claim, ClaimToken, IdempotencyError, Lifetimes};
+use crate::adapters::aws::queue::QueueError;
 use crate::adapters::aws::secrets::SecretsError;
 use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
 use crate::adapters::flexprice::FlexpriceError;
@@ -29,6 +31,7 @@ use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, PaymentLink, PaymentLinkRequest,
 };
+use crate::domain::jobs::Job;
 use crate::domain::keys::Key;
 use crate::domain::secret::Secret;
 
@@ -83,6 +86,17 @@ pub trait Claims: Send + Sync {
     /// Gives the claim up so that a retry does the work again.
     fn release<'a>(&'a self, token: &'a ClaimToken)
     -> PortFuture<'a, Result<(), IdempotencyError>>;
+}
+
+/// Where work that cannot be done now goes: each job is delivered (at least once) to the
+/// worker, with the trace id of the request that made it.
+pub trait Queue: Send + Sync {
+    /// Sends a job; returns its message id.
+    fn send<'a>(
+        &'a self,
+        job: &'a Job,
+        trace_id: Option<&'a str>,
+    ) -> PortFuture<'a, Result<String, QueueError>>;
 }
 
 /// Secret strings by id, served from a cache where the adapter keeps one.

@@ -10,6 +10,7 @@ use shared::api::requests::PaymentRequest;
 use shared::api::views;
 use shared::domain::error::Failure;
 use shared::domain::ids::FlexpriceId;
+use shared::domain::jobs::Task;
 use shared::domain::keys::TenantScope;
 use shared::domain::money::{Currency, Money};
 use shared::domain::payment::{Payment, PaymentStatus};
@@ -510,5 +511,32 @@ async fn captured_money_is_recorded_in_flexprice_once_through_a_lost_answer_and_
     assert_eq!(
         (paid.status, paid.amount_paid),
         (PaymentStatus::Succeeded, 10000)
+    );
+}
+
+#[tokio::test]
+async fn a_manual_sync_queues_one_job_for_a_connected_scope_only() {
+    let stack = FakeStack::new().await;
+    let invoice = FlexpriceId::parse("inv_1").unwrap();
+    let refused = invoice_sync::request_sync(&stack.adapters, &scope(), &invoice, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status, refused.errors[0].field.as_str()),
+        (422, "connection")
+    );
+    assert!(stack.queue.sent().is_empty());
+    stack.connect(&scope(), true).await;
+    let queued = invoice_sync::request_sync(&stack.adapters, &scope(), &invoice, Some("t-1"))
+        .await
+        .unwrap();
+    let sent = stack.queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(queued["job_id"], sent[0].0.as_str());
+    assert_eq!(
+        sent[0].1.task,
+        Task::SyncInvoice {
+            invoice_id: "inv_1".into()
+        }
     );
 }

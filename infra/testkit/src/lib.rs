@@ -131,12 +131,13 @@ pub struct FakeStack {
     pub table: std::sync::Arc<shared::adapters::memory::MemoryTable>,
     pub razorpay: std::sync::Arc<shared::adapters::memory::FakeRazorpay>,
     pub flexprice: std::sync::Arc<shared::adapters::memory::FakeFlexprice>,
+    pub queue: std::sync::Arc<shared::adapters::memory::MemoryQueue>,
 }
 
 impl FakeStack {
     pub async fn new() -> FakeStack {
         use shared::adapters::memory::{
-            FakeFlexprice, FakeRazorpay, MemoryClaims, MemorySecrets, MemoryTable,
+            FakeFlexprice, FakeRazorpay, MemoryClaims, MemoryQueue, MemorySecrets, MemoryTable,
         };
         use std::sync::Arc;
         let sdk = sdk_config("http://127.0.0.1:9").await;
@@ -156,6 +157,8 @@ impl FakeStack {
         adapters.store = table.clone();
         adapters.idempotency = Arc::new(MemoryClaims::new(adapters.clock.clone()));
         adapters.secrets = Arc::new(MemorySecrets::new());
+        let queue = Arc::new(MemoryQueue::new());
+        adapters.queue = queue.clone();
         adapters.clients = Arc::new(shared::services::connection::ClientCache::fixed(
             shared::services::connection::Clients {
                 razorpay: razorpay.clone(),
@@ -167,6 +170,7 @@ impl FakeStack {
             table,
             razorpay,
             flexprice,
+            queue,
         }
     }
 

@@ -131,7 +131,8 @@ pub struct Adapters {
     pub config: crate::adapters::config::Config,
     /// The table, as the services see it (the port: DynamoDB here, a fake in service tests).
     pub store: std::sync::Arc<dyn crate::ports::Table>,
-    pub queue: queue::JobQueue,
+    /// The job queue (the port: SQS here, a fake in service tests).
+    pub queue: std::sync::Arc<dyn crate::ports::Queue>,
     /// The tenants' credentials (the port: Secrets Manager with a cache here, a fake in
     /// service tests).
     pub secrets: std::sync::Arc<dyn crate::ports::SecretStore>,
@@ -167,7 +168,7 @@ impl Adapters {
             std::sync::Arc::new(crate::ports::SystemClock);
         let store = store::Store::new(dynamodb, &config.table_name);
         Adapters {
-            queue: queue::JobQueue::new(sqs, &config.job_queue_url),
+            queue: std::sync::Arc::new(queue::JobQueue::new(sqs, &config.job_queue_url)),
             secrets: std::sync::Arc::new(secrets::SecretsCache::new(
                 secrets_manager,
                 SECRETS_TTL,

@@ -87,3 +87,13 @@ impl JobQueue {
         Ok(output.message_id.unwrap_or_default())
     }
 }
+
+impl crate::ports::Queue for JobQueue {
+    fn send<'a>(
+        &'a self,
+        job: &'a Job,
+        trace_id: Option<&'a str>,
+    ) -> crate::ports::PortFuture<'a, Result<String, QueueError>> {
+        Box::pin(JobQueue::send(self, job, trace_id))
+    }
+}

@@ -8,10 +8,12 @@ use std::sync::{Mutex, MutexGuard};
 
 mod claims;
 mod providers;
+mod queue;
 mod secrets;
 
 pub use claims::MemoryClaims;
 pub use providers::{FakeFlexprice, FakeRazorpay, Fault};
+pub use queue::MemoryQueue;
 pub use secrets::MemorySecrets;
 
 use crate::adapters::aws::store::{
