@@ -36,12 +36,17 @@ fn production_code(text: &str) -> &str {
 
 /// Each `path: line: what` where a domain file breaks the rule.
 fn violations(files: &[PathBuf]) -> Vec<String> {
+    violations_of(files, FORBIDDEN)
+}
+
+/// Each `path: line: what` where one of `files` mentions a `forbidden` name.
+fn violations_of(files: &[PathBuf], forbidden: &[(&str, &str)]) -> Vec<String> {
     let mut found = Vec::new();
     for file in files {
         let text = fs::read_to_string(file).unwrap();
         for (number, line) in production_code(&text).lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            for (name, what) in FORBIDDEN {
+            for (name, what) in forbidden {
                 if code.contains(name) {
                     found.push(format!(
                         "{}:{}: {what} ({name})",
@@ -68,6 +73,32 @@ fn the_domain_imports_no_adapter_and_no_other_layer() {
     assert!(
         found.is_empty(),
         "the domain reaches outside itself:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The services answer in the domain's vocabulary (`Refusal`, `Failure`, records); only the
+/// HTTP edge (`api`) and the function crates turn that into problem+json.
+#[test]
+fn the_services_never_reach_the_http_edge() {
+    let services = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services");
+    let mut files = Vec::new();
+    rust_files(&services, &mut files);
+    assert!(
+        files.len() >= 5,
+        "the services were not found in {services:?}"
+    );
+    let found = violations_of(
+        &files,
+        &[
+            ("crate::api", "the HTTP edge"),
+            ("Problem", "an HTTP answer"),
+            ("lambda_", "a Lambda runtime crate"),
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "a service speaks HTTP:\n{}",
         found.join("\n")
     );
 }

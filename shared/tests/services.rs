@@ -8,7 +8,7 @@ use shared::adapters::memory::Fault;
 use shared::adapters::memory::MemoryTable;
 use shared::api::requests::PaymentRequest;
 use shared::api::views;
-use shared::domain::error::Failure;
+use shared::domain::error::{Failure, FieldsKind, Refusal};
 use shared::domain::ids::FlexpriceId;
 use shared::domain::jobs::Task;
 use shared::domain::keys::TenantScope;
@@ -224,7 +224,7 @@ async fn a_payment_is_read_only_through_its_own_scope() {
     let theirs = payments::get(&adapters, &other, "fxp_mine")
         .await
         .unwrap_err();
-    assert_eq!(theirs.status, 404);
+    assert!(matches!(theirs, Refusal::NotFound(_)), "{theirs:?}");
 }
 
 // ---- invoice sync ----
@@ -236,8 +236,10 @@ async fn a_sync_status_reads_its_record_or_says_how_to_start_one() {
     let missing = invoice_sync::status(&adapters, &scope(), &invoice)
         .await
         .unwrap_err();
-    assert_eq!(missing.status, 404);
-    assert!(missing.detail.contains("POST"), "{}", missing.detail);
+    let Refusal::NotFound(detail) = &missing else {
+        panic!("{missing:?}");
+    };
+    assert!(detail.contains("POST"), "{detail}");
     let inr = Currency::from_code("INR").unwrap();
     let claimed = SyncChange::Claimed {
         lease_until: 0,
@@ -321,7 +323,10 @@ async fn a_link_made_before_a_lost_answer_is_adopted_by_the_retry_never_made_twi
         .razorpay
         .fail_next("create_payment_link", Fault::TimeoutAfter);
     let first = payments::create(&stack.adapters, &scope(), payment_request("order-1")).await;
-    assert_eq!(first.err().map(|p| p.status), Some(503), "safe to retry");
+    assert!(
+        matches!(&first, Err(Refusal::Unavailable(_))),
+        "safe to retry: {first:?}"
+    );
     assert_eq!(stack.razorpay.links().len(), 1, "Razorpay made it");
     let retried = payments::create(&stack.adapters, &scope(), payment_request("order-1"))
         .await
@@ -382,7 +387,17 @@ async fn the_same_key_with_another_body_is_refused_and_a_finished_payment_is_ret
     let refused = payments::create(&stack.adapters, &scope(), other)
         .await
         .unwrap_err();
-    assert_eq!(refused.status, 409);
+    assert!(
+        matches!(
+            &refused,
+            Refusal::Fields {
+                kind: FieldsKind::Conflict,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(refused.field_at_fault(), Some("idempotency_key"));
     assert_eq!(stack.razorpay.calls("create_payment_link"), 1);
 }
 
@@ -522,8 +537,17 @@ async fn a_manual_sync_queues_one_job_for_a_connected_scope_only() {
         .await
         .unwrap_err();
     assert_eq!(
-        (refused.status, refused.errors[0].field.as_str()),
-        (422, "connection")
+        (
+            matches!(
+                refused,
+                Refusal::Fields {
+                    kind: FieldsKind::Unprocessable,
+                    ..
+                }
+            ),
+            refused.field_at_fault()
+        ),
+        (true, Some("connection"))
     );
     assert!(stack.queue.sent().is_empty());
     stack.connect(&scope(), true).await;

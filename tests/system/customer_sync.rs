@@ -162,7 +162,7 @@ async fn a_customer_without_email_or_contact_is_a_clear_422() {
         matches!(err, CustomerSyncError::NoContact { .. }),
         "{err:?}"
     );
-    let problem = err.to_problem();
+    let problem = shared::api::problem::Problem::from(err.to_refusal());
     assert_eq!(problem.status, 422);
     assert!(
         problem.detail.contains("neither an email nor a contact"),

@@ -271,6 +271,7 @@ async fn an_enqueue_failure_answers_503_releases_the_claim_and_the_redelivery_ap
         },
     )
     .await
+    .map_err(shared::api::problem::Problem::from)
     .unwrap_err();
     assert_eq!((refused.status, refused.retryable), (503, true));
     // Razorpay's retry: claimed afresh, queued, applied once.

@@ -281,6 +281,7 @@ async fn with_the_aws_endpoint_unreachable_a_webhook_is_a_retryable_503_and_its_
     };
     let problem = shared::services::intake::razorpay(&unreachable, delivery)
         .await
+        .map_err(shared::api::problem::Problem::from)
         .unwrap_err();
     assert_eq!(
         (problem.status, problem.retryable),

@@ -63,7 +63,7 @@ fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 async fn authenticated(adapters: &Adapters, request: &Request) -> Result<TenantScope, Problem> {
     match apikeys::authenticate(adapters.store.as_ref(), header(request, "x-api-key")).await {
         Ok(scope) => Ok(scope),
-        Err(ApiKeyError::Unauthorized) => Err(ApiKeyError::unauthorized_problem()),
+        Err(ApiKeyError::Unauthorized) => Err(ApiKeyError::unauthorized().into()),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
             Err(Problem::internal())
@@ -80,7 +80,7 @@ async fn respond(
     let body = request.body().as_ref();
     let content_type = header(request, lambda_http::http::header::CONTENT_TYPE.as_str());
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
-    match route {
+    let answered = match route {
         PUT_CONNECTION => connection::put(
             adapters,
             &scope,
@@ -120,6 +120,8 @@ async fn respond(
         )
         .await
         .map(|queued| (202, Some(queued))),
-        other => Err(Problem::not_implemented(&other.describe())),
-    }
+        other => return Err(Problem::not_implemented(&other.describe())),
+    };
+    // The one mapping of a service's refusal to an answer (`api::problem`).
+    answered.map_err(Problem::from)
 }

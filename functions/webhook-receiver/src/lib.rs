@@ -54,7 +54,8 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
                 body,
             },
         )
-        .await;
+        .await
+        .map_err(Problem::from);
     }
     intake::razorpay(
         adapters,
@@ -68,4 +69,5 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
         },
     )
     .await
+    .map_err(Problem::from)
 }

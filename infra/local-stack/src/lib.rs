@@ -485,5 +485,5 @@ async fn seed_tenant(
     shared::services::connection::put(adapters, &scope, request)
         .await
         .map(|_| ())
-        .map_err(|problem| format!("connecting the demo tenant: {}", problem.detail))
+        .map_err(|refusal| format!("connecting the demo tenant: {refusal}"))
 }

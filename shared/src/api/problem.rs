@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::domain::error::{FieldRule, FieldsKind, Refusal};
 use crate::domain::money::MoneyError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -146,6 +147,52 @@ impl Problem {
     }
 }
 
+/// The one place a service's refusal becomes an answer: its status, type, title and fields.
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Problem {
+        let detail = refusal.to_string();
+        match refusal {
+            Refusal::Fields { kind, fields } => Problem::fields(
+                match kind {
+                    FieldsKind::Malformed => 400,
+                    FieldsKind::Unprocessable => 422,
+                    FieldsKind::Conflict => 409,
+                },
+                fields.into_iter().map(FieldProblem::from).collect(),
+            ),
+            Refusal::Unauthorized(_) => Problem::new(401, "unauthorized", "Unauthorized", detail),
+            Refusal::BadSignature(_) => Problem::new(401, "bad-signature", "Unauthorized", detail),
+            Refusal::WrongAccount(_) => Problem::new(403, "wrong-account", "Forbidden", detail),
+            Refusal::NotFound(_) => Problem::new(404, "not-found", "Not found", detail),
+            Refusal::NotConnected => Problem::new(
+                404,
+                "not-connected",
+                "Not connected",
+                "This tenant and environment have no Razorpay connection.",
+            ),
+            Refusal::EventConflict(_) => Problem::new(409, "event-conflict", "Conflict", detail),
+            Refusal::InProgress(_) => Problem {
+                retryable: true,
+                ..Problem::new(409, "in-progress", "In progress", detail)
+            },
+            Refusal::TooLarge(_) => Problem::new(413, "too-large", "Payload too large", detail),
+            Refusal::Upstream(_) => Problem::new(502, "upstream", "Bad gateway", detail),
+            Refusal::Unavailable(_) => Problem::unavailable(detail),
+            Refusal::Internal => Problem::internal(),
+        }
+    }
+}
+
+impl From<FieldRule> for FieldProblem {
+    fn from(rule: FieldRule) -> FieldProblem {
+        FieldProblem {
+            field: rule.field,
+            rule: rule.rule,
+            detail: rule.detail,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +214,51 @@ mod tests {
             json["detail"],
             "amount: amount 0.50 INR is below the minimum 1.00 INR"
         );
+    }
+
+    #[test]
+    fn each_refusal_has_one_status_and_type() {
+        let cases = [
+            (
+                Refusal::malformed("body", "json", "not JSON"),
+                400,
+                "invalid-request",
+            ),
+            (
+                Refusal::unprocessable("amount", "positive", "> 0"),
+                422,
+                "invalid-request",
+            ),
+            (
+                Refusal::conflict("idempotency_key", "same_body", "x"),
+                409,
+                "invalid-request",
+            ),
+            (Refusal::Unauthorized("key".into()), 401, "unauthorized"),
+            (Refusal::BadSignature("sig".into()), 401, "bad-signature"),
+            (Refusal::WrongAccount("acc".into()), 403, "wrong-account"),
+            (Refusal::NotFound("none".into()), 404, "not-found"),
+            (Refusal::NotConnected, 404, "not-connected"),
+            (Refusal::EventConflict("body".into()), 409, "event-conflict"),
+            (Refusal::InProgress("busy".into()), 409, "in-progress"),
+            (Refusal::TooLarge("big".into()), 413, "too-large"),
+            (Refusal::Upstream("no".into()), 502, "upstream"),
+            (Refusal::Unavailable("later".into()), 503, "unavailable"),
+            (Refusal::Internal, 500, "internal"),
+        ];
+        for (refusal, status, slug) in cases {
+            let retryable = refusal.is_retryable();
+            let problem = Problem::from(refusal);
+            assert_eq!(problem.status, status, "{problem:?}");
+            assert_eq!(
+                problem.type_uri,
+                format!("https://flexrzp.dev/problems/{slug}")
+            );
+            assert_eq!(problem.retryable, retryable, "{problem:?}");
+        }
+        let named = Problem::from(Refusal::unprocessable("amount", "positive", "must be > 0"));
+        assert_eq!(named.errors[0].rule, "positive");
+        assert_eq!(named.detail, "amount: must be > 0");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use super::problem::{FieldProblem, Problem};
 use crate::domain::ids::{FlexpriceId, IdError, RazorpayAccountId, RazorpayKeyId};
 use crate::domain::money::DecimalText;
+pub use crate::domain::requests::{ConnectionRequest, PaymentRequest};
 use crate::domain::secret::Secret;
 use crate::domain::signature::SvixSecret;
 use crate::domain::url::HttpUrl;
@@ -208,18 +209,6 @@ fn http_url(fields: &Fields, name: &str) -> Result<Option<HttpUrl>, Problem> {
         .transpose()
 }
 
-/// `POST /api/v1/payments`, parsed.
-#[derive(Debug, Clone)]
-pub struct PaymentRequest {
-    pub amount: DecimalText,
-    /// Three ASCII letters, upper-cased (the invoice's currency decides whether it is right).
-    pub currency: String,
-    pub invoice_id: FlexpriceId,
-    pub success_url: Option<HttpUrl>,
-    pub idempotency_key: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-}
-
 impl PaymentRequest {
     /// The body's shape, then what it asks for, in that order.
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<PaymentRequest, Problem> {
@@ -296,18 +285,6 @@ fn metadata(map: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, P
         printable(value, "metadata", MAX_METADATA_VALUE, 422)?;
     }
     Ok(map)
-}
-
-/// `PUT /api/v1/connections/razorpay`, parsed. Every field is checked before anything is
-/// sent to Razorpay or stored.
-pub struct ConnectionRequest {
-    pub key_id: RazorpayKeyId,
-    pub key_secret: Secret<String>,
-    pub webhook_secret: Secret<String>,
-    pub flexprice_api_key: Secret<String>,
-    pub flexprice_webhook_secret: Option<Secret<String>>,
-    pub invoice_outbound_sync: bool,
-    pub razorpay_account_id: Option<RazorpayAccountId>,
 }
 
 /// Collects every field's problem, so one answer names them all.

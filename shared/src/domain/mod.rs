@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod payment;
+pub mod requests;
 pub mod secret;
 pub mod signature;
 pub mod sync;

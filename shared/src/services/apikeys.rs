@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::adapters::aws::records::{self, ApiKey, ApiKeyRef, Record};
 use crate::adapters::aws::store::{StoreError, Write};
-use crate::api::problem::Problem;
+use crate::domain::error::Refusal;
 use crate::domain::keys::{ScopeError, TenantScope};
 use crate::domain::secret::Secret;
 use crate::ports::Clock;
@@ -35,14 +35,9 @@ pub enum ApiKeyError {
 }
 
 impl ApiKeyError {
-    /// The 401 every unauthenticated request gets, whatever the reason.
-    pub fn unauthorized_problem() -> Problem {
-        Problem::new(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "Send a valid API key in the x-api-key header.",
-        )
+    /// The refusal every unauthenticated request gets, whatever the reason.
+    pub fn unauthorized() -> Refusal {
+        Refusal::Unauthorized("Send a valid API key in the x-api-key header.".to_owned())
     }
 }
 

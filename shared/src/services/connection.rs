@@ -16,10 +16,9 @@ use crate::adapters::aws::store::StoreError;
 use crate::adapters::config::Config;
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
-use crate::api::problem::Problem;
-use crate::api::requests::ConnectionRequest;
-use crate::domain::error::Classify;
+use crate::domain::error::{Classify, Refusal};
 use crate::domain::keys::TenantScope;
+use crate::domain::requests::ConnectionRequest;
 use crate::domain::secret::Secret;
 use crate::ports::{FlexpriceApi, RazorpayApi};
 
@@ -156,7 +155,7 @@ pub async fn job_clients(
     use crate::domain::error::Failure;
     let credentials = credentials(adapters, scope)
         .await
-        .map_err(|p| Failure::retryable(p.detail))?
+        .map_err(Failure::retryable)?
         .ok_or_else(|| Failure::permanent("the tenant is not connected to Razorpay"))?;
     adapters
         .clients
@@ -169,32 +168,32 @@ pub fn secret_id(prefix: &str, scope: &TenantScope) -> String {
     format!("{prefix}/{}/{}", scope.tenant_id(), scope.environment_id())
 }
 
-fn unavailable(what: &str) -> Problem {
-    Problem::unavailable(format!("{what} is unavailable; retry the request."))
+fn unavailable(what: &str) -> Refusal {
+    Refusal::Unavailable(format!("{what} is unavailable; retry the request."))
 }
 
-fn store_problem(e: &StoreError) -> Problem {
+fn store_refusal(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "connection storage failed");
     if e.is_retryable() {
         unavailable("Storage")
     } else {
-        Problem::internal()
+        Refusal::Internal
     }
 }
 
-fn secrets_problem(e: &SecretsError) -> Problem {
+fn secrets_refusal(e: &SecretsError) -> Refusal {
     tracing::error!(error = %e, "connection secret storage failed");
     if e.is_retryable() {
         unavailable("Secret storage")
     } else {
-        Problem::internal()
+        Refusal::Internal
     }
 }
 
 async fn read_secrets(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<StoredSecrets>, Problem> {
+) -> Result<Option<StoredSecrets>, Refusal> {
     read_secrets_from(adapters, scope, false).await
 }
 
@@ -202,7 +201,7 @@ async fn read_secrets_from(
     adapters: &Adapters,
     scope: &TenantScope,
     fresh: bool,
-) -> Result<Option<StoredSecrets>, Problem> {
+) -> Result<Option<StoredSecrets>, Refusal> {
     let id = secret_id(&adapters.config.secret_prefix, scope);
     let value = if fresh {
         adapters.secrets.refresh(&id).await
@@ -212,10 +211,10 @@ async fn read_secrets_from(
     match value {
         Ok(value) => serde_json::from_str(value.expose()).map(Some).map_err(|_| {
             tracing::error!(secret = %id, "the connection secret is not in the expected shape");
-            Problem::internal()
+            Refusal::Internal
         }),
         Err(SecretsError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(secrets_problem(&e)),
+        Err(e) => Err(secrets_refusal(&e)),
     }
 }
 
@@ -224,7 +223,7 @@ async fn read_secrets_from(
 pub async fn credentials(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<Credentials>, Problem> {
+) -> Result<Option<Credentials>, Refusal> {
     credentials_from(adapters, scope, false).await
 }
 
@@ -233,7 +232,7 @@ pub async fn credentials(
 pub async fn fresh_credentials(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<Credentials>, Problem> {
+) -> Result<Option<Credentials>, Refusal> {
     credentials_from(adapters, scope, true).await
 }
 
@@ -241,7 +240,7 @@ async fn credentials_from(
     adapters: &Adapters,
     scope: &TenantScope,
     fresh: bool,
-) -> Result<Option<Credentials>, Problem> {
+) -> Result<Option<Credentials>, Refusal> {
     let Some(stored) = read_secrets_from(adapters, scope, fresh).await? else {
         return Ok(None);
     };
@@ -270,12 +269,12 @@ pub async fn put(
     adapters: &Adapters,
     scope: &TenantScope,
     request: ConnectionRequest,
-) -> Result<(bool, Value), Problem> {
+) -> Result<(bool, Value), Refusal> {
     check_credentials(adapters, &request).await?;
     let now = adapters.clock.now_secs();
     let existing = read_secrets(adapters, scope).await?;
     let stored = secrets_to_store(&request, existing.as_ref(), now);
-    let serialized = serde_json::to_string(&stored).map_err(|_| Problem::internal())?;
+    let serialized = serde_json::to_string(&stored).map_err(|_| Refusal::Internal)?;
     adapters
         .secrets
         .put(
@@ -283,7 +282,7 @@ pub async fn put(
             Secret::new(serialized),
         )
         .await
-        .map_err(|e| secrets_problem(&e))?;
+        .map_err(|e| secrets_refusal(&e))?;
     let settings = settings_of(&request, now);
     records::put(
         adapters.store.as_ref(),
@@ -291,7 +290,7 @@ pub async fn put(
         &settings,
     )
     .await
-    .map_err(|e| store_problem(&e))?;
+    .map_err(|e| store_refusal(&e))?;
     // The view is built from what was just written: no read back.
     Ok((existing.is_none(), view(&settings, Some(&stored), now)))
 }
@@ -300,18 +299,17 @@ pub async fn put(
 async fn check_credentials(
     adapters: &Adapters,
     request: &ConnectionRequest,
-) -> Result<(), Problem> {
+) -> Result<(), Refusal> {
     let client = RazorpayClient::new(RazorpayConfig::new(
         &adapters.config.razorpay_api_url,
         request.key_id.as_str(),
         request.key_secret.clone(),
     ))
-    .map_err(|_| Problem::internal())?;
+    .map_err(|_| Refusal::Internal)?;
     match client.check_credentials().await {
         Ok(()) => Ok(()),
         Err(RazorpayError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
-            Err(Problem::invalid_field(
-                422,
+            Err(Refusal::unprocessable(
                 "key_secret",
                 "razorpay_credentials",
                 format!(
@@ -380,17 +378,17 @@ fn settings_of(request: &ConnectionRequest, now: u64) -> ConnectionSettings {
 async fn stored_settings(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<ConnectionSettings>, Problem> {
+) -> Result<Option<ConnectionSettings>, Refusal> {
     records::read::<ConnectionSettings>(adapters.store.as_ref(), &ConnectionSettings::key(scope))
         .await
-        .map_err(|e| store_problem(&e))
+        .map_err(|e| store_refusal(&e))
 }
 
 /// Whether invoice outbound sync is on; `None` when the scope is not connected.
 pub async fn outbound_sync(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<Option<bool>, Problem> {
+) -> Result<Option<bool>, Refusal> {
     Ok(stored_settings(adapters, scope)
         .await?
         .map(|settings| settings.invoice_outbound_sync))
@@ -416,17 +414,12 @@ fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64
     })
 }
 
-fn not_connected() -> Problem {
-    Problem::new(
-        404,
-        "not-connected",
-        "Not connected",
-        "This tenant and environment have no Razorpay connection.",
-    )
+fn not_connected() -> Refusal {
+    Refusal::NotConnected
 }
 
 /// `GET /api/v1/connections/razorpay`.
-pub async fn get(adapters: &Adapters, scope: &TenantScope) -> Result<Value, Problem> {
+pub async fn get(adapters: &Adapters, scope: &TenantScope) -> Result<Value, Refusal> {
     let settings = stored_settings(adapters, scope)
         .await?
         .ok_or_else(not_connected)?;
@@ -435,7 +428,7 @@ pub async fn get(adapters: &Adapters, scope: &TenantScope) -> Result<Value, Prob
 }
 
 /// `DELETE /api/v1/connections/razorpay`: removes the credentials and the settings.
-pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Problem> {
+pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Refusal> {
     stored_settings(adapters, scope)
         .await?
         .ok_or_else(not_connected)?;
@@ -443,12 +436,12 @@ pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Prob
         .secrets
         .delete(&secret_id(&adapters.config.secret_prefix, scope))
         .await
-        .map_err(|e| secrets_problem(&e))?;
+        .map_err(|e| secrets_refusal(&e))?;
     adapters
         .store
         .delete(&ConnectionSettings::key(scope), &[])
         .await
-        .map_err(|e| store_problem(&e))
+        .map_err(|e| store_refusal(&e))
 }
 
 #[cfg(test)]

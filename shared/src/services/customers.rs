@@ -13,8 +13,7 @@ use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
-use crate::api::problem::Problem;
-use crate::domain::error::{Classify, ErrorClass};
+use crate::domain::error::{Classify, ErrorClass, Refusal};
 use crate::domain::keys::{Key, TenantScope};
 use crate::ports::{FlexpriceApi, RazorpayApi, Table};
 
@@ -48,21 +47,18 @@ impl Classify for CustomerSyncError {
 }
 
 impl CustomerSyncError {
-    /// The API's answer for this error: 422 naming the customer, or 503 when a dependency
-    /// may recover.
-    pub fn to_problem(&self) -> Problem {
+    /// The request's refusal for this error: the customer cannot be synced, or a dependency
+    /// may recover, or refused.
+    pub fn to_refusal(&self) -> Refusal {
         match self {
             CustomerSyncError::NoContact { .. } | CustomerSyncError::NotFound { .. } => {
-                Problem::invalid_field(422, "customer", "razorpay_customer", self.to_string())
+                Refusal::unprocessable("customer", "razorpay_customer", self.to_string())
             }
-            e if e.is_retryable() => {
-                Problem::unavailable("A payment service is unavailable; retry the request.")
-            }
-            _ => Problem::new(
-                502,
-                "upstream",
-                "Bad gateway",
-                "A payment service refused the customer; see the logs.",
+            e if e.is_retryable() => Refusal::Unavailable(
+                "A payment service is unavailable; retry the request.".to_owned(),
+            ),
+            _ => Refusal::Upstream(
+                "A payment service refused the customer; see the logs.".to_owned(),
             ),
         }
     }

@@ -15,8 +15,7 @@ use crate::adapters::aws::Adapters;
 use crate::adapters::aws::idempotency::{
     Claim, ClaimToken, IdempotencyError, Lifetimes, payload_hash,
 };
-use crate::api::problem::Problem;
-use crate::domain::error::Classify;
+use crate::domain::error::{Classify, Refusal};
 use crate::domain::ids::FlexpriceId;
 use crate::domain::jobs::{Job, Task};
 use crate::domain::keys::TenantScope;
@@ -71,12 +70,12 @@ impl Envelope {
 
 /// One answer for "no such tenant/environment" whatever the reason, so that nothing tells
 /// whether a tenant exists.
-fn unknown_route() -> Problem {
-    Problem::not_found()
+fn unknown_route() -> Refusal {
+    Refusal::NotFound("There is nothing at this address.".to_owned())
 }
 
-fn unavailable() -> Problem {
-    Problem::unavailable("The event could not be stored; Razorpay will retry it.")
+fn unavailable() -> Refusal {
+    Refusal::Unavailable("The event could not be stored; Razorpay will retry it.".to_owned())
 }
 
 fn verified(credentials: &Credentials, delivery: &Delivery<'_>) -> Result<(), SignatureError> {
@@ -84,39 +83,30 @@ fn verified(credentials: &Credentials, delivery: &Delivery<'_>) -> Result<(), Si
     verify_razorpay_webhook(delivery.body, delivery.signature, &secrets).map(|_| ())
 }
 
-fn check_size(body: &[u8]) -> Result<(), Problem> {
+fn check_size(body: &[u8]) -> Result<(), Refusal> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(Problem::new(
-            413,
-            "too-large",
-            "Payload too large",
-            format!("Webhook bodies are limited to {MAX_BODY_BYTES} bytes."),
-        ));
+        return Err(Refusal::TooLarge(format!(
+            "Webhook bodies are limited to {MAX_BODY_BYTES} bytes."
+        )));
     }
     Ok(())
 }
 
 /// Takes one Razorpay webhook; answers status and a small JSON body.
-pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Value, Problem> {
+pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Value, Refusal> {
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
     let credentials = verified_credentials(adapters, &scope, &delivery).await?;
     let envelope = Envelope::parse(delivery.body).map_err(|_| {
-        Problem::invalid_field(
-            400,
-            "body",
-            "razorpay_event",
-            "the body is not a Razorpay event",
-        )
+        Refusal::malformed("body", "razorpay_event", "the body is not a Razorpay event")
     })?;
     check_account(&scope, &credentials, &envelope)?;
     let event_id = delivery
         .event_id
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .ok_or_else(|| {
-            Problem::invalid_field(
-                400,
+            Refusal::malformed(
                 "x-razorpay-event-id",
                 "required",
                 "the x-razorpay-event-id header is required",
@@ -146,7 +136,7 @@ async fn verified_credentials(
     adapters: &Adapters,
     scope: &TenantScope,
     delivery: &Delivery<'_>,
-) -> Result<Credentials, Problem> {
+) -> Result<Credentials, Refusal> {
     let credentials = connection::credentials(adapters, scope)
         .await?
         .ok_or_else(unknown_route)?;
@@ -156,10 +146,10 @@ async fn verified_credentials(
             let fresh = connection::fresh_credentials(adapters, scope)
                 .await?
                 .ok_or_else(unknown_route)?;
-            verified(&fresh, delivery).map_err(|_| signature_problem())?;
+            verified(&fresh, delivery).map_err(|_| signature_refusal())?;
             Ok(fresh)
         }
-        Err(_) => Err(signature_problem()),
+        Err(_) => Err(signature_refusal()),
     }
 }
 
@@ -168,18 +158,15 @@ fn check_account(
     scope: &TenantScope,
     credentials: &Credentials,
     envelope: &Envelope,
-) -> Result<(), Problem> {
+) -> Result<(), Refusal> {
     match &credentials.razorpay_account_id {
         Some(expected) if envelope.account_id.as_deref() != Some(expected.as_str()) => {
             tracing::warn!(
                 tenant = scope.tenant_id(),
                 "webhook for another Razorpay account refused"
             );
-            Err(Problem::new(
-                403,
-                "wrong-account",
-                "Forbidden",
-                "The event belongs to another Razorpay account.",
+            Err(Refusal::WrongAccount(
+                "The event belongs to another Razorpay account.".to_owned(),
             ))
         }
         _ => Ok(()),
@@ -205,7 +192,7 @@ async fn claim_and_enqueue(
     scope: &TenantScope,
     received: Received<'_>,
     task: Option<Task>,
-) -> Result<Value, Problem> {
+) -> Result<Value, Refusal> {
     let Received {
         kind,
         event_id,
@@ -227,7 +214,7 @@ async fn claim_and_enqueue(
         Ok(Claim::Completed { .. }) => {
             return Ok(json!({"status": "duplicate", "event_id": event_id}));
         }
-        Err(e) => return Err(claim_problem(scope, event_id, &e)),
+        Err(e) => return Err(claim_refusal(scope, event_id, &e)),
     };
     let Some(task) = task else {
         let _ = adapters
@@ -241,7 +228,7 @@ async fn claim_and_enqueue(
 }
 
 /// Why an event could not be claimed, as the sender's answer.
-fn claim_problem(scope: &TenantScope, event_id: &str, e: &IdempotencyError) -> Problem {
+fn claim_refusal(scope: &TenantScope, event_id: &str, e: &IdempotencyError) -> Refusal {
     match e {
         IdempotencyError::PayloadMismatch => {
             tracing::error!(
@@ -249,28 +236,19 @@ fn claim_problem(scope: &TenantScope, event_id: &str, e: &IdempotencyError) -> P
                 event_id,
                 "SAME EVENT ID WITH A DIFFERENT BODY: refused"
             );
-            Problem::new(
-                409,
-                "event-conflict",
-                "Conflict",
-                "This event id was received before with a different body.",
+            Refusal::EventConflict(
+                "This event id was received before with a different body.".to_owned(),
             )
         }
-        IdempotencyError::InProgress => Problem {
-            retryable: true,
-            ..Problem::new(
-                409,
-                "in-progress",
-                "In progress",
-                "This event is being received right now; retry later.",
-            )
-        },
+        IdempotencyError::InProgress => {
+            Refusal::InProgress("This event is being received right now; retry later.".to_owned())
+        }
         e => {
             tracing::error!(error = %e, "could not claim the event");
             if e.is_retryable() {
                 unavailable()
             } else {
-                Problem::internal()
+                Refusal::Internal
             }
         }
     }
@@ -283,7 +261,7 @@ async fn enqueue(
     token: &ClaimToken,
     job: Job,
     trace_id: Option<&str>,
-) -> Result<(), Problem> {
+) -> Result<(), Refusal> {
     match adapters.queue.send(&job, trace_id).await {
         Ok(message_id) => {
             if let Err(e) = adapters
@@ -341,14 +319,13 @@ fn svix_verified(
 /// Takes one Flexprice (Svix-signed) webhook: `invoice.update.finalized` → sync job,
 /// `invoice.update.voided` → cancel job, anything else acknowledged and ignored. Deduped on
 /// `svix-id`.
-pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Problem> {
+pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Refusal> {
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
     svix_check(adapters, &scope, &delivery).await?;
     let envelope: FlexpriceEnvelope = serde_json::from_slice(delivery.body).map_err(|_| {
-        Problem::invalid_field(
-            400,
+        Refusal::malformed(
             "body",
             "flexprice_event",
             "the body is not a Flexprice event",
@@ -360,7 +337,7 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
         .id
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .ok_or_else(|| {
-            Problem::invalid_field(400, "svix-id", "required", "the svix-id header is required")
+            Refusal::malformed("svix-id", "required", "the svix-id header is required")
         })?;
     let received = Received {
         kind: "FLEXPRICE_EVENT",
@@ -379,7 +356,7 @@ async fn svix_check(
     adapters: &Adapters,
     scope: &TenantScope,
     delivery: &SvixDelivery<'_>,
-) -> Result<(), Problem> {
+) -> Result<(), Refusal> {
     let credentials = connection::credentials(adapters, scope)
         .await?
         .ok_or_else(unknown_route)?;
@@ -390,14 +367,14 @@ async fn svix_check(
             let fresh = connection::fresh_credentials(adapters, scope)
                 .await?
                 .ok_or_else(unknown_route)?;
-            svix_verified(&fresh, delivery, now).map_err(svix_problem)
+            svix_verified(&fresh, delivery, now).map_err(svix_refusal)
         }
-        Err(e) => Err(svix_problem(e)),
+        Err(e) => Err(svix_refusal(e)),
     }
 }
 
 /// The job a Flexprice event asks for, if any; its invoice id is parsed like any other id.
-fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Problem> {
+fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Refusal> {
     let invoice_id = || {
         let id = envelope
             .invoice
@@ -405,8 +382,7 @@ fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Problem>
             .map(|i| i.id.as_str())
             .unwrap_or_default();
         if id.is_empty() {
-            return Err(Problem::invalid_field(
-                400,
+            return Err(Refusal::malformed(
                 "invoice.id",
                 "required",
                 "an invoice event must carry invoice.id",
@@ -414,9 +390,7 @@ fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Problem>
         }
         FlexpriceId::parse(id)
             .map(|id| id.as_str().to_owned())
-            .map_err(|e| {
-                Problem::invalid_field(400, "invoice.id", e.rule(), format!("invoice.id {e}"))
-            })
+            .map_err(|e| Refusal::malformed("invoice.id", e.rule(), format!("invoice.id {e}")))
     };
     Ok(match envelope.event_type.as_str() {
         "invoice.update.finalized" => Some(Task::SyncInvoice {
@@ -429,7 +403,7 @@ fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Problem>
     })
 }
 
-fn svix_problem(e: SignatureError) -> Problem {
+fn svix_refusal(e: SignatureError) -> Refusal {
     let detail = match e {
         SignatureError::Stale { tolerance_secs } => {
             format!("The svix-timestamp is more than {tolerance_secs} seconds away from now.")
@@ -439,14 +413,11 @@ fn svix_problem(e: SignatureError) -> Problem {
         }
         _ => "The svix-signature header is missing or does not match.".to_owned(),
     };
-    Problem::new(401, "bad-signature", "Unauthorized", detail)
+    Refusal::BadSignature(detail)
 }
 
-fn signature_problem() -> Problem {
-    Problem::new(
-        401,
-        "bad-signature",
-        "Unauthorized",
-        "The X-Razorpay-Signature header is missing or does not match.",
+fn signature_refusal() -> Refusal {
+    Refusal::BadSignature(
+        "The X-Razorpay-Signature header is missing or does not match.".to_owned(),
     )
 }

@@ -22,9 +22,8 @@ use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
     Invoice as RazorpayInvoice, InvoiceRequest, InvoiceStatus, LineItemRequest, Notes,
 };
-use crate::api::problem::Problem;
 use crate::domain::error::Classify;
-use crate::domain::error::Failure;
+use crate::domain::error::{Failure, Refusal};
 use crate::domain::ids::FlexpriceId;
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
@@ -421,7 +420,7 @@ async fn eligible(
 ) -> Result<ControlFlow<Synced, (Invoice, InvoiceAmounts)>, Failure> {
     let outbound = connection::outbound_sync(adapters, scope)
         .await
-        .map_err(|p| Failure::retryable(p.detail))?
+        .map_err(Failure::retryable)?
         .unwrap_or(false);
     if !outbound {
         let reason = "invoice outbound sync is off for this connection".to_owned();
@@ -805,7 +804,7 @@ pub async fn status(
     adapters: &Adapters,
     scope: &TenantScope,
     invoice_id: &FlexpriceId,
-) -> Result<InvoiceSync, Problem> {
+) -> Result<InvoiceSync, Refusal> {
     let invoice_id = invoice_id.as_str();
     records::read::<InvoiceSync>(
         adapters.store.as_ref(),
@@ -814,15 +813,12 @@ pub async fn status(
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "could not read the invoice sync");
-        Problem::internal()
+        Refusal::Internal
     })?
     .ok_or_else(|| {
-        Problem::new(
-            404,
-            "not-found",
-            "Not found",
-            format!("Invoice {invoice_id} has no sync record; POST to this URL to sync it."),
-        )
+        Refusal::NotFound(format!(
+            "Invoice {invoice_id} has no sync record; POST to this URL to sync it."
+        ))
     })
 }
 
@@ -833,19 +829,17 @@ pub async fn request_sync(
     scope: &TenantScope,
     invoice_id: &FlexpriceId,
     trace_id: Option<&str>,
-) -> Result<Value, Problem> {
+) -> Result<Value, Refusal> {
     let invoice_id = invoice_id.as_str();
     if invoice_id.is_empty() || invoice_id.len() > 40 {
-        return Err(Problem::invalid_field(
-            400,
+        return Err(Refusal::malformed(
             "invoice_id",
             "length",
             "invoice_id must be 1 to 40 characters (Razorpay's receipt limit)",
         ));
     }
     if connection::outbound_sync(adapters, scope).await?.is_none() {
-        return Err(Problem::invalid_field(
-            422,
+        return Err(Refusal::unprocessable(
             "connection",
             "connected",
             "this tenant and environment have no Razorpay connection",
@@ -859,7 +853,7 @@ pub async fn request_sync(
     );
     let message_id = adapters.queue.send(&job, trace_id).await.map_err(|e| {
         tracing::error!(error = %e, "could not enqueue the invoice sync");
-        Problem::unavailable("The sync could not be queued; retry the request.")
+        Refusal::Unavailable("The sync could not be queued; retry the request.".to_owned())
     })?;
     Ok(json!({"invoice_id": invoice_id, "status": "queued", "job_id": message_id}))
 }

@@ -19,14 +19,13 @@ use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::Invoice;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Notes, PaymentLink, PaymentLinkRequest};
-use crate::api::problem::Problem;
-use crate::api::requests::PaymentRequest;
-use crate::domain::error::Classify;
+use crate::domain::error::{Classify, Refusal};
 use crate::domain::ids::FlexpriceId;
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentStatus, PaymentUpdate};
+use crate::domain::requests::PaymentRequest;
 use crate::ports::RazorpayApi;
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
@@ -36,21 +35,16 @@ const LOCK_MS: u64 = 20_000;
 /// How long a concurrent duplicate waits for the first request to finish.
 const WAIT: Duration = Duration::from_secs(8);
 
-fn invalid(status: u16, field: &str, rule: &str, detail: impl Into<String>) -> Problem {
-    Problem::invalid_field(status, field, rule, detail)
-}
-
-fn unavailable(what: &str) -> Problem {
-    Problem::unavailable(format!(
+fn unavailable(what: &str) -> Refusal {
+    Refusal::Unavailable(format!(
         "{what} is unavailable; retry the request with the same idempotency key."
     ))
 }
 
 /// Step 3 and 4: the invoice can be paid, in this currency, this much.
-fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money, Problem> {
+fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money, Refusal> {
     payable(&invoice.invoice_status, &invoice.payment_status).map_err(|e| {
-        invalid(
-            422,
+        Refusal::unprocessable(
             "destination_id",
             e.rule(),
             format!("invoice {}: {e}", invoice.id),
@@ -58,10 +52,9 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
     })?;
     let currency = invoice
         .currency()
-        .map_err(|e| invalid(422, "destination_id", "invoice_currency", e.to_string()))?;
+        .map_err(|e| Refusal::unprocessable("destination_id", "invoice_currency", e.to_string()))?;
     if !request.currency.eq_ignore_ascii_case(currency.code()) {
-        return Err(invalid(
-            422,
+        return Err(Refusal::unprocessable(
             "currency",
             "invoice_currency",
             format!(
@@ -73,29 +66,27 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
     }
     let remaining = invoice
         .amounts()
-        .map_err(|e| invalid(422, "destination_id", "invoice_amounts", e.to_string()))?
+        .map_err(|e| Refusal::unprocessable("destination_id", "invoice_amounts", e.to_string()))?
         .remaining;
     let amount = request
         .amount
         .to_money(currency)
-        .map_err(|e| Problem::from_money("amount", &e))?;
+        .map_err(|e| Refusal::money("amount", &e))?;
     check_amount(amount, remaining)?;
     Ok(amount)
 }
 
 /// Above zero, at most what the invoice still owes, and at least the currency's minimum.
-fn check_amount(amount: Money, remaining: Money) -> Result<(), Problem> {
+fn check_amount(amount: Money, remaining: Money) -> Result<(), Refusal> {
     if amount.is_zero() {
-        return Err(invalid(
-            422,
+        return Err(Refusal::unprocessable(
             "amount",
             "positive",
             "amount must be greater than 0",
         ));
     }
     if amount.minor() > remaining.minor() {
-        return Err(invalid(
-            422,
+        return Err(Refusal::unprocessable(
             "amount",
             "invoice_remaining",
             format!(
@@ -107,7 +98,7 @@ fn check_amount(amount: Money, remaining: Money) -> Result<(), Problem> {
     }
     amount
         .check_collectable()
-        .map_err(|e| Problem::from_money("amount", &e))
+        .map_err(|e| Refusal::money("amount", &e))
 }
 
 fn digest(parts: &[&str]) -> String {
@@ -134,12 +125,12 @@ pub struct Created {
     pub payment: Payment,
 }
 
-fn store_problem(e: &StoreError) -> Problem {
+fn store_refusal(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "payment storage failed");
     if e.is_retryable() {
         unavailable("Storage")
     } else {
-        Problem::internal()
+        Refusal::Internal
     }
 }
 
@@ -149,7 +140,7 @@ pub async fn create(
     adapters: &Adapters,
     scope: &TenantScope,
     request: PaymentRequest,
-) -> Result<Created, Problem> {
+) -> Result<Created, Refusal> {
     let clients = connected_clients(adapters, scope).await?;
     let invoice = read_invoice(&clients, &request.invoice_id).await?;
     let amount = validate_against(&request, &invoice)?;
@@ -177,15 +168,15 @@ pub async fn create(
         Ok(made) => {
             let payment = records::update_payment(table, &key, &held, &made)
                 .await
-                .map_err(|e| store_problem(&e))?;
+                .map_err(|e| store_refusal(&e))?;
             Ok(Created {
                 new: fresh,
                 payment,
             })
         }
-        Err(problem) => {
+        Err(refusal) => {
             let _ = records::update_payment(table, &key, &held, &PaymentUpdate::LockReleased).await;
-            Err(problem)
+            Err(refusal)
         }
     }
 }
@@ -194,12 +185,11 @@ pub async fn create(
 async fn connected_clients(
     adapters: &Adapters,
     scope: &TenantScope,
-) -> Result<std::sync::Arc<Clients>, Problem> {
+) -> Result<std::sync::Arc<Clients>, Refusal> {
     let credentials = connection::credentials(adapters, scope)
         .await?
         .ok_or_else(|| {
-            invalid(
-                422,
+            Refusal::unprocessable(
                 "payment_gateway",
                 "connected",
                 "this tenant and environment have no Razorpay connection",
@@ -208,15 +198,14 @@ async fn connected_clients(
     adapters
         .clients
         .get(&adapters.config, &credentials)
-        .map_err(|_| Problem::internal())
+        .map_err(|_| Refusal::Internal)
 }
 
 /// The Flexprice invoice the payment is for.
-async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Invoice, Problem> {
+async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Invoice, Refusal> {
     match clients.flexprice.get_invoice(invoice_id.as_str()).await {
         Ok(invoice) => Ok(invoice),
-        Err(FlexpriceError::Api { status: 404, .. }) => Err(invalid(
-            422,
+        Err(FlexpriceError::Api { status: 404, .. }) => Err(Refusal::unprocessable(
             "destination_id",
             "invoice_exists",
             format!("invoice {invoice_id} was not found"),
@@ -224,11 +213,8 @@ async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Inv
         Err(e) if e.is_retryable() => Err(unavailable("Flexprice")),
         Err(e) => {
             tracing::error!(error = %e, "Flexprice refused the invoice read");
-            Err(Problem::new(
-                502,
-                "upstream",
-                "Bad gateway",
-                "Flexprice refused to return the invoice.",
+            Err(Refusal::Upstream(
+                "Flexprice refused to return the invoice.".to_owned(),
             ))
         }
     }
@@ -278,17 +264,16 @@ enum Taken {
 
 /// Creates the payment record, or finds the one this idempotency key made: the same body
 /// (else 409), finished, held by another request (wait), or abandoned (take over).
-async fn take(adapters: &Adapters, key: &Key, offered: &Payment) -> Result<Taken, Problem> {
+async fn take(adapters: &Adapters, key: &Key, offered: &Payment) -> Result<Taken, Refusal> {
     let existing = match records::create_or_read(adapters.store.as_ref(), key, offered)
         .await
-        .map_err(|e| store_problem(&e))?
+        .map_err(|e| store_refusal(&e))?
     {
         Made::New(payment) => return Ok(Taken::Fresh(payment)),
         Made::Existing(payment) => payment,
     };
     if existing.payload_hash != offered.payload_hash {
-        return Err(invalid(
-            409,
+        return Err(Refusal::conflict(
             "idempotency_key",
             "same_body",
             "this idempotency key was used with a different request",
@@ -303,7 +288,7 @@ async fn take_over_or_wait(
     adapters: &Adapters,
     key: &Key,
     mut payment: Payment,
-) -> Result<Taken, Problem> {
+) -> Result<Taken, Refusal> {
     let table = adapters.store.as_ref();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -318,24 +303,19 @@ async fn take_over_or_wait(
             match records::update_payment(table, key, &payment, &take).await {
                 Ok(held) => return Ok(Taken::Held(held)),
                 Err(StoreError::ConditionFailed { .. }) => {}
-                Err(e) => return Err(store_problem(&e)),
+                Err(e) => return Err(store_refusal(&e)),
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            let mut problem = Problem::new(
-                409,
-                "in-progress",
-                "In progress",
-                "The same payment is being created by another request; retry shortly.",
-            );
-            problem.retryable = true;
-            return Err(problem);
+            return Err(Refusal::InProgress(
+                "The same payment is being created by another request; retry shortly.".to_owned(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         payment = records::read::<Payment>(table, key)
             .await
-            .map_err(|e| store_problem(&e))?
-            .ok_or_else(Problem::internal)?;
+            .map_err(|e| store_refusal(&e))?
+            .ok_or(Refusal::Internal)?;
     }
 }
 
@@ -356,7 +336,7 @@ async fn link(
     scope: &TenantScope,
     clients: &Clients,
     order: &LinkFor<'_>,
-) -> Result<PaymentUpdate, Problem> {
+) -> Result<PaymentUpdate, Refusal> {
     let customer = customers::ensure(
         adapters.store.as_ref(),
         clients.razorpay.as_ref(),
@@ -365,7 +345,7 @@ async fn link(
         &order.invoice.customer_id,
     )
     .await
-    .map_err(|e| e.to_problem())?;
+    .map_err(|e| e.to_refusal())?;
     let link = create_or_adopt(clients.razorpay.as_ref(), scope, order).await?;
     let mapping = PaymentRef {
         payment_id: order.payment_id.to_owned(),
@@ -376,7 +356,7 @@ async fn link(
         &mapping,
     )
     .await
-    .map_err(|e| store_problem(&e))?;
+    .map_err(|e| store_refusal(&e))?;
     Ok(PaymentUpdate::LinkMade {
         link_id: link.id,
         payment_url: link.short_url,
@@ -387,17 +367,12 @@ async fn link(
 }
 
 /// A Razorpay failure on the link, as the caller's answer.
-fn link_problem(e: RazorpayError) -> Problem {
+fn link_refusal(e: RazorpayError) -> Refusal {
     tracing::warn!(error = %e, "Razorpay payment link failed");
     if e.is_retryable() {
         unavailable("Razorpay")
     } else {
-        Problem::new(
-            502,
-            "upstream",
-            "Bad gateway",
-            format!("Razorpay refused the payment link: {e}"),
-        )
+        Refusal::Upstream(format!("Razorpay refused the payment link: {e}"))
     }
 }
 
@@ -407,12 +382,12 @@ async fn create_or_adopt(
     razorpay: &dyn RazorpayApi,
     scope: &TenantScope,
     order: &LinkFor<'_>,
-) -> Result<PaymentLink, Problem> {
+) -> Result<PaymentLink, Refusal> {
     if !order.fresh
         && let Some(link) = razorpay
             .find_payment_links_by_reference(order.payment_id)
             .await
-            .map_err(link_problem)?
+            .map_err(link_refusal)?
             .into_iter()
             .next()
     {
@@ -443,13 +418,13 @@ async fn create_or_adopt(
             ..PaymentLinkRequest::default()
         })
         .await
-        .map_err(link_problem)
+        .map_err(link_refusal)
 }
 
 /// `GET /api/v1/payments/{id}`: only the caller's own payments.
-pub async fn get(adapters: &Adapters, scope: &TenantScope, id: &str) -> Result<Payment, Problem> {
+pub async fn get(adapters: &Adapters, scope: &TenantScope, id: &str) -> Result<Payment, Refusal> {
     records::read::<Payment>(adapters.store.as_ref(), &records::payment_key(scope, id))
         .await
-        .map_err(|e| store_problem(&e))?
-        .ok_or_else(|| Problem::new(404, "not-found", "Not found", format!("No payment {id}.")))
+        .map_err(|e| store_refusal(&e))?
+        .ok_or_else(|| Refusal::NotFound(format!("No payment {id}.")))
 }

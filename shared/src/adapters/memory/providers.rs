@@ -372,17 +372,18 @@ fn not_found(what: &str, id: &str) -> FlexpriceError {
     flexprice_refusal(404, &format!("{what} {id} not found"))
 }
 
+/// The `what` named `id`, or Flexprice's 404.
+fn stored<T: Clone>(items: &HashMap<String, T>, what: &str, id: &str) -> Result<T, FlexpriceError> {
+    items.get(id).cloned().ok_or_else(|| not_found(what, id))
+}
+
 impl FlexpriceApi for FakeFlexprice {
     fn get_invoice<'a>(
         &'a self,
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>> {
         ready(self.call("get_invoice", |state| {
-            state
-                .invoices
-                .get(id)
-                .cloned()
-                .ok_or_else(|| not_found("invoice", id))
+            stored(&state.invoices, "invoice", id)
         }))
     }
 
@@ -391,11 +392,7 @@ impl FlexpriceApi for FakeFlexprice {
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>> {
         ready(self.call("get_customer", |state| {
-            state
-                .customers
-                .get(id)
-                .cloned()
-                .ok_or_else(|| not_found("customer", id))
+            stored(&state.customers, "customer", id)
         }))
     }
 

@@ -1,0 +1,33 @@
+//! What a caller asks, once the HTTP edge has parsed it (`api::requests` does the parsing):
+//! only domain types, every field already checked, so a service never sees raw input.
+
+use std::collections::BTreeMap;
+
+use crate::domain::ids::{FlexpriceId, RazorpayAccountId, RazorpayKeyId};
+use crate::domain::money::DecimalText;
+use crate::domain::secret::Secret;
+use crate::domain::url::HttpUrl;
+
+/// `POST /api/v1/payments`, parsed.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    pub amount: DecimalText,
+    /// Three ASCII letters, upper-cased (the invoice's currency decides whether it is right).
+    pub currency: String,
+    pub invoice_id: FlexpriceId,
+    pub success_url: Option<HttpUrl>,
+    pub idempotency_key: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `PUT /api/v1/connections/razorpay`, parsed. Every field is checked before anything is
+/// sent to Razorpay or stored.
+pub struct ConnectionRequest {
+    pub key_id: RazorpayKeyId,
+    pub key_secret: Secret<String>,
+    pub webhook_secret: Secret<String>,
+    pub flexprice_api_key: Secret<String>,
+    pub flexprice_webhook_secret: Option<Secret<String>>,
+    pub invoice_outbound_sync: bool,
+    pub razorpay_account_id: Option<RazorpayAccountId>,
+}
