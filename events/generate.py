@@ -38,7 +38,8 @@ def payment_id(key):
     return "fxp_" + digest.hexdigest()[:24]
 
 
-PAYMENT_ID = payment_id(IDEMPOTENCY_KEY)
+# A caller's key lives in its own namespace (`PaymentKey::Caller`): `caller:{key}`.
+PAYMENT_ID = payment_id("caller:" + IDEMPOTENCY_KEY)
 
 
 def http_event(method, template, params, headers, body=None):

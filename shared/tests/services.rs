@@ -564,3 +564,109 @@ async fn a_manual_sync_queues_one_job_for_a_connected_scope_only() {
         }
     );
 }
+
+// ---- idempotency edges ----
+
+fn keyless_request() -> PaymentRequest {
+    let body = json!({"amount": "100.00", "currency": "INR", "destination_type": "INVOICE",
+        "destination_id": "inv_1", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay"});
+    PaymentRequest::parse(Some("application/json"), body.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_after_the_invoice_was_paid_returns_the_paid_payment_unvalidated() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-5"))
+        .await
+        .unwrap();
+    let body = captured(&made.payment.id, "pay_Full5", 10000);
+    reconcile::apply(&stack.adapters, &scope(), &body)
+        .await
+        .unwrap();
+    // Flexprice now says the invoice is paid: a new request for it would be refused.
+    stack.flexprice.add_invoice(json!({
+        "id": "inv_1", "customer_id": "cust_1", "invoice_status": "FINALIZED",
+        "payment_status": "SUCCEEDED", "currency": "inr", "amount_due": "100.00",
+        "amount_paid": "100.00", "amount_remaining": "0", "total": "100.00",
+    }));
+    let reads = stack.flexprice.calls("get_invoice");
+    let mut retry = payment_request("order-5");
+    retry.amount = shared::domain::money::DecimalText::new("100.0");
+    let again = payments::create(&stack.adapters, &scope(), retry)
+        .await
+        .unwrap();
+    assert!(!again.new);
+    assert_eq!(again.payment.id, made.payment.id);
+    assert_eq!(again.payment.status, PaymentStatus::Succeeded);
+    assert_eq!(
+        stack.flexprice.calls("get_invoice"),
+        reads,
+        "answered before any read"
+    );
+    let fresh = payments::create(&stack.adapters, &scope(), payment_request("order-6"))
+        .await
+        .unwrap_err();
+    assert_eq!(fresh.field_at_fault(), Some("destination_id"), "{fresh:?}");
+}
+
+#[tokio::test]
+async fn without_a_key_an_ended_link_gives_way_to_a_new_payment_and_retries_still_meet() {
+    let stack = connected_stack(false).await;
+    let first = payments::create(&stack.adapters, &scope(), keyless_request())
+        .await
+        .unwrap();
+    let retried = payments::create(&stack.adapters, &scope(), keyless_request())
+        .await
+        .unwrap();
+    assert_eq!(
+        (retried.new, &retried.payment.id),
+        (false, &first.payment.id)
+    );
+    let ended = link_ended(&first.payment.id, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &ended)
+        .await
+        .unwrap();
+    let next = payments::create(&stack.adapters, &scope(), keyless_request())
+        .await
+        .unwrap();
+    assert!(next.new, "a new payment after the link ended");
+    assert_ne!(next.payment.id, first.payment.id);
+    assert_eq!(next.payment.status, PaymentStatus::Pending);
+    assert_eq!(stack.razorpay.links().len(), 2);
+    let again = payments::create(&stack.adapters, &scope(), keyless_request())
+        .await
+        .unwrap();
+    assert_eq!((again.new, &again.payment.id), (false, &next.payment.id));
+    // With a key, the ended payment stays the answer: the same key is the same payment.
+    let keyed = payments::create(&stack.adapters, &scope(), payment_request("order-7"))
+        .await
+        .unwrap();
+    let ended = link_ended(&keyed.payment.id, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &ended)
+        .await
+        .unwrap();
+    let same = payments::create(&stack.adapters, &scope(), payment_request("order-7"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&same.payment.id, same.payment.status),
+        (&keyed.payment.id, PaymentStatus::Failed)
+    );
+}
+
+#[tokio::test]
+async fn a_caller_key_never_names_an_internal_payment() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("razorpay:pay_X"))
+        .await
+        .unwrap();
+    assert_ne!(
+        made.payment.id,
+        payments::payment_id_for(&scope(), "razorpay:pay_X")
+    );
+    assert_eq!(
+        made.payment.idempotency_key, "razorpay:pay_X",
+        "shown as sent"
+    );
+}

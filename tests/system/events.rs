@@ -77,12 +77,13 @@ fn every_file_is_listed_and_parses_into_its_lambda_event_type() {
 }
 
 /// The payment `create-payment.json` makes (its idempotency key decides the id).
-const PAYMENT_ID: &str = "fxp_fba7066f098c3cd3ecff66fa";
+const PAYMENT_ID: &str = "fxp_fa138202bb6c6a894bb1af42";
 
 #[test]
 fn the_files_name_the_payment_id_the_service_derives() {
     let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
-    let id = shared::services::payments::payment_id_for(&scope, "events-demo-payment");
+    let key = shared::domain::payment::PaymentKey::Caller("events-demo-payment");
+    let id = shared::services::payments::payment_id_for(&scope, &key.namespaced());
     let event: Value = serde_json::from_str(&read("get-payment.json")).unwrap();
     assert_eq!(event["pathParameters"]["payment_id"], id.as_str());
     assert_eq!(id, PAYMENT_ID);

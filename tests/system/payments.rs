@@ -646,3 +646,88 @@ async fn hostile_connection_bodies_are_refused_before_razorpay_is_asked() {
         (200, Some("rzp_test_localdemo"))
     );
 }
+
+// ---- idempotency edges ----
+
+#[tokio::test]
+async fn a_retry_after_the_link_was_paid_returns_the_paid_payment() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let mut body = seed_body(&stack, json!("1675.01"));
+    body["idempotency_key"] = json!("pay-it-all");
+    let (status, payment) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{payment}");
+    let link = payment["gateway_tracking_id"].as_str().unwrap().to_owned();
+    let (paid, answer) = system_tests::razorpay_control(
+        &stack,
+        &format!("/_sim/payment_links/{link}/pay"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(paid, 200, "{answer}");
+    let id = payment["id"].as_str().unwrap();
+    system_tests::payment_when(&stack, id, |p| p["payment_status"] == "SUCCEEDED").await;
+    // The invoice is paid now; the caller's retry still gets its payment, not a refusal.
+    let (status, again) = post(&stack, &key, &body).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["id"].as_str(), again["payment_status"].as_str()),
+        (Some(id), Some("SUCCEEDED"))
+    );
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+    // A new key for the paid invoice is refused by the invoice's state.
+    body["idempotency_key"] = json!("pay-it-again");
+    let (status, problem) = post(&stack, &key, &body).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("destination_id")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_key_a_request_after_the_link_expired_makes_a_new_payment() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let body = seed_body(&stack, json!("10.00"));
+    let (status, first) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, retried) = post(&stack, &key, &body).await;
+    assert_eq!(
+        (status, &retried["id"]),
+        (200, &first["id"]),
+        "a retry meets the first"
+    );
+    let link = first["gateway_tracking_id"].as_str().unwrap();
+    let (expired, answer) = system_tests::razorpay_control(
+        &stack,
+        &format!("/_sim/payment_links/{link}/expire"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(expired, 200, "{answer}");
+    let id = first["id"].as_str().unwrap();
+    system_tests::payment_when(&stack, id, |p| p["payment_status"] == "FAILED").await;
+    let (status, next) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{next}");
+    assert_ne!(next["id"], first["id"]);
+    assert_ne!(next["gateway_tracking_id"], first["gateway_tracking_id"]);
+    assert_eq!(next["payment_status"], "PENDING");
+}
+
+#[tokio::test]
+async fn a_caller_key_shaped_like_an_internal_one_makes_its_own_payment() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let mut body = seed_body(&stack, json!("5.00"));
+    body["idempotency_key"] = json!("razorpay:pay_LocalEvents00001");
+    let (status, payment) = post(&stack, &key, &body).await;
+    assert_eq!(status, 201, "{payment}");
+    let scope =
+        shared::domain::keys::TenantScope::new(&stack.ready.tenant_id, &stack.ready.environment_id)
+            .unwrap();
+    let internal =
+        shared::services::payments::payment_id_for(&scope, "razorpay:pay_LocalEvents00001");
+    assert_ne!(payment["id"].as_str(), Some(internal.as_str()));
+    assert_eq!(payment["idempotency_key"], "razorpay:pay_LocalEvents00001");
+}

@@ -212,6 +212,26 @@ impl DecimalText {
     pub fn to_money(&self, currency: Currency) -> Result<Money, MoneyError> {
         Money::parse(&self.0, currency)
     }
+
+    /// The same amount written one way (`"0100.50"`, `100.5` and `"100.500"` are all
+    /// `"100.5"`), so that two requests for one amount compare equal before the currency is
+    /// known. Text that is not a plain decimal is kept as it is.
+    pub fn canonical(&self) -> String {
+        let text = self.0.as_str();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let plain = !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.bytes().all(|b| b.is_ascii_digit());
+        if !plain {
+            return text.to_owned();
+        }
+        let whole = whole.trim_start_matches('0');
+        let whole = if whole.is_empty() { "0" } else { whole };
+        match fraction.trim_end_matches('0') {
+            "" => whole.to_owned(),
+            fraction => format!("{whole}.{fraction}"),
+        }
+    }
 }
 
 impl fmt::Debug for DecimalText {
@@ -325,6 +345,29 @@ fn parse_minor(text: &str, currency: Currency) -> Result<u64, MoneyError> {
             .ok_or_else(overflow)?;
     }
     Ok(minor)
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::DecimalText;
+
+    #[test]
+    fn one_amount_is_written_one_way() {
+        for (text, canonical) in [
+            ("100.50", "100.5"),
+            ("0100.500", "100.5"),
+            ("100", "100"),
+            ("100.", "100"),
+            ("100.00", "100"),
+            ("0.05", "0.05"),
+            ("000", "0"),
+            ("1e3", "1e3"),
+            ("-5.0", "-5.0"),
+            (".5", ".5"),
+        ] {
+            assert_eq!(DecimalText::new(text).canonical(), canonical, "{text}");
+        }
+    }
 }
 
 #[cfg(test)]

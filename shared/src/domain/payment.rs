@@ -118,6 +118,40 @@ impl Change {
     }
 }
 
+/// Where a payment's idempotency key comes from. Each source has its own namespace, so no key
+/// a caller sends can name a payment made for another reason (a caller's `razorpay:pay_X` is
+/// not the payment of Razorpay payment `pay_X`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentKey<'a> {
+    /// The caller's `idempotency_key`: the same key is the same payment, whatever happened
+    /// to it since.
+    Caller(&'a str),
+    /// No key given: derived from the invoice, the amount and the currency, and a
+    /// generation, the next one taken when the previous payment's link ended unpaid.
+    Derived { digest: &'a str, generation: u32 },
+    /// One payment per Razorpay payment made on a synced Razorpay invoice.
+    RazorpayPayment(&'a str),
+}
+
+impl PaymentKey<'_> {
+    /// The key in its namespace: what the payment id is derived from.
+    pub fn namespaced(&self) -> String {
+        match self {
+            PaymentKey::Caller(key) => format!("caller:{key}"),
+            PaymentKey::Derived { digest, generation } => format!("auto:{digest}:{generation}"),
+            PaymentKey::RazorpayPayment(id) => format!("razorpay:{id}"),
+        }
+    }
+
+    /// The key as the payment shows it: the caller's own, or the namespaced one.
+    pub fn shown(&self) -> String {
+        match self {
+            PaymentKey::Caller(key) => (*key).to_owned(),
+            other => other.namespaced(),
+        }
+    }
+}
+
 /// How a payment is collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMethod {
@@ -331,6 +365,22 @@ mod tests {
                 "{event:?}"
             );
         }
+    }
+
+    #[test]
+    fn no_caller_key_reaches_another_namespace() {
+        let caller = PaymentKey::Caller("razorpay:pay_X").namespaced();
+        assert_ne!(caller, PaymentKey::RazorpayPayment("pay_X").namespaced());
+        let derived = PaymentKey::Derived {
+            digest: "abc",
+            generation: 0,
+        };
+        assert_ne!(
+            PaymentKey::Caller("auto:abc:0").namespaced(),
+            derived.namespaced()
+        );
+        assert_eq!(PaymentKey::Caller("order-7").shown(), "order-7");
+        assert_eq!(derived.shown(), "auto:abc:0");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::domain::ids::FlexpriceId;
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
-use crate::domain::payment::{Payment, PaymentStatus, PaymentUpdate};
+use crate::domain::payment::{Payment, PaymentKey, PaymentStatus, PaymentUpdate};
 use crate::domain::requests::PaymentRequest;
 use crate::ports::RazorpayApi;
 use crate::services::connection::{self, Clients};
@@ -134,19 +134,25 @@ fn store_refusal(e: &StoreError) -> Refusal {
     }
 }
 
-/// `POST /api/v1/payments`, as its steps: the connection's clients, the invoice, the amount
-/// against it, the payment record (or the one this key made before), the link, PENDING.
+/// `POST /api/v1/payments`, as its steps: the payment the caller's key made before (answered
+/// as it is), else the connection's clients, the invoice, the amount against it, the payment
+/// record, the link, PENDING.
 pub async fn create(
     adapters: &Adapters,
     scope: &TenantScope,
     request: PaymentRequest,
 ) -> Result<Created, Refusal> {
+    if let Some(payment) = answered_before(adapters, scope, &request).await? {
+        return Ok(Created {
+            new: false,
+            payment,
+        });
+    }
     let clients = connected_clients(adapters, scope).await?;
     let invoice = read_invoice(&clients, &request.invoice_id).await?;
     let amount = validate_against(&request, &invoice)?;
-    let offered = new_payment(adapters, scope, &request, &invoice, amount);
-    let key = records::payment_key(scope, &offered.id);
-    let (held, fresh) = match take(adapters, &key, &offered).await? {
+    let (key, taken) = take_for(adapters, scope, &request, &invoice, amount).await?;
+    let (held, fresh) = match taken {
         Taken::Fresh(payment) => (payment, true),
         Taken::Held(payment) => (payment, false),
         Taken::Done(payment) => {
@@ -220,36 +226,113 @@ async fn read_invoice(clients: &Clients, invoice_id: &FlexpriceId) -> Result<Inv
     }
 }
 
-/// The payment a request makes: its id from the idempotency key (the caller's, or one derived
-/// from invoice, amount and currency), the hash of what it asks, INITIATED with a short lock.
+/// What a request asks, as one hash: the same request under the same key is the same payment,
+/// another one is refused. Computed from the request alone (the amount as one canonical text),
+/// so a retry is recognised before anything is read.
+fn request_hash(request: &PaymentRequest) -> String {
+    let success_url = request.success_url.as_ref().map_or("", |u| u.as_str());
+    digest(&[
+        request.invoice_id.as_str(),
+        &request.amount.canonical(),
+        &request.currency,
+        success_url,
+    ])
+}
+
+/// The payment a request makes under `key`: its id from the key in its namespace, the hash of
+/// what it asks, INITIATED with a short lock.
 fn new_payment(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    request: &PaymentRequest,
+    key: &PaymentKey<'_>,
+    amount: Money,
+) -> Payment {
+    let now_ms = adapters.clock.now_millis();
+    let mut payment = Payment::new(
+        payment_id_for(scope, &key.namespaced()),
+        key.shown(),
+        request.invoice_id.as_str().to_owned(),
+        amount,
+        now_ms / 1000,
+    );
+    payment.payload_hash = Some(request_hash(request));
+    payment.metadata = request.metadata.clone();
+    payment.lock_expires_at = Some(now_ms + LOCK_MS);
+    payment
+}
+
+/// The payment the caller's key made before, if it is finished: answered as it is, before the
+/// invoice is read again (a retry after the link was paid gets the paid payment, not a refusal
+/// of the now-paid invoice). Another request under the same key is refused.
+async fn answered_before(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    request: &PaymentRequest,
+) -> Result<Option<Payment>, Refusal> {
+    let Some(caller) = &request.idempotency_key else {
+        return Ok(None);
+    };
+    let id = payment_id_for(scope, &PaymentKey::Caller(caller).namespaced());
+    let stored =
+        records::read::<Payment>(adapters.store.as_ref(), &records::payment_key(scope, &id))
+            .await
+            .map_err(|e| store_refusal(&e))?;
+    let Some(payment) = stored else {
+        return Ok(None);
+    };
+    same_request(&payment, &request_hash(request))?;
+    Ok((payment.status != PaymentStatus::Initiated).then_some(payment))
+}
+
+fn same_request(stored: &Payment, request_hash: &str) -> Result<(), Refusal> {
+    if stored.payload_hash.as_deref() == Some(request_hash) {
+        return Ok(());
+    }
+    Err(Refusal::conflict(
+        "idempotency_key",
+        "same_body",
+        "this idempotency key was used with a different request",
+    ))
+}
+
+/// How many payments without a key one invoice, amount and currency may have whose links
+/// ended unpaid, before the caller is asked for a key.
+const MAX_GENERATIONS: u32 = 50;
+
+/// Takes the payment record for the request: under the caller's key; or, without one, under
+/// the derived key of the first generation whose payment did not end unpaid (so a request
+/// after an expired link makes a new payment, and concurrent retries still meet on one).
+async fn take_for(
     adapters: &Adapters,
     scope: &TenantScope,
     request: &PaymentRequest,
     invoice: &Invoice,
     amount: Money,
-) -> Payment {
-    let currency = amount.currency();
-    let minor = amount.minor().to_string();
-    let idempotency_key = request.idempotency_key.clone().unwrap_or_else(|| {
-        format!(
-            "auto-{}",
-            &digest(&[&invoice.id, &minor, currency.code()])[..32]
-        )
-    });
-    let success_url = request.success_url.as_ref().map_or("", |u| u.as_str());
-    let now_ms = adapters.clock.now_millis();
-    let mut payment = Payment::new(
-        payment_id_for(scope, &idempotency_key),
-        idempotency_key,
-        invoice.id.clone(),
-        amount,
-        now_ms / 1000,
-    );
-    payment.payload_hash = Some(digest(&[&invoice.id, &minor, currency.code(), success_url]));
-    payment.metadata = request.metadata.clone();
-    payment.lock_expires_at = Some(now_ms + LOCK_MS);
-    payment
+) -> Result<(Key, Taken), Refusal> {
+    let currency = amount.currency().code();
+    let derived = digest(&[&invoice.id, &amount.minor().to_string(), currency]);
+    for generation in 0..MAX_GENERATIONS {
+        let key = match &request.idempotency_key {
+            Some(caller) => PaymentKey::Caller(caller),
+            None => PaymentKey::Derived {
+                digest: &derived[..32],
+                generation,
+            },
+        };
+        let offered = new_payment(adapters, scope, request, &key, amount);
+        let record_key = records::payment_key(scope, &offered.id);
+        let taken = take(adapters, &record_key, &offered).await?;
+        let ended = matches!(&taken, Taken::Done(p) if p.status == PaymentStatus::Failed);
+        if !ended || matches!(key, PaymentKey::Caller(_)) {
+            return Ok((record_key, taken));
+        }
+    }
+    Err(Refusal::unprocessable(
+        "idempotency_key",
+        "required",
+        format!("{MAX_GENERATIONS} payments for this amount ended unpaid; send an idempotency_key"),
+    ))
 }
 
 /// Who holds the payment after [`take`].
@@ -272,13 +355,10 @@ async fn take(adapters: &Adapters, key: &Key, offered: &Payment) -> Result<Taken
         Made::New(payment) => return Ok(Taken::Fresh(payment)),
         Made::Existing(payment) => payment,
     };
-    if existing.payload_hash != offered.payload_hash {
-        return Err(Refusal::conflict(
-            "idempotency_key",
-            "same_body",
-            "this idempotency key was used with a different request",
-        ));
-    }
+    same_request(
+        &existing,
+        offered.payload_hash.as_deref().unwrap_or_default(),
+    )?;
     take_over_or_wait(adapters, key, existing).await
 }
 

@@ -29,7 +29,7 @@ use crate::domain::error::Failure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{
-    Attempt, Change, Payment, PaymentEvent, PaymentMethod, PaymentStatus, PaymentUpdate,
+    Attempt, Change, Payment, PaymentEvent, PaymentKey, PaymentMethod, PaymentStatus, PaymentUpdate,
 };
 use crate::domain::sync::InvoiceSync;
 use crate::services::connection;
@@ -215,10 +215,10 @@ fn invoice_payment_record(
     sync: &InvoiceSync,
 ) -> Result<Payment, Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
-    let idempotency_key = format!("razorpay:{}", razorpay.id);
+    let key = PaymentKey::RazorpayPayment(&razorpay.id);
     let mut payment = Payment::new(
-        payment_id_for(scope, &idempotency_key),
-        idempotency_key,
+        payment_id_for(scope, &key.namespaced()),
+        key.shown(),
         sync.invoice_id.clone(),
         Money::from_minor(razorpay.amount, currency),
         adapters.clock.now_secs(),
