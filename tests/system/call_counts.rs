@@ -102,6 +102,8 @@ async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
     assert_eq!(
         counter.calls(),
         [
+            // the payment this key made before, if any (a finished one is the answer as it is)
+            "DynamoDB.GetItem",
             // the payment, created INITIATED (its own idempotency record)
             "DynamoDB.PutItem",
             // the customer mapping
@@ -112,4 +114,10 @@ async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
             "DynamoDB.UpdateItem",
         ]
     );
+    // The same request again: the payment is found and answered, nothing else is asked.
+    counter.reset();
+    shared::services::payments::create(&adapters, &scope, body("2.00", "calls-2"))
+        .await
+        .unwrap();
+    assert_eq!(counter.calls(), ["DynamoDB.GetItem"]);
 }
