@@ -670,3 +670,46 @@ async fn a_caller_key_never_names_an_internal_payment() {
         "shown as sent"
     );
 }
+
+// ---- amounts ----
+
+#[tokio::test]
+async fn an_invoice_with_an_inexact_line_and_subtotal_is_still_linked_and_synced() {
+    let stack = connected_stack(true).await;
+    stack.flexprice.add_invoice(json!({
+        "id": "inv_1", "customer_id": "cust_1", "invoice_status": "FINALIZED",
+        "payment_status": "PENDING", "currency": "inr", "amount_due": "100.00",
+        "amount_paid": "0", "amount_remaining": "100.00", "subtotal": "99.99999",
+        "total": "100.00", "total_tax": "0.001", "invoice_number": "INV-1",
+        "line_items": [{"display_name": "Usage", "amount": "99.995", "quantity": "1"}],
+    }));
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-8"))
+        .await
+        .unwrap();
+    assert_eq!(made.payment.amount.minor(), 10000);
+    let synced = invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(synced, invoice_sync::Synced::Created { .. }),
+        "{synced:?}"
+    );
+    let invoice = &stack.razorpay.invoices()[0];
+    assert_eq!(invoice.amount, Some(10000));
+    let record = invoice_sync::status(
+        &stack.adapters,
+        &scope(),
+        &FlexpriceId::parse("inv_1").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(record.form.as_deref(), Some("balance"));
+    assert!(
+        record
+            .form_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Usage"),
+        "{record:?}"
+    );
+}

@@ -17,7 +17,7 @@ use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records::{self, InvoiceRef, Record};
 use crate::adapters::aws::store::{StoreError, Write};
 use crate::adapters::flexprice::FlexpriceError;
-use crate::adapters::flexprice::wire::{Invoice, InvoiceAmounts};
+use crate::adapters::flexprice::wire::Invoice;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
     Invoice as RazorpayInvoice, InvoiceRequest, InvoiceStatus, LineItemRequest, Notes,
@@ -64,21 +64,24 @@ impl Form {
 /// The Razorpay line items for what `invoice` still owes. Their total always equals the amount
 /// remaining to the subunit: itemized when the Flexprice lines and tax add up to it exactly
 /// (no discount, credit or earlier payment, which Razorpay cannot express as negative lines),
-/// every line is collectable and there are at most [`MAX_LINES`]; otherwise one balance line.
+/// every line is exact and collectable and there are at most [`MAX_LINES`]; otherwise one
+/// balance line. Only the amount remaining has to be exact: a line or tax that is not (more
+/// digits than the currency has, negative, unreadable) makes the balance form, never a failure.
 pub fn razorpay_lines(
     invoice: &Invoice,
     currency: Currency,
     remaining: Money,
-) -> Result<(Vec<LineItemRequest>, Form), crate::domain::money::MoneyError> {
-    let itemized = itemize(invoice, currency)?;
-    match itemized.refusal(remaining) {
-        None => Ok((itemized.lines, Form::Itemized)),
-        Some(reason) => {
-            let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
-            let balance = line_item(format!("Balance of invoice {number}"), None, remaining);
-            Ok((vec![balance], Form::Balance { reason }))
-        }
-    }
+) -> (Vec<LineItemRequest>, Form) {
+    let reason = match itemize(invoice, currency) {
+        Ok(itemized) => match itemized.refusal(remaining) {
+            None => return (itemized.lines, Form::Itemized),
+            Some(reason) => reason,
+        },
+        Err(reason) => reason,
+    };
+    let number = invoice.invoice_number.as_deref().unwrap_or(&invoice.id);
+    let balance = line_item(format!("Balance of invoice {number}"), None, remaining);
+    (vec![balance], Form::Balance { reason })
 }
 
 fn line_item(name: String, description: Option<String>, amount: Money) -> LineItemRequest {
@@ -99,17 +102,18 @@ struct Itemized {
     uncollectable: Option<String>,
 }
 
-fn itemize(
-    invoice: &Invoice,
-    currency: Currency,
-) -> Result<Itemized, crate::domain::money::MoneyError> {
+/// The lines and tax as Razorpay lines; `Err` says which one cannot be sent exactly.
+fn itemize(invoice: &Invoice, currency: Currency) -> Result<Itemized, String> {
     let mut itemized = Itemized {
         lines: Vec::new(),
         total: Money::from_minor(0, currency),
         uncollectable: None,
     };
     for item in &invoice.line_items {
-        let amount = item.amount(currency)?;
+        let amount = item.amount(currency).map_err(|e| {
+            let name = item.display_name.as_deref().unwrap_or("?");
+            format!("line {name} cannot be sent exactly: {e}")
+        })?;
         if amount.is_zero() {
             continue;
         }
@@ -135,7 +139,8 @@ fn itemize(
             amount,
         );
     }
-    let tax = Money::parse(&invoice.total_tax, currency)?;
+    let tax = Money::parse(&invoice.total_tax, currency)
+        .map_err(|e| format!("the tax cannot be sent exactly: {e}"))?;
     if !tax.is_zero() {
         itemized.add(line_item("Tax".to_owned(), None, tax), tax);
     }
@@ -327,32 +332,25 @@ async fn sync_once(
         ControlFlow::Continue(resumed) => resumed,
         ControlFlow::Break(done) => return Ok(done),
     };
-    let (invoice, amounts) = match eligible(adapters, scope, &clients, &at).await? {
+    let (invoice, remaining) = match eligible(adapters, scope, &clients, &at).await? {
         ControlFlow::Continue(found) => found,
         ControlFlow::Break(done) => return Ok(done),
     };
     let claimed = claim(adapters, &at, &invoice).await?;
-    let created = create(
-        adapters,
-        scope,
-        &clients,
-        &invoice,
-        amounts.remaining,
-        resumed,
-    )
-    .await
-    .and_then(|done| {
-        if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
-            Err(Failure::retryable(
-                "failure point after the Razorpay create",
-            ))
-        } else {
-            Ok(done)
-        }
-    });
+    let created = create(adapters, scope, &clients, &invoice, remaining, resumed)
+        .await
+        .and_then(|done| {
+            if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
+                Err(Failure::retryable(
+                    "failure point after the Razorpay create",
+                ))
+            } else {
+                Ok(done)
+            }
+        });
     match created {
         Ok((razorpay, form)) => {
-            let made = made_invoice(&razorpay, &form, &amounts);
+            let made = made_invoice(&razorpay, &form, remaining);
             let stored = record_synced(adapters, scope, key, &claimed, made).await?;
             tracing::info!(razorpay_invoice_id = %razorpay.id, form = form.name(), "invoice synced to Razorpay");
             write_metadata(adapters, &clients, key, &stored).await?;
@@ -398,12 +396,12 @@ async fn start(
 }
 
 /// Why a Flexprice invoice cannot become a Razorpay invoice, if it cannot.
-fn unsyncable(invoice: &Invoice, amounts: &InvoiceAmounts) -> Option<String> {
+fn unsyncable(invoice: &Invoice, remaining: Money) -> Option<String> {
     if let Err(e) = payable(&invoice.invoice_status, &invoice.payment_status) {
         Some(e.to_string())
-    } else if amounts.remaining.is_zero() {
+    } else if remaining.is_zero() {
         Some("the invoice has nothing remaining to pay".to_owned())
-    } else if let Err(e) = amounts.remaining.check_collectable() {
+    } else if let Err(e) = remaining.check_collectable() {
         Some(format!("Razorpay cannot collect it: {e}"))
     } else {
         None
@@ -417,7 +415,7 @@ async fn eligible(
     scope: &TenantScope,
     clients: &Clients,
     at: &SyncAt<'_>,
-) -> Result<ControlFlow<Synced, (Invoice, InvoiceAmounts)>, Failure> {
+) -> Result<ControlFlow<Synced, (Invoice, Money)>, Failure> {
     let outbound = connection::outbound_sync(adapters, scope)
         .await
         .map_err(Failure::retryable)?
@@ -438,13 +436,13 @@ async fn eligible(
         }
         Err(e) => return Err(failure_from_flexprice(e)),
     };
-    let amounts = invoice.amounts().map_err(Failure::permanent)?;
-    if let Some(reason) = unsyncable(&invoice, &amounts) {
+    let remaining = invoice.remaining().map_err(Failure::permanent)?;
+    if let Some(reason) = unsyncable(&invoice, remaining) {
         return skip(adapters, at, reason, Some(&invoice))
             .await
             .map(ControlFlow::Break);
     }
-    Ok(ControlFlow::Continue((invoice, amounts)))
+    Ok(ControlFlow::Continue((invoice, remaining)))
 }
 
 /// The claim: SYNCING with a lease, by a conditional write; from here on only this job may
@@ -462,7 +460,7 @@ async fn claim(
 }
 
 /// What a successful create made.
-fn made_invoice(razorpay: &RazorpayInvoice, form: &Form, amounts: &InvoiceAmounts) -> MadeInvoice {
+fn made_invoice(razorpay: &RazorpayInvoice, form: &Form, remaining: Money) -> MadeInvoice {
     MadeInvoice {
         razorpay_invoice_id: razorpay.id.clone(),
         razorpay_status: razorpay.status.as_str().to_owned(),
@@ -472,7 +470,7 @@ fn made_invoice(razorpay: &RazorpayInvoice, form: &Form, amounts: &InvoiceAmount
             Form::Balance { reason } => Some(reason.clone()),
             Form::Itemized => None,
         },
-        amount: amounts.remaining,
+        amount: remaining,
     }
 }
 
@@ -569,8 +567,7 @@ async fn create(
     resumed: bool,
 ) -> Result<(crate::adapters::razorpay::wire::Invoice, Form), Failure> {
     let currency = remaining.currency();
-    let (line_items, form) =
-        razorpay_lines(invoice, currency, remaining).map_err(Failure::permanent)?;
+    let (line_items, form) = razorpay_lines(invoice, currency, remaining);
     if resumed
         && let Some(found) = clients
             .razorpay
@@ -884,7 +881,7 @@ mod tests {
     fn lines_and_tax_that_add_up_are_itemized_and_zero_lines_dropped() {
         let inv = invoice(&["999.00", "0.00", "120.50"], "201.69", "1321.19", "inr");
         let remaining = Money::parse("1321.19", Currency::INR).unwrap();
-        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining);
         assert_eq!(form, Form::Itemized);
         assert_eq!(lines.len(), 3, "two lines and the tax");
         assert_eq!(total(&lines), 132119);
@@ -894,7 +891,7 @@ mod tests {
     fn a_discount_or_earlier_payment_falls_back_to_one_exact_balance_line() {
         let inv = invoice(&["1000.00"], "0", "875.25", "inr");
         let remaining = Money::parse("875.25", Currency::INR).unwrap();
-        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::INR, remaining);
         assert!(matches!(form, Form::Balance { .. }));
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].name, "Balance of invoice INV-7");
@@ -906,7 +903,7 @@ mod tests {
         let amounts = vec!["1.01"; 60];
         let inv = invoice(&amounts, "0", "60.60", "usd");
         let remaining = Money::parse("60.60", Currency::USD).unwrap();
-        let (lines, form) = razorpay_lines(&inv, Currency::USD, remaining).unwrap();
+        let (lines, form) = razorpay_lines(&inv, Currency::USD, remaining);
         assert!(matches!(form, Form::Balance { ref reason } if reason.contains("60 lines")));
         assert_eq!(total(&lines), 6060);
     }
@@ -915,13 +912,50 @@ mod tests {
     fn zero_and_three_decimal_currencies_are_exact() {
         let jpy = Currency::from_code("jpy").unwrap();
         let inv = invoice(&["1500", "250"], "175", "1925", "jpy");
-        let (lines, form) = razorpay_lines(&inv, jpy, Money::parse("1925", jpy).unwrap()).unwrap();
+        let (lines, form) = razorpay_lines(&inv, jpy, Money::parse("1925", jpy).unwrap());
         assert_eq!((form, total(&lines)), (Form::Itemized, 1925));
         let kwd = Currency::from_code("kwd").unwrap();
         let inv = invoice(&["10.250", "1.120"], "0.000", "11.370", "kwd");
-        let (lines, form) =
-            razorpay_lines(&inv, kwd, Money::parse("11.370", kwd).unwrap()).unwrap();
+        let (lines, form) = razorpay_lines(&inv, kwd, Money::parse("11.370", kwd).unwrap());
         assert_eq!((form, total(&lines)), (Form::Itemized, 11370));
+    }
+
+    #[test]
+    fn a_line_or_tax_that_cannot_be_sent_exactly_falls_back_to_the_balance_line() {
+        let remaining = Money::parse("1000.00", Currency::INR).unwrap();
+        for (lines, tax, what) in [
+            (
+                vec!["999.995", "0.005"],
+                "0",
+                "line Line 0 cannot be sent exactly",
+            ),
+            (
+                vec!["1050.00", "-50.00"],
+                "0",
+                "line Line 1 cannot be sent exactly",
+            ),
+            (vec!["1000.00"], "0.001", "the tax cannot be sent exactly"),
+            (vec!["1000.00"], "n/a", "the tax cannot be sent exactly"),
+        ] {
+            let inv = invoice(&lines, tax, "1000.00", "inr");
+            let (items, form) = razorpay_lines(&inv, Currency::INR, remaining);
+            let Form::Balance { reason } = form else {
+                panic!("{lines:?} {tax}: expected the balance form");
+            };
+            assert!(reason.starts_with(what), "{reason}");
+            assert_eq!((items.len(), total(&items)), (1, 100_000));
+        }
+    }
+
+    #[test]
+    fn only_the_amount_remaining_has_to_be_exact() {
+        let mut inv = invoice(&["1000.00"], "0", "1000.00", "inr");
+        inv.subtotal = "999.999999".into();
+        inv.total = "garbage".into();
+        assert_eq!(inv.remaining().unwrap().minor(), 100_000);
+        assert!(inv.amounts().is_err(), "the full parse still refuses");
+        inv.amount_remaining = "1000.001".into();
+        assert!(inv.remaining().is_err());
     }
 
     #[test]

@@ -65,9 +65,8 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
         ));
     }
     let remaining = invoice
-        .amounts()
-        .map_err(|e| Refusal::unprocessable("destination_id", "invoice_amounts", e.to_string()))?
-        .remaining;
+        .remaining()
+        .map_err(|e| Refusal::unprocessable("destination_id", "invoice_amounts", e.to_string()))?;
     let amount = request
         .amount
         .to_money(currency)

@@ -110,6 +110,12 @@ impl Invoice {
         Currency::from_code(&self.currency)
     }
 
+    /// What the invoice still owes, parsed exactly: the one amount collecting it depends on
+    /// (lines, taxes and totals are shown when they can be, never required).
+    pub fn remaining(&self) -> Result<Money, MoneyError> {
+        Money::parse(&self.amount_remaining, self.currency()?)
+    }
+
     /// Every amount of the invoice parsed exactly in its currency.
     pub fn amounts(&self) -> Result<InvoiceAmounts, MoneyError> {
         let currency = self.currency()?;
