@@ -713,3 +713,27 @@ async fn an_invoice_with_an_inexact_line_and_subtotal_is_still_linked_and_synced
         "{record:?}"
     );
 }
+
+// ---- customers ----
+
+#[tokio::test]
+async fn a_customer_razorpay_still_refuses_is_a_422_naming_the_field_and_the_reason() {
+    let stack = connected_stack(false).await;
+    stack
+        .razorpay
+        .fail_next("create_customer", Fault::Refused { field: "contact" });
+    let refused = payments::create(&stack.adapters, &scope(), payment_request("order-9"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.field_at_fault(),
+        Some("customer.contact"),
+        "{refused:?}"
+    );
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("cust_1") && shown.contains("The contact is invalid."),
+        "{shown}"
+    );
+    assert!(stack.razorpay.links().is_empty());
+}

@@ -207,3 +207,37 @@ async fn two_flexprice_customers_with_one_email_and_contact_share_the_razorpay_c
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn names_and_contacts_razorpay_would_refuse_are_made_to_fit_before_they_are_sent() {
+    let s = setup().await;
+    // The simulator holds Razorpay's rules: sent as they are, these are refused.
+    let raw = s
+        .razorpay
+        .create_customer(&shared::adapters::razorpay::wire::CustomerRequest {
+            name: "Acme & Sons, Inc.".into(),
+            contact: Some("+1 (415) 555-0100".into()),
+            fail_existing: "0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        raw.field(),
+        Some("name"),
+        "the simulator refuses the raw name: {raw}"
+    );
+    let id = flexprice_customer(
+        &s,
+        json!({"external_id": "e9", "name": "Acme & Sons, Inc.", "contact": "+1 (415) 555-0100",
+            "email": "billing@acme.test"}),
+    )
+    .await;
+    let synced = customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    let customer = s.razorpay.get_customer(synced.razorpay_id()).await.unwrap();
+    assert_eq!(customer.name.as_deref(), Some("Acme and Sons Inc."));
+    assert_eq!(customer.contact.as_deref(), Some("+14155550100"));
+    assert_eq!(customer.email.as_deref(), Some("billing@acme.test"));
+}

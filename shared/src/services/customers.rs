@@ -13,6 +13,7 @@ use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
+use crate::domain::customer::for_razorpay;
 use crate::domain::error::{Classify, ErrorClass, Refusal};
 use crate::domain::keys::{Key, TenantScope};
 use crate::ports::{FlexpriceApi, RazorpayApi, Table};
@@ -25,6 +26,13 @@ pub enum CustomerSyncError {
     NoContact { id: String },
     #[error("Flexprice customer {id} was not found")]
     NotFound { id: String },
+    /// Razorpay refused the customer's fields even after they were made to fit its rules.
+    #[error("Razorpay refused Flexprice customer {id}'s {field}: {reason}")]
+    Refused {
+        id: String,
+        field: String,
+        reason: String,
+    },
     #[error(transparent)]
     Flexprice(#[from] FlexpriceError),
     #[error(transparent)]
@@ -36,9 +44,9 @@ pub enum CustomerSyncError {
 impl Classify for CustomerSyncError {
     fn class(&self) -> ErrorClass {
         match self {
-            CustomerSyncError::NoContact { .. } | CustomerSyncError::NotFound { .. } => {
-                ErrorClass::Permanent
-            }
+            CustomerSyncError::NoContact { .. }
+            | CustomerSyncError::NotFound { .. }
+            | CustomerSyncError::Refused { .. } => ErrorClass::Permanent,
             CustomerSyncError::Flexprice(e) => e.class(),
             CustomerSyncError::Razorpay(e) => e.class(),
             CustomerSyncError::Store(e) => e.class(),
@@ -54,6 +62,11 @@ impl CustomerSyncError {
             CustomerSyncError::NoContact { .. } | CustomerSyncError::NotFound { .. } => {
                 Refusal::unprocessable("customer", "razorpay_customer", self.to_string())
             }
+            CustomerSyncError::Refused { field, .. } => Refusal::unprocessable(
+                &format!("customer.{field}"),
+                "razorpay_customer",
+                self.to_string(),
+            ),
             e if e.is_retryable() => Refusal::Unavailable(
                 "A payment service is unavailable; retry the request.".to_owned(),
             ),
@@ -123,19 +136,24 @@ async fn create_in_razorpay(
         }
         Err(e) => return Err(e.into()),
     };
-    let email = customer.email.filter(|e| !e.trim().is_empty());
-    let contact = customer.contact.filter(|c| !c.trim().is_empty());
-    if email.is_none() && contact.is_none() {
+    let fields = for_razorpay(
+        flexprice_customer_id,
+        customer.name.as_deref(),
+        customer.email.as_deref(),
+        customer.contact.as_deref(),
+    );
+    if !fields.changes.is_empty() {
+        tracing::info!(customer = flexprice_customer_id, changes = ?fields.changes, "customer fields made to fit Razorpay's rules");
+    }
+    if fields.email.is_none() && fields.contact.is_none() {
         return Err(CustomerSyncError::NoContact {
             id: flexprice_customer_id.to_owned(),
         });
     }
     let request = CustomerRequest {
-        name: customer
-            .name
-            .unwrap_or_else(|| flexprice_customer_id.to_owned()),
-        email,
-        contact,
+        name: fields.name,
+        email: fields.email,
+        contact: fields.contact,
         notes: Notes::from([
             ("flexprice_customer_id", flexprice_customer_id),
             ("tenant_id", scope.tenant_id()),
@@ -143,7 +161,30 @@ async fn create_in_razorpay(
         ]),
         ..CustomerRequest::default()
     };
-    Ok(razorpay.create_customer(&request).await?)
+    razorpay
+        .create_customer(&request)
+        .await
+        .map_err(|e| refused(flexprice_customer_id, e))
+}
+
+/// A refusal of the customer's fields, named (and logged); other failures as they are.
+fn refused(flexprice_customer_id: &str, error: RazorpayError) -> CustomerSyncError {
+    match error {
+        RazorpayError::Api {
+            status: 400,
+            field: Some(field),
+            description,
+            ..
+        } => {
+            tracing::warn!(customer = flexprice_customer_id, %field, reason = %description, "Razorpay refused the customer");
+            CustomerSyncError::Refused {
+                id: flexprice_customer_id.to_owned(),
+                field,
+                reason: description,
+            }
+        }
+        other => other.into(),
+    }
 }
 
 /// The mapping both ways, in one conditional transaction: of concurrent first syncs one wins

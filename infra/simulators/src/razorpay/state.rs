@@ -379,19 +379,15 @@ impl Account {
             "type": "invoice", "created_at": invoice.created_at})
     }
 
-    /// `POST /v1/customers`.
+    /// `POST /v1/customers`: the documented field rules (name 3–50 characters of letters,
+    /// digits and `. ' / @ ( )` — spaces too, as the docs' own example has one; contact at most
+    /// 15 characters with at least 8 digits; email at most 64 characters). Where the docs say
+    /// nothing (a hyphen in a name, punctuation in a contact) this refuses: the stricter of the
+    /// plausible readings.
     pub fn create_customer(&mut self, body: &Value) -> Result<Value, ApiError> {
         let email = string_field(body, "email").filter(|e| !e.is_empty());
         let contact = string_field(body, "contact").filter(|c| !c.is_empty());
-        if let Some(contact) = &contact {
-            let digits = contact.chars().filter(char::is_ascii_digit).count();
-            if digits < 8 || contact.len() > 15 {
-                return Err(ApiError::bad_request(
-                    "Contact number should be at least 8 digits, including country code",
-                    Some("contact"),
-                ));
-            }
-        }
+        check_customer_fields(body, email.as_deref(), contact.as_deref())?;
         let notes = parse_notes(body)?;
         let existing = self.customers.values().find(|c| {
             (email.is_some() || contact.is_some()) && c.email == email && c.contact == contact
@@ -605,4 +601,45 @@ impl Account {
         let invoice = invoice.clone();
         Ok(self.invoice_json(&invoice))
     }
+}
+
+/// Razorpay's rules for a customer's name, contact and email.
+fn check_customer_fields(
+    body: &Value,
+    email: Option<&str>,
+    contact: Option<&str>,
+) -> Result<(), ApiError> {
+    if let Some(name) = string_field(body, "name") {
+        let length = name.chars().count();
+        let allowed = name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || ".'/@()".contains(c));
+        if !(3..=50).contains(&length) || !allowed {
+            return Err(ApiError::bad_request(
+                "The name format is invalid.",
+                Some("name"),
+            ));
+        }
+    }
+    if let Some(contact) = contact {
+        let digits = contact.chars().filter(char::is_ascii_digit).count();
+        let shape = contact
+            .strip_prefix('+')
+            .unwrap_or(contact)
+            .chars()
+            .all(|c| c.is_ascii_digit());
+        if digits < 8 || contact.len() > 15 || !shape {
+            return Err(ApiError::bad_request(
+                "Contact number should be at least 8 digits, including country code",
+                Some("contact"),
+            ));
+        }
+    }
+    if email.is_some_and(|e| e.len() > 64 || !e.contains('@')) {
+        return Err(ApiError::bad_request(
+            "The email must be a valid email address.",
+            Some("email"),
+        ));
+    }
+    Ok(())
 }

@@ -30,6 +30,8 @@ pub enum Fault {
     Unavailable,
     /// Acted, then the answer was lost (a timeout).
     TimeoutAfter,
+    /// Refused with a 400 naming `field` (Razorpay's validation), before acting.
+    Refused { field: &'static str },
 }
 
 /// The faults scripted for the next calls, by call name, and every call made.
@@ -127,8 +129,18 @@ impl FakeRazorpay {
         act: impl FnOnce(&mut RazorpayState) -> Result<T, RazorpayError>,
     ) -> Result<T, RazorpayError> {
         let fault = lock(&self.script).next(name);
-        if fault == Some(Fault::Unavailable) {
-            return Err(razorpay_refusal(503, "service unavailable"));
+        match fault {
+            Some(Fault::Unavailable) => return Err(razorpay_refusal(503, "service unavailable")),
+            Some(Fault::Refused { field }) => {
+                return Err(RazorpayError::Api {
+                    status: 400,
+                    code: Some("BAD_REQUEST_ERROR".to_owned()),
+                    description: format!("The {field} is invalid."),
+                    field: Some(field.to_owned()),
+                    reason: Some("input_validation_failed".to_owned()),
+                });
+            }
+            _ => {}
         }
         let answer = act(&mut lock(&self.state))?;
         match fault {
@@ -349,8 +361,12 @@ impl FakeFlexprice {
         act: impl FnOnce(&mut FlexpriceState) -> Result<T, FlexpriceError>,
     ) -> Result<T, FlexpriceError> {
         let fault = lock(&self.script).next(name);
-        if fault == Some(Fault::Unavailable) {
-            return Err(flexprice_refusal(503, "service unavailable"));
+        match fault {
+            Some(Fault::Unavailable) => return Err(flexprice_refusal(503, "service unavailable")),
+            Some(Fault::Refused { field }) => {
+                return Err(flexprice_refusal(400, &format!("{field} is invalid")));
+            }
+            _ => {}
         }
         let answer = act(&mut lock(&self.state))?;
         match fault {
