@@ -408,7 +408,10 @@ async fn concurrent_first_syncs_of_one_customer_map_one_razorpay_customer() {
     let ensure = || {
         customers::ensure(
             stack.table.as_ref(),
-            stack.razorpay.as_ref(),
+            customers::RazorpayAccount {
+                key_id: "rzp_test_fake",
+                api: stack.razorpay.as_ref(),
+            },
             stack.flexprice.as_ref(),
             &scope,
             "cust_1",

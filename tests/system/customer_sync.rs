@@ -22,6 +22,15 @@ struct Setup {
     scope: TenantScope,
 }
 
+impl Setup {
+    fn account(&self) -> customers::RazorpayAccount<'_> {
+        customers::RazorpayAccount {
+            key_id: "rzp_test_sync",
+            api: &self.razorpay,
+        }
+    }
+}
+
 async fn setup() -> Setup {
     let env = TestEnv::new().await;
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -93,11 +102,11 @@ async fn first_sync_creates_then_the_mapping_answers() {
     )
     .await;
     let store = s.env.store();
-    let first = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &id)
+    let first = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &id)
         .await
         .unwrap();
     assert!(matches!(first, Synced::Created(_)), "{first:?}");
-    let second = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &id)
+    let second = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &id)
         .await
         .unwrap();
     assert_eq!(second, Synced::Mapped(first.razorpay_id().to_owned()));
@@ -122,7 +131,7 @@ async fn concurrent_first_syncs_end_with_one_customer_and_one_mapping() {
         let s = s.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id).await
+            customers::ensure(&s.env.store(), s.account(), &s.flexprice, &s.scope, &id).await
         })
     });
     let results: Vec<Synced> = futures::future::join_all(syncs)
@@ -155,7 +164,7 @@ async fn concurrent_first_syncs_end_with_one_customer_and_one_mapping() {
 async fn a_customer_without_email_or_contact_is_a_clear_422() {
     let s = setup().await;
     let id = flexprice_customer(&s, json!({"external_id": "e3", "name": "Nobody"})).await;
-    let err = customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id)
+    let err = customers::ensure(&s.env.store(), s.account(), &s.flexprice, &s.scope, &id)
         .await
         .unwrap_err();
     assert!(
@@ -172,7 +181,7 @@ async fn a_customer_without_email_or_contact_is_a_clear_422() {
     assert_eq!(customer_creates(&s), 0);
     let missing = customers::ensure(
         &s.env.store(),
-        &s.razorpay,
+        s.account(),
         &s.flexprice,
         &s.scope,
         "cust_missing",
@@ -192,16 +201,20 @@ async fn two_flexprice_customers_with_one_email_and_contact_share_the_razorpay_c
     let a = flexprice_customer(&s, body("ea")).await;
     let b = flexprice_customer(&s, body("eb")).await;
     let store = s.env.store();
-    let first = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &a)
+    let first = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &a)
         .await
         .unwrap();
-    let second = customers::ensure(&store, &s.razorpay, &s.flexprice, &s.scope, &b)
+    let second = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &b)
         .await
         .unwrap();
     assert_eq!(first.razorpay_id(), second.razorpay_id());
     assert!(
         store
-            .get(&s.scope.key("CUSTOMER", &b))
+            .get(&shared::adapters::aws::records::customer_key(
+                &s.scope,
+                "rzp_test_sync",
+                &b
+            ))
             .await
             .unwrap()
             .is_some()
@@ -233,11 +246,58 @@ async fn names_and_contacts_razorpay_would_refuse_are_made_to_fit_before_they_ar
             "email": "billing@acme.test"}),
     )
     .await;
-    let synced = customers::ensure(&s.env.store(), &s.razorpay, &s.flexprice, &s.scope, &id)
+    let synced = customers::ensure(&s.env.store(), s.account(), &s.flexprice, &s.scope, &id)
         .await
         .unwrap();
     let customer = s.razorpay.get_customer(synced.razorpay_id()).await.unwrap();
     assert_eq!(customer.name.as_deref(), Some("Acme and Sons Inc."));
     assert_eq!(customer.contact.as_deref(), Some("+14155550100"));
     assert_eq!(customer.email.as_deref(), Some("billing@acme.test"));
+}
+
+#[tokio::test]
+async fn a_connection_moved_to_another_razorpay_account_never_reuses_the_old_customer_id() {
+    let s = setup().await;
+    let id = flexprice_customer(
+        &s,
+        json!({"external_id": "e10", "name": "Ada Lovelace", "email": "ada@example.com"}),
+    )
+    .await;
+    let store = s.env.store();
+    let test_mode = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    // The same tenant now connected to a live account: another Razorpay, other ids.
+    let live_sim = simulators::razorpay::Simulator::new(simulators::razorpay::SimConfig::new(
+        "rzp_live_other",
+        "live_secret",
+    ))
+    .unwrap()
+    .serve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    .await
+    .unwrap();
+    let live = RazorpayClient::new(RazorpayConfig::new(
+        &live_sim.url,
+        "rzp_live_other",
+        Secret::new("live_secret".into()),
+    ))
+    .unwrap();
+    let live_account = customers::RazorpayAccount {
+        key_id: "rzp_live_other",
+        api: &live,
+    };
+    let in_live = customers::ensure(&store, live_account, &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    assert!(matches!(in_live, Synced::Created(_)), "{in_live:?}");
+    assert_ne!(in_live.razorpay_id(), test_mode.razorpay_id());
+    assert!(
+        live.get_customer(in_live.razorpay_id()).await.is_ok(),
+        "it exists in live"
+    );
+    // Each account keeps its own mapping.
+    let again = customers::ensure(&store, s.account(), &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    assert_eq!(again, Synced::Mapped(test_mode.razorpay_id().to_owned()));
 }

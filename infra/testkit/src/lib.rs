@@ -161,6 +161,7 @@ impl FakeStack {
         adapters.queue = queue.clone();
         adapters.clients = Arc::new(shared::services::connection::ClientCache::fixed(
             shared::services::connection::Clients {
+                key_id: "rzp_test_fake".into(),
                 razorpay: razorpay.clone(),
                 flexprice: flexprice.clone(),
             },

@@ -61,8 +61,20 @@ pub struct Credentials {
 
 /// A scope's Razorpay and Flexprice clients (kept in the [`ClientCache`]).
 pub struct Clients {
+    /// The Razorpay key id the clients use: it names the account and its mode.
+    pub key_id: String,
     pub razorpay: Arc<dyn RazorpayApi>,
     pub flexprice: Arc<dyn FlexpriceApi>,
+}
+
+impl Clients {
+    /// The Razorpay account these clients speak to, for a customer sync.
+    pub fn razorpay_account(&self) -> crate::services::customers::RazorpayAccount<'_> {
+        crate::services::customers::RazorpayAccount {
+            key_id: &self.key_id,
+            api: self.razorpay.as_ref(),
+        }
+    }
 }
 
 /// The HTTP clients could not be built (the TLS set-up failed).
@@ -84,6 +96,7 @@ impl Clients {
         ))
         .map_err(|e| ClientsError(e.to_string()))?;
         Ok(Clients {
+            key_id: credentials.key_id.clone(),
             razorpay: Arc::new(razorpay),
             flexprice: Arc::new(flexprice),
         })

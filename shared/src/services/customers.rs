@@ -96,19 +96,27 @@ impl Synced {
     }
 }
 
-/// The Razorpay customer of a Flexprice customer, syncing it if needed.
+/// The Razorpay side of a customer sync: the account (the connection's key id, which names the
+/// account and its mode) and its API.
+pub struct RazorpayAccount<'a> {
+    pub key_id: &'a str,
+    pub api: &'a dyn RazorpayApi,
+}
+
+/// The Razorpay customer of a Flexprice customer in this Razorpay account, syncing it if
+/// needed.
 pub async fn ensure(
     store: &dyn Table,
-    razorpay: &dyn RazorpayApi,
+    razorpay: RazorpayAccount<'_>,
     flexprice: &dyn FlexpriceApi,
     scope: &TenantScope,
     flexprice_customer_id: &str,
 ) -> Result<Synced, CustomerSyncError> {
-    let forward = records::customer_key(scope, flexprice_customer_id);
+    let forward = records::customer_key(scope, razorpay.key_id, flexprice_customer_id);
     if let Some(id) = mapped(store, &forward).await? {
         return Ok(Synced::Mapped(id));
     }
-    let created = create_in_razorpay(razorpay, flexprice, scope, flexprice_customer_id).await?;
+    let created = create_in_razorpay(razorpay.api, flexprice, scope, flexprice_customer_id).await?;
     store_mapping(store, scope, &forward, flexprice_customer_id, created.id).await
 }
 

@@ -582,7 +582,7 @@ async fn create(
     }
     let customer = customers::ensure(
         adapters.store.as_ref(),
-        clients.razorpay.as_ref(),
+        clients.razorpay_account(),
         clients.flexprice.as_ref(),
         scope,
         &invoice.customer_id,

@@ -418,7 +418,7 @@ async fn link(
 ) -> Result<PaymentUpdate, Refusal> {
     let customer = customers::ensure(
         adapters.store.as_ref(),
-        clients.razorpay.as_ref(),
+        clients.razorpay_account(),
         clients.flexprice.as_ref(),
         scope,
         &order.invoice.customer_id,

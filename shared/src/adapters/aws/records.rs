@@ -95,9 +95,11 @@ pub fn counted_key(scope: &TenantScope, razorpay_payment_id: &str) -> Key {
     scope.key("RZP_PAYMENT", razorpay_payment_id)
 }
 
-/// A Flexprice customer → its Razorpay customer.
-pub fn customer_key(scope: &TenantScope, flexprice_customer_id: &str) -> Key {
-    scope.key("CUSTOMER", flexprice_customer_id)
+/// A Flexprice customer → its Razorpay customer in one Razorpay account and mode (`account`:
+/// the connection's key id), so a connection moved to another account, or from test to live,
+/// never reuses a customer id of the old one.
+pub fn customer_key(scope: &TenantScope, account: &str, flexprice_customer_id: &str) -> Key {
+    scope.key("CUSTOMER", &format!("{account}#{flexprice_customer_id}"))
 }
 
 /// A Razorpay customer → its Flexprice customer.
