@@ -166,6 +166,12 @@ pub trait FlexpriceApi: Send + Sync {
         &'a self,
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
+    /// Adds `keys` to the customer's metadata (keeping the rest).
+    fn merge_customer_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a std::collections::BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>>;
     /// Adds `keys` to the invoice's metadata (keeping the rest).
     fn merge_invoice_metadata<'a>(
         &'a self,

@@ -301,3 +301,35 @@ async fn a_connection_moved_to_another_razorpay_account_never_reuses_the_old_cus
         .unwrap();
     assert_eq!(again, Synced::Mapped(test_mode.razorpay_id().to_owned()));
 }
+
+#[tokio::test]
+async fn the_razorpay_customer_id_is_merged_into_the_flexprice_customer_metadata() {
+    let s = setup().await;
+    let id = flexprice_customer(
+        &s,
+        json!({"external_id": "e11", "name": "Ada Lovelace", "email": "ada11@example.com",
+            "metadata": {"plan": "gold", "region": "in"}}),
+    )
+    .await;
+    let synced = customers::ensure(&s.env.store(), s.account(), &s.flexprice, &s.scope, &id)
+        .await
+        .unwrap();
+    let customer = s.flexprice.get_customer(&id).await.unwrap();
+    assert_eq!(
+        customer
+            .metadata
+            .get("razorpay_customer_id")
+            .map(String::as_str),
+        Some(synced.razorpay_id())
+    );
+    assert_eq!(
+        customer.metadata.get("plan").map(String::as_str),
+        Some("gold"),
+        "kept"
+    );
+    assert_eq!(
+        customer.metadata.get("region").map(String::as_str),
+        Some("in"),
+        "kept"
+    );
+}

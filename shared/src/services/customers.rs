@@ -10,13 +10,19 @@ use thiserror::Error;
 
 use crate::adapters::aws::records::{self, CustomerMapping, Made, RazorpayCustomerMapping, Record};
 use crate::adapters::aws::store::{CancelReason, StoreError, Write};
+use std::collections::BTreeMap;
+
 use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::flexprice::wire::Customer as FlexpriceCustomer;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Customer, CustomerRequest, Notes};
 use crate::domain::customer::for_razorpay;
 use crate::domain::error::{Classify, ErrorClass, Refusal};
 use crate::domain::keys::{Key, TenantScope};
 use crate::ports::{FlexpriceApi, RazorpayApi, Table};
+
+/// The Flexprice customer metadata key that names its Razorpay customer.
+const RAZORPAY_CUSTOMER_ID: &str = "razorpay_customer_id";
 
 #[derive(Debug, Error)]
 pub enum CustomerSyncError {
@@ -116,8 +122,47 @@ pub async fn ensure(
     if let Some(id) = mapped(store, &forward).await? {
         return Ok(Synced::Mapped(id));
     }
-    let created = create_in_razorpay(razorpay.api, flexprice, scope, flexprice_customer_id).await?;
-    store_mapping(store, scope, &forward, flexprice_customer_id, created.id).await
+    let customer = read_customer(flexprice, flexprice_customer_id).await?;
+    let created = create_in_razorpay(razorpay.api, scope, &customer).await?;
+    let synced = store_mapping(store, scope, &forward, flexprice_customer_id, created.id).await?;
+    link_in_flexprice(flexprice, &customer, synced.razorpay_id()).await;
+    Ok(synced)
+}
+
+/// The Flexprice customer, or [`CustomerSyncError::NotFound`].
+async fn read_customer(
+    flexprice: &dyn FlexpriceApi,
+    id: &str,
+) -> Result<FlexpriceCustomer, CustomerSyncError> {
+    match flexprice.get_customer(id).await {
+        Ok(customer) => Ok(customer),
+        Err(FlexpriceError::Api { status: 404, .. }) => {
+            Err(CustomerSyncError::NotFound { id: id.to_owned() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the Razorpay customer id into the Flexprice customer's metadata
+/// (`razorpay_customer_id`, as Flexprice's own integration does), merged with what is there.
+/// Best effort: the mapping in the table is what flexrzp reads; a failure is logged.
+async fn link_in_flexprice(
+    flexprice: &dyn FlexpriceApi,
+    customer: &FlexpriceCustomer,
+    razorpay_id: &str,
+) {
+    if customer
+        .metadata
+        .get(RAZORPAY_CUSTOMER_ID)
+        .map(String::as_str)
+        == Some(razorpay_id)
+    {
+        return;
+    }
+    let keys = BTreeMap::from([(RAZORPAY_CUSTOMER_ID.to_owned(), razorpay_id.to_owned())]);
+    if let Err(e) = flexprice.merge_customer_metadata(&customer.id, &keys).await {
+        tracing::warn!(error = %e, customer = %customer.id, "could not write the Razorpay customer id into the Flexprice customer");
+    }
 }
 
 /// The Razorpay customer a mapping item names, if it exists.
@@ -131,19 +176,10 @@ async fn mapped(store: &dyn Table, forward: &Key) -> Result<Option<String>, Stor
 /// customer it has with the same email and contact, if any). One of email and contact is needed.
 async fn create_in_razorpay(
     razorpay: &dyn RazorpayApi,
-    flexprice: &dyn FlexpriceApi,
     scope: &TenantScope,
-    flexprice_customer_id: &str,
+    customer: &FlexpriceCustomer,
 ) -> Result<Customer, CustomerSyncError> {
-    let customer = match flexprice.get_customer(flexprice_customer_id).await {
-        Ok(customer) => customer,
-        Err(FlexpriceError::Api { status: 404, .. }) => {
-            return Err(CustomerSyncError::NotFound {
-                id: flexprice_customer_id.to_owned(),
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let flexprice_customer_id = customer.id.as_str();
     let fields = for_razorpay(
         flexprice_customer_id,
         customer.name.as_deref(),

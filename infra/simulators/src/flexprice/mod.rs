@@ -268,7 +268,7 @@ impl Simulator {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/v1/customers", post(create_customer))
-            .route("/v1/customers/{id}", get(get_customer))
+            .route("/v1/customers/{id}", get(get_customer).put(update_customer))
             .route("/v1/invoices", post(create_invoice))
             .route("/v1/invoices/{id}", get(get_invoice).put(update_invoice))
             .route("/v1/invoices/{id}/finalize", post(finalize_invoice))
@@ -372,6 +372,27 @@ async fn get_customer(State(sim): State<Simulator>, Path(id): Path<String>) -> R
             .cloned()
             .ok_or_else(|| ApiError::not_found("customer", &id)),
     )
+}
+
+/// `PUT /v1/customers/{id}`: Flexprice replaces the metadata with what is sent.
+async fn update_customer(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let mut data = lock(&sim.inner.data);
+        let customer = data
+            .customers
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("customer", &id))?;
+        if let Some(metadata) = body.get("metadata") {
+            customer["metadata"] = serde_json::to_value(string_map(Some(metadata)))
+                .unwrap_or_else(|_| Value::Object(Default::default()));
+        }
+        Ok(customer.clone())
+    });
+    reply(StatusCode::OK, result)
 }
 
 /// An invoice's `line_items`, each an exact decimal amount in its currency.

@@ -171,6 +171,23 @@ impl FlexpriceClient {
         self.call(Method::POST, "/v1/payments", Some(request)).await
     }
 
+    /// Adds `keys` to the customer's metadata, keeping the rest (Flexprice replaces metadata on
+    /// update, so it is read, merged and written back whole).
+    pub async fn merge_customer_metadata(
+        &self,
+        id: &str,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<Customer, FlexpriceError> {
+        let mut metadata = self.get_customer(id).await?.metadata;
+        metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.call(
+            Method::PUT,
+            &format!("/v1/customers/{}", segment(id)),
+            Some(&UpdateInvoiceRequest { metadata }),
+        )
+        .await
+    }
+
     /// Adds `keys` to the invoice's metadata. Flexprice replaces metadata on update, so this
     /// reads it, merges, and writes the whole map back.
     pub async fn merge_invoice_metadata(
@@ -203,6 +220,14 @@ impl crate::ports::FlexpriceApi for FlexpriceClient {
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<Payment, FlexpriceError>> {
         Box::pin(FlexpriceClient::record_payment(self, request))
+    }
+
+    fn merge_customer_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<Customer, FlexpriceError>> {
+        Box::pin(FlexpriceClient::merge_customer_metadata(self, id, keys))
     }
 
     fn merge_invoice_metadata<'a>(

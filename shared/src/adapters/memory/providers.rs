@@ -351,6 +351,10 @@ impl FakeFlexprice {
         lock(&self.state).payments.clone()
     }
 
+    pub fn customer(&self, id: &str) -> Option<FlexpriceCustomer> {
+        lock(&self.state).customers.get(id).cloned()
+    }
+
     pub fn invoice(&self, id: &str) -> Option<FlexpriceInvoice> {
         lock(&self.state).invoices.get(id).cloned()
     }
@@ -434,6 +438,23 @@ impl FlexpriceApi for FakeFlexprice {
                     }))
                 });
             Ok(payment.clone())
+        }))
+    }
+
+    fn merge_customer_metadata<'a>(
+        &'a self,
+        id: &'a str,
+        keys: &'a BTreeMap<String, String>,
+    ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>> {
+        ready(self.call("merge_customer_metadata", |state| {
+            let customer = state
+                .customers
+                .get_mut(id)
+                .ok_or_else(|| not_found("customer", id))?;
+            customer
+                .metadata
+                .extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(customer.clone())
         }))
     }
 
