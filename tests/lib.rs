@@ -185,3 +185,12 @@ pub async fn flexprice_paid(stack: &LocalStack, invoice_id: &str) -> (String, us
         recorded,
     )
 }
+
+/// The demo tenant's connection, as a `PUT /api/v1/connections/razorpay` body (sync on).
+pub fn connection_body(stack: &LocalStack) -> Value {
+    serde_json::json!({"key_id": local_stack::RAZORPAY_KEY_ID,
+        "key_secret": stack.razorpay_key_secret, "webhook_secret": stack.ready.webhook_secret,
+        "flexprice_api_key": stack.flexprice_api_key,
+        "flexprice_webhook_secret": stack.ready.flexprice_webhook_secret,
+        "invoice_outbound_sync": true, "razorpay_account_id": stack.razorpay.account_id()})
+}

@@ -490,3 +490,19 @@ async fn an_expired_razorpay_invoice_is_noted_on_its_sync_record() {
     .await;
     assert_eq!(view["state"], "SYNCED", "{view}");
 }
+
+#[tokio::test]
+async fn an_overdue_invoice_stays_payable_for_the_grace_period_not_minutes() {
+    let stack = start("inv-").await;
+    let id = finalized_invoice(&stack, "inr", json!({"due_date": "2026-01-01T00:00:00Z"})).await;
+    sync_state(&stack, &id, &["SYNCED"]).await;
+    let invoices = razorpay_invoices(&stack, &id).await;
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    let expire_by = invoices[0]["expire_by"].as_u64().expect("an expiry");
+    let seven_days = 7 * 24 * 3600;
+    assert!(
+        expire_by.abs_diff(now() + seven_days) < 120,
+        "the default grace period of 7 days: {expire_by} vs now {}",
+        now()
+    );
+}

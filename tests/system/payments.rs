@@ -731,3 +731,89 @@ async fn a_caller_key_shaped_like_an_internal_one_makes_its_own_payment() {
     assert_ne!(payment["id"].as_str(), Some(internal.as_str()));
     assert_eq!(payment["idempotency_key"], "razorpay:pay_LocalEvents00001");
 }
+
+// ---- expiry ----
+
+/// The link as Razorpay holds it.
+async fn razorpay_link(
+    stack: &LocalStack,
+    id: &str,
+) -> shared::adapters::razorpay::wire::PaymentLink {
+    shared::adapters::razorpay::RazorpayClient::new(
+        shared::adapters::razorpay::RazorpayConfig::new(
+            &stack.ready.razorpay_sim_url,
+            local_stack::RAZORPAY_KEY_ID,
+            shared::domain::secret::Secret::new(stack.razorpay_key_secret.clone()),
+        ),
+    )
+    .unwrap()
+    .get_payment_link(id)
+    .await
+    .unwrap()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn every_link_expires_by_the_connection_s_policy() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("3.00"))).await;
+    assert_eq!(status, 201, "{payment}");
+    let link = razorpay_link(&stack, payment["gateway_tracking_id"].as_str().unwrap()).await;
+    let expire_by = link.expire_by.expect("the link has an expiry");
+    let thirty_days = 30 * 24 * 3600;
+    assert!(
+        expire_by.abs_diff(now_secs() + thirty_days) < 120,
+        "default 30 days: {expire_by}"
+    );
+    // The connection says 2 days: the next link follows.
+    let (_, connection) =
+        system_tests::api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
+    assert_eq!(
+        (
+            connection["link_expiry_days"].as_u64(),
+            connection["overdue_grace_days"].as_u64()
+        ),
+        (Some(30), Some(7))
+    );
+    let mut settings = system_tests::connection_body(&stack);
+    settings["link_expiry_days"] = json!(2);
+    let (status, answer) = system_tests::api(
+        &stack,
+        "PUT",
+        "/api/v1/connections/razorpay",
+        Some(&settings),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["link_expiry_days"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let (_, second) = post(&stack, &key, &seed_body(&stack, json!("4.00"))).await;
+    let link = razorpay_link(&stack, second["gateway_tracking_id"].as_str().unwrap()).await;
+    assert!(
+        link.expire_by.unwrap().abs_diff(now_secs() + 2 * 24 * 3600) < 120,
+        "{link:?}"
+    );
+    // Out of Razorpay's bounds: refused, naming the field.
+    settings["link_expiry_days"] = json!(200);
+    let (status, problem) = system_tests::api(
+        &stack,
+        "PUT",
+        "/api/v1/connections/razorpay",
+        Some(&settings),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("link_expiry_days")),
+        "{problem}"
+    );
+}

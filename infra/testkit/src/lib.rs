@@ -162,6 +162,7 @@ impl FakeStack {
         adapters.clients = Arc::new(shared::services::connection::ClientCache::fixed(
             shared::services::connection::Clients {
                 key_id: "rzp_test_fake".into(),
+                policy: Default::default(),
                 razorpay: razorpay.clone(),
                 flexprice: flexprice.clone(),
             },

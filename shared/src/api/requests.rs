@@ -13,6 +13,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::problem::{FieldProblem, Problem};
+use crate::domain::collection::{MAX_EXPIRY_DAYS, MAX_OVERDUE_GRACE_DAYS};
 use crate::domain::ids::{FlexpriceId, IdError, RazorpayAccountId, RazorpayKeyId};
 use crate::domain::money::DecimalText;
 pub use crate::domain::requests::{ConnectionRequest, PaymentRequest};
@@ -141,6 +142,30 @@ impl Fields {
                 name,
                 "boolean",
                 format!("{name} must be true or false"),
+            )),
+        }
+    }
+
+    /// A whole number of days in `range`, when given.
+    pub fn days(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<u32>, Problem> {
+        let Some(raw) = self.raw(name) else {
+            return Ok(None);
+        };
+        match raw.parse::<u32>() {
+            Ok(days) if range.contains(&days) => Ok(Some(days)),
+            _ => Err(invalid(
+                422,
+                name,
+                "days",
+                format!(
+                    "{name} must be a whole number of days from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
             )),
         }
     }
@@ -380,6 +405,13 @@ impl ConnectionRequest {
             fields.boolean("invoice_outbound_sync"),
         );
         let razorpay_account_id = problems.take(account_id(&fields)).flatten();
+        let link_expiry_days = problems
+            .take(fields.days("link_expiry_days", 1..=MAX_EXPIRY_DAYS))
+            .flatten();
+        let overdue_grace_days = problems
+            .take(fields.days("overdue_grace_days", 1..=MAX_OVERDUE_GRACE_DAYS))
+            .flatten();
+        let link_reminders = problems.take(fields.boolean("link_reminders")).flatten();
         match (key_id, key_secret, webhook_secret, flexprice_api_key, sync) {
             (
                 Some(key_id),
@@ -395,6 +427,9 @@ impl ConnectionRequest {
                 flexprice_webhook_secret,
                 invoice_outbound_sync: sync,
                 razorpay_account_id,
+                link_expiry_days,
+                overdue_grace_days,
+                link_reminders,
             }),
             _ => Err(Problem::fields(422, problems.0)),
         }

@@ -1,6 +1,7 @@
 //! The pure vocabulary of flexrzp. Nothing here talks to AWS, Razorpay or Flexprice, and
 //! nothing here imports another layer (`shared/tests/layers.rs` fails the build otherwise).
 
+pub mod collection;
 pub mod customer;
 pub mod error;
 pub mod ids;

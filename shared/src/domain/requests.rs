@@ -30,4 +30,10 @@ pub struct ConnectionRequest {
     pub flexprice_webhook_secret: Option<Secret<String>>,
     pub invoice_outbound_sync: bool,
     pub razorpay_account_id: Option<RazorpayAccountId>,
+    /// How long a payment link stays payable, in days (absent: the default).
+    pub link_expiry_days: Option<u32>,
+    /// How long an invoice synced on or after its due date stays payable, in days.
+    pub overdue_grace_days: Option<u32>,
+    /// Whether Razorpay sends payment-link reminders.
+    pub link_reminders: Option<bool>,
 }

@@ -16,6 +16,7 @@ use crate::adapters::aws::store::StoreError;
 use crate::adapters::config::Config;
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
+use crate::domain::collection::CollectionPolicy;
 use crate::domain::error::{Classify, Refusal};
 use crate::domain::keys::TenantScope;
 use crate::domain::requests::ConnectionRequest;
@@ -44,6 +45,26 @@ struct StoredSecrets {
     /// the cached secret, without a table read per event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     razorpay_account_id: Option<String>,
+    /// The collection policy, here too for the same reason (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_expiry_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    overdue_grace_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_reminders: Option<bool>,
+}
+
+impl StoredSecrets {
+    fn policy(&self) -> CollectionPolicy {
+        let default = CollectionPolicy::default();
+        CollectionPolicy {
+            link_expiry_days: self.link_expiry_days.unwrap_or(default.link_expiry_days),
+            overdue_grace_days: self
+                .overdue_grace_days
+                .unwrap_or(default.overdue_grace_days),
+            link_reminders: self.link_reminders.unwrap_or(default.link_reminders),
+        }
+    }
 }
 
 /// The connection's credentials, as the services use them.
@@ -57,6 +78,7 @@ pub struct Credentials {
     pub flexprice_webhook_secret: Option<Secret<String>>,
     /// When set, webhooks must carry this `account_id`.
     pub razorpay_account_id: Option<String>,
+    pub policy: CollectionPolicy,
 }
 
 /// A scope's Razorpay and Flexprice clients (kept in the [`ClientCache`]).
@@ -65,6 +87,8 @@ pub struct Clients {
     pub key_id: String,
     pub razorpay: Arc<dyn RazorpayApi>,
     pub flexprice: Arc<dyn FlexpriceApi>,
+    /// How long the ways to pay it makes stay open.
+    pub policy: CollectionPolicy,
 }
 
 impl Clients {
@@ -96,6 +120,7 @@ impl Clients {
         ))
         .map_err(|e| ClientsError(e.to_string()))?;
         Ok(Clients {
+            policy: credentials.policy,
             key_id: credentials.key_id.clone(),
             razorpay: Arc::new(razorpay),
             flexprice: Arc::new(flexprice),
@@ -135,12 +160,14 @@ impl ClientCache {
             return Ok(clients.clone());
         }
         let mut hasher = Sha256::new();
+        let policy = format!("{:?}", credentials.policy);
         for part in [
             config.razorpay_api_url.as_str(),
             config.flexprice_api_url.as_str(),
             credentials.key_id.as_str(),
             credentials.key_secret.expose().as_str(),
             credentials.flexprice_api_key.expose().as_str(),
+            policy.as_str(),
         ] {
             hasher.update(part.as_bytes());
             hasher.update([0u8]);
@@ -258,6 +285,7 @@ async fn credentials_from(
         return Ok(None);
     };
     let now = adapters.clock.now_secs();
+    let policy = stored.policy();
     let mut webhook_secrets = vec![Secret::new(stored.webhook_secret)];
     if let (Some(previous), Some(until)) = (
         stored.previous_webhook_secret,
@@ -272,6 +300,7 @@ async fn credentials_from(
         webhook_secrets,
         flexprice_api_key: Secret::new(stored.flexprice_api_key),
         flexprice_webhook_secret: stored.flexprice_webhook_secret.map(Secret::new),
+        policy,
         razorpay_account_id: stored.razorpay_account_id,
     }))
 }
@@ -371,6 +400,9 @@ fn secrets_to_store(
             .flexprice_webhook_secret
             .as_ref()
             .map(|s| s.expose().clone()),
+        link_expiry_days: request.link_expiry_days,
+        overdue_grace_days: request.overdue_grace_days,
+        link_reminders: request.link_reminders,
     }
 }
 
@@ -412,6 +444,7 @@ fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64
     let previous_until = secrets
         .and_then(|s| s.previous_webhook_secret_until)
         .filter(|u| *u > now);
+    let policy = secrets.map(StoredSecrets::policy).unwrap_or_default();
     json!({
         "provider": "razorpay",
         "status": if settings.active { "ACTIVE" } else { "INACTIVE" },
@@ -423,6 +456,9 @@ fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64
         "previous_webhook_secret_accepted_until": previous_until,
         "invoice_outbound_sync": settings.invoice_outbound_sync,
         "razorpay_account_id": settings.razorpay_account_id,
+        "link_expiry_days": policy.link_expiry_days,
+        "overdue_grace_days": policy.overdue_grace_days,
+        "link_reminders": policy.link_reminders,
         "updated_at": settings.updated_at,
     })
 }
@@ -469,6 +505,7 @@ mod tests {
             flexprice_api_key: Secret::new("fp".to_owned()),
             flexprice_webhook_secret: None,
             razorpay_account_id: None,
+            policy: CollectionPolicy::default(),
         }
     }
 

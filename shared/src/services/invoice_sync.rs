@@ -37,9 +37,6 @@ use crate::services::customers;
 
 /// How long one sync may hold an invoice before another may take it over.
 const LEASE_MS: u64 = 60_000;
-/// Razorpay refuses an `expire_by` less than 15 minutes ahead; one more minute covers the
-/// request's own latency and clock skew.
-const MIN_EXPIRY_SECS: u64 = 16 * 60;
 /// Razorpay's cap on line items.
 pub const MAX_LINES: usize = 50;
 
@@ -174,16 +171,15 @@ impl Itemized {
     }
 }
 
-/// `expire_by` from the due date (RFC 3339), never less than [`MIN_EXPIRY_SECS`] ahead.
-fn expire_by(due_date: Option<&str>, now_secs: u64) -> Option<u64> {
+/// A due date (RFC 3339) as epoch seconds; unreadable reads as none.
+fn due_secs(due_date: Option<&str>) -> Option<u64> {
     let due = aws_smithy_types::DateTime::from_str(
         due_date?,
         aws_smithy_types::date_time::Format::DateTime,
     )
     .ok()?
     .secs();
-    let due = u64::try_from(due).unwrap_or(0);
-    Some(due.max(now_secs + MIN_EXPIRY_SECS))
+    u64::try_from(due).ok()
 }
 
 /// What a sync did.
@@ -523,9 +519,10 @@ async fn release_lease(adapters: &Adapters, key: &Key, claimed: &InvoiceSync, re
 }
 
 /// The Razorpay invoice for a Flexprice invoice: `receipt` = its id (how a resumed sync finds
-/// it), a handful of notes, `expire_by` from the due date, emailed by Razorpay.
+/// it), a handful of notes, `expire_by` (from the due date and the connection's grace period),
+/// emailed by Razorpay.
 fn invoice_request(
-    adapters: &Adapters,
+    expire_by: Option<u64>,
     scope: &TenantScope,
     invoice: &Invoice,
     razorpay_customer_id: &str,
@@ -549,7 +546,7 @@ fn invoice_request(
         line_items,
         receipt: invoice.id.clone(),
         description: Some(format!("Invoice {number}")),
-        expire_by: expire_by(invoice.due_date.as_deref(), adapters.clock.now_secs()),
+        expire_by,
         partial_payment: false,
         sms_notify: false,
         email_notify: true,
@@ -589,8 +586,12 @@ async fn create(
     )
     .await
     .map_err(|e| Failure::classed(&e))?;
+    let expire_by = clients.policy.invoice_expire_by(
+        due_secs(invoice.due_date.as_deref()),
+        adapters.clock.now_secs(),
+    );
     let request = invoice_request(
-        adapters,
+        expire_by,
         scope,
         invoice,
         customer.razorpay_id(),
@@ -959,16 +960,9 @@ mod tests {
     }
 
     #[test]
-    fn expiry_is_the_due_date_but_never_sooner_than_sixteen_minutes() {
-        let now = 1_800_000_000;
-        assert_eq!(expire_by(None, now), None);
-        assert_eq!(
-            expire_by(Some("2020-01-01T00:00:00Z"), now),
-            Some(now + MIN_EXPIRY_SECS)
-        );
-        assert_eq!(
-            expire_by(Some("2030-01-01T00:00:00Z"), now),
-            Some(1_893_456_000)
-        );
+    fn due_dates_are_read_as_rfc_3339() {
+        assert_eq!(due_secs(None), None);
+        assert_eq!(due_secs(Some("2030-01-01T00:00:00Z")), Some(1_893_456_000));
+        assert_eq!(due_secs(Some("tomorrow")), None);
     }
 }

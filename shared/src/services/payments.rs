@@ -167,6 +167,8 @@ pub async fn create(
         amount,
         payment_id: &held.id,
         fresh,
+        expire_by: clients.policy.link_expire_by(adapters.clock.now_secs()),
+        reminders: clients.policy.link_reminders,
     };
     let table = adapters.store.as_ref();
     match link(adapters, scope, &clients, &order).await {
@@ -406,6 +408,9 @@ struct LinkFor<'a> {
     payment_id: &'a str,
     /// This request created the payment (else it took over one: a link may exist already).
     fresh: bool,
+    /// When the link stops being payable (the connection's policy).
+    expire_by: u64,
+    reminders: bool,
 }
 
 /// The customer, the Razorpay link (made, or adopted), its mapping; returns the change that
@@ -494,6 +499,8 @@ async fn create_or_adopt(
             notes,
             callback_url: success_url.map(|u| u.as_str().to_owned()),
             callback_method: success_url.map(|_| "get".to_owned()),
+            expire_by: Some(order.expire_by),
+            reminder_enable: order.reminders.then_some(true),
             ..PaymentLinkRequest::default()
         })
         .await

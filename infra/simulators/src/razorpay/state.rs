@@ -147,9 +147,15 @@ fn check_amount(amount: u64, currency: Currency) -> Result<(), ApiError> {
         })
 }
 
+/// `expire_by` at least 15 minutes ahead (documented) and at most 180 days (Razorpay's "six
+/// months"; the exact bound is not documented, so the stricter reading).
 fn check_expire_by(body: &Value, error: &str) -> Result<Option<u64>, ApiError> {
     match body.get("expire_by").and_then(Value::as_u64) {
         Some(t) if t < now() + 15 * 60 => Err(ApiError::bad_request(error, Some("expire_by"))),
+        Some(t) if t > now() + 180 * 24 * 3600 => Err(ApiError::bad_request(
+            "expire_by must be within 6 months from now",
+            Some("expire_by"),
+        )),
         other => Ok(other),
     }
 }

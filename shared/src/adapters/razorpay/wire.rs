@@ -294,6 +294,9 @@ pub struct PaymentLinkRequest {
     /// Must be `"get"` when `callback_url` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_method: Option<String>,
+    /// Razorpay's reminders for the link (sent only when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reminder_enable: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
