@@ -178,14 +178,9 @@ impl FlexpriceClient {
         id: &str,
         keys: &BTreeMap<String, String>,
     ) -> Result<Customer, FlexpriceError> {
-        let mut metadata = self.get_customer(id).await?.metadata;
-        metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.call(
-            Method::PUT,
-            &format!("/v1/customers/{}", segment(id)),
-            Some(&UpdateInvoiceRequest { metadata }),
-        )
-        .await
+        let metadata = self.get_customer(id).await?.metadata;
+        self.put_merged(&format!("/v1/customers/{}", segment(id)), metadata, keys)
+            .await
     }
 
     /// Adds `keys` to the invoice's metadata. Flexprice replaces metadata on update, so this
@@ -195,14 +190,21 @@ impl FlexpriceClient {
         id: &str,
         keys: &BTreeMap<String, String>,
     ) -> Result<Invoice, FlexpriceError> {
-        let mut metadata = self.get_invoice(id).await?.metadata;
+        let metadata = self.get_invoice(id).await?.metadata;
+        self.put_merged(&format!("/v1/invoices/{}", segment(id)), metadata, keys)
+            .await
+    }
+
+    /// Writes `metadata` with `keys` added back to the object at `path`, whole.
+    async fn put_merged<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut metadata: BTreeMap<String, String>,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<T, FlexpriceError> {
         metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.call(
-            Method::PUT,
-            &format!("/v1/invoices/{}", segment(id)),
-            Some(&UpdateInvoiceRequest { metadata }),
-        )
-        .await
+        self.call(Method::PUT, path, Some(&UpdateInvoiceRequest { metadata }))
+            .await
     }
 }
 
