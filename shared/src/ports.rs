@@ -166,10 +166,10 @@ pub trait FlexpriceApi: Send + Sync {
         &'a self,
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
-    /// Adds `keys` to the customer's metadata (keeping the rest).
+    /// Adds `keys` to the metadata of `customer`, as it was just read (keeping the rest).
     fn merge_customer_metadata<'a>(
         &'a self,
-        id: &'a str,
+        customer: &'a FlexpriceCustomer,
         keys: &'a std::collections::BTreeMap<String, String>,
     ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>>;
     /// Adds `keys` to the invoice's metadata (keeping the rest).

@@ -348,8 +348,8 @@ fn parse_minor(text: &str, currency: Currency) -> Result<u64, MoneyError> {
 }
 
 #[cfg(test)]
-mod canonical_tests {
-    use super::DecimalText;
+mod tests {
+    use super::*;
 
     #[test]
     fn one_amount_is_written_one_way() {
@@ -368,11 +368,6 @@ mod canonical_tests {
             assert_eq!(DecimalText::new(text).canonical(), canonical, "{text}");
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
     use proptest::prelude::*;
 
     fn cur(code: &str) -> Currency {

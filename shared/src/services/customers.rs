@@ -160,7 +160,7 @@ async fn link_in_flexprice(
         return;
     }
     let keys = BTreeMap::from([(RAZORPAY_CUSTOMER_ID.to_owned(), razorpay_id.to_owned())]);
-    if let Err(e) = flexprice.merge_customer_metadata(&customer.id, &keys).await {
+    if let Err(e) = flexprice.merge_customer_metadata(customer, &keys).await {
         tracing::warn!(error = %e, customer = %customer.id, "could not write the Razorpay customer id into the Flexprice customer");
     }
 }

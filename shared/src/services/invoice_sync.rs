@@ -206,31 +206,6 @@ fn found(current: Option<&InvoiceSync>, adapters: &Adapters) -> Option<Found> {
     current.map(|sync| sync.found(adapters.clock.now_millis()))
 }
 
-/// Writes `change` onto the sync record: creates it when `current` is `None`, otherwise
-/// updates it if it has not changed since it was read. A lost race is retryable: the
-/// redelivery decides again from what won.
-async fn write_state(
-    adapters: &Adapters,
-    key: &Key,
-    invoice_id: &str,
-    current: Option<&InvoiceSync>,
-    change: SyncChange,
-) -> Result<InvoiceSync, Failure> {
-    let now = adapters.clock.now_secs();
-    let next = match current {
-        None => InvoiceSync::first(invoice_id, change, now),
-        Some(sync) => sync.clone().with(change, now),
-    };
-    records::save_sync(adapters.store.as_ref(), key, current, &next)
-        .await
-        .map_err(|e| match e {
-            StoreError::AlreadyExists { .. } | StoreError::ConditionFailed { .. } => {
-                Failure::retryable("the invoice's sync record changed meanwhile")
-            }
-            other => Failure::retryable(other),
-        })
-}
-
 /// Records a skip, unless the mapping shows more than a skip or failure already.
 async fn skip(
     adapters: &Adapters,
@@ -254,9 +229,33 @@ struct SyncAt<'a> {
     current: Option<&'a InvoiceSync>,
 }
 
-impl SyncAt<'_> {
+impl<'a> SyncAt<'a> {
+    /// An existing record, under `key`.
+    fn of(key: &'a Key, sync: &'a InvoiceSync) -> SyncAt<'a> {
+        SyncAt {
+            key,
+            invoice_id: &sync.invoice_id,
+            current: Some(sync),
+        }
+    }
+
+    /// Writes `change` onto the record: creates it when there was none, otherwise updates it
+    /// if it has not changed since it was read. A lost race is retryable: the redelivery
+    /// decides again from what won.
     async fn write(&self, adapters: &Adapters, change: SyncChange) -> Result<InvoiceSync, Failure> {
-        write_state(adapters, self.key, self.invoice_id, self.current, change).await
+        let now = adapters.clock.now_secs();
+        let next = match self.current {
+            None => InvoiceSync::first(self.invoice_id, change, now),
+            Some(sync) => sync.clone().with(change, now),
+        };
+        records::save_sync(adapters.store.as_ref(), self.key, self.current, &next)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } | StoreError::ConditionFailed { .. } => {
+                    Failure::retryable("the invoice's sync record changed meanwhile")
+                }
+                other => Failure::retryable(other),
+            })
     }
 }
 
@@ -507,11 +506,7 @@ async fn record_synced(
 /// Frees the lease so that the redelivery resumes at once (and looks the invoice up first:
 /// this attempt may have created it).
 async fn release_lease(adapters: &Adapters, key: &Key, claimed: &InvoiceSync, reason: &str) {
-    let at = SyncAt {
-        key,
-        invoice_id: &claimed.invoice_id,
-        current: Some(claimed),
-    };
+    let at = SyncAt::of(key, claimed);
     let change = SyncChange::LeaseReleased {
         reason: reason.to_owned(),
     };
@@ -643,11 +638,7 @@ async fn write_metadata(
         .merge_invoice_metadata(&sync.invoice_id, &keys)
         .await
         .map_err(failure_from_flexprice)?;
-    let at = SyncAt {
-        key,
-        invoice_id: &sync.invoice_id,
-        current: Some(sync),
-    };
+    let at = SyncAt::of(key, sync);
     at.write(adapters, SyncChange::MetadataWritten).await?;
     Ok(())
 }
@@ -786,11 +777,7 @@ pub async fn note_razorpay_status(
     razorpay_status: &str,
 ) -> Result<(), Failure> {
     let key = records::sync_key(scope, &sync.invoice_id);
-    let at = SyncAt {
-        key: &key,
-        invoice_id: &sync.invoice_id,
-        current: Some(sync),
-    };
+    let at = SyncAt::of(&key, sync);
     let change = SyncChange::RazorpayStatus {
         status: razorpay_status.to_owned(),
     };

@@ -171,15 +171,15 @@ impl FlexpriceClient {
         self.call(Method::POST, "/v1/payments", Some(request)).await
     }
 
-    /// Adds `keys` to the customer's metadata, keeping the rest (Flexprice replaces metadata on
-    /// update, so it is read, merged and written back whole).
+    /// Adds `keys` to the metadata of `customer` (as just read), keeping the rest: Flexprice
+    /// replaces metadata on update, so the whole map is written back.
     pub async fn merge_customer_metadata(
         &self,
-        id: &str,
+        customer: &Customer,
         keys: &BTreeMap<String, String>,
     ) -> Result<Customer, FlexpriceError> {
-        let metadata = self.get_customer(id).await?.metadata;
-        self.put_merged(&format!("/v1/customers/{}", segment(id)), metadata, keys)
+        let path = format!("/v1/customers/{}", segment(&customer.id));
+        self.put_merged(&path, customer.metadata.clone(), keys)
             .await
     }
 
@@ -226,10 +226,12 @@ impl crate::ports::FlexpriceApi for FlexpriceClient {
 
     fn merge_customer_metadata<'a>(
         &'a self,
-        id: &'a str,
+        customer: &'a Customer,
         keys: &'a BTreeMap<String, String>,
     ) -> PortFuture<'a, Result<Customer, FlexpriceError>> {
-        Box::pin(FlexpriceClient::merge_customer_metadata(self, id, keys))
+        Box::pin(FlexpriceClient::merge_customer_metadata(
+            self, customer, keys,
+        ))
     }
 
     fn merge_invoice_metadata<'a>(

@@ -54,6 +54,92 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How a provider's error says a scripted fault.
+trait FaultError: Sized {
+    /// The refusal a fault answers before the call acts (`None`: the call acts).
+    fn before(fault: Fault) -> Option<Self>;
+    /// The answer lost after the call acted.
+    fn lost() -> Self;
+}
+
+/// A fake's state and its script: every call is recorded and meets the fault scripted for it.
+#[derive(Default)]
+struct Scripted<S> {
+    state: Mutex<S>,
+    script: Mutex<Script>,
+}
+
+impl<S> Scripted<S> {
+    fn state(&self) -> MutexGuard<'_, S> {
+        lock(&self.state)
+    }
+
+    fn fail_next(&self, call: &'static str, fault: Fault) {
+        lock(&self.script).faults.push((call, fault));
+    }
+
+    fn calls(&self, call: &str) -> usize {
+        lock(&self.script)
+            .calls
+            .iter()
+            .filter(|c| **c == call)
+            .count()
+    }
+
+    /// Runs `act` under the script: a refusal before it, or a lost answer after it.
+    fn call<T, E: FaultError>(
+        &self,
+        name: &'static str,
+        act: impl FnOnce(&mut S) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let fault = lock(&self.script).next(name);
+        if let Some(refused) = fault.and_then(E::before) {
+            return Err(refused);
+        }
+        let answer = act(&mut self.state())?;
+        match fault {
+            Some(Fault::TimeoutAfter) => Err(E::lost()),
+            _ => Ok(answer),
+        }
+    }
+}
+
+impl FaultError for RazorpayError {
+    fn before(fault: Fault) -> Option<RazorpayError> {
+        match fault {
+            Fault::Unavailable => Some(razorpay_refusal(503, "service unavailable")),
+            Fault::Refused { field } => Some(RazorpayError::Api {
+                status: 400,
+                code: Some("BAD_REQUEST_ERROR".to_owned()),
+                description: format!("The {field} is invalid."),
+                field: Some(field.to_owned()),
+                reason: Some("input_validation_failed".to_owned()),
+            }),
+            Fault::TimeoutAfter => None,
+        }
+    }
+
+    fn lost() -> RazorpayError {
+        RazorpayError::Timeout
+    }
+}
+
+impl FaultError for FlexpriceError {
+    fn before(fault: Fault) -> Option<FlexpriceError> {
+        match fault {
+            Fault::Unavailable => Some(flexprice_refusal(503, "service unavailable")),
+            Fault::Refused { field } => {
+                Some(flexprice_refusal(400, &format!("{field} is invalid")))
+            }
+            Fault::TimeoutAfter => None,
+        }
+    }
+
+    fn lost() -> FlexpriceError {
+        FlexpriceError::Timeout
+    }
+}
+
 fn razorpay_refusal(status: u16, description: &str) -> RazorpayError {
     RazorpayError::Api {
         status,
@@ -87,8 +173,7 @@ impl RazorpayState {
 /// Razorpay in memory.
 #[derive(Default)]
 pub struct FakeRazorpay {
-    state: Mutex<RazorpayState>,
-    script: Mutex<Script>,
+    inner: Scripted<RazorpayState>,
 }
 
 impl FakeRazorpay {
@@ -98,55 +183,24 @@ impl FakeRazorpay {
 
     /// The next `call` (a method name, e.g. `"create_payment_link"`) meets `fault`.
     pub fn fail_next(&self, call: &'static str, fault: Fault) {
-        lock(&self.script).faults.push((call, fault));
+        self.inner.fail_next(call, fault);
     }
 
     /// How many times `call` was made.
     pub fn calls(&self, call: &str) -> usize {
-        lock(&self.script)
-            .calls
-            .iter()
-            .filter(|c| **c == call)
-            .count()
+        self.inner.calls(call)
     }
 
     pub fn links(&self) -> Vec<PaymentLink> {
-        lock(&self.state).links.clone()
+        self.inner.state().links.clone()
     }
 
     pub fn invoices(&self) -> Vec<Invoice> {
-        lock(&self.state).invoices.clone()
+        self.inner.state().invoices.clone()
     }
 
     pub fn customers(&self) -> Vec<Customer> {
-        lock(&self.state).customers.clone()
-    }
-
-    /// Runs `act` under the script: a refusal before it, or a lost answer after it.
-    fn call<T>(
-        &self,
-        name: &'static str,
-        act: impl FnOnce(&mut RazorpayState) -> Result<T, RazorpayError>,
-    ) -> Result<T, RazorpayError> {
-        let fault = lock(&self.script).next(name);
-        match fault {
-            Some(Fault::Unavailable) => return Err(razorpay_refusal(503, "service unavailable")),
-            Some(Fault::Refused { field }) => {
-                return Err(RazorpayError::Api {
-                    status: 400,
-                    code: Some("BAD_REQUEST_ERROR".to_owned()),
-                    description: format!("The {field} is invalid."),
-                    field: Some(field.to_owned()),
-                    reason: Some("input_validation_failed".to_owned()),
-                });
-            }
-            _ => {}
-        }
-        let answer = act(&mut lock(&self.state))?;
-        match fault {
-            Some(Fault::TimeoutAfter) => Err(RazorpayError::Timeout),
-            _ => Ok(answer),
-        }
+        self.inner.state().customers.clone()
     }
 
     fn invoice_mut<'a>(
@@ -175,7 +229,7 @@ impl RazorpayApi for FakeRazorpay {
         &'a self,
         request: &'a CustomerRequest,
     ) -> PortFuture<'a, Result<Customer, RazorpayError>> {
-        ready(self.call("create_customer", |state| {
+        ready(self.inner.call("create_customer", |state| {
             let same = |c: &&Customer| c.email == request.email && c.contact == request.contact;
             if let Some(existing) = state.customers.iter().find(same) {
                 return Ok(existing.clone());
@@ -193,7 +247,7 @@ impl RazorpayApi for FakeRazorpay {
         &'a self,
         request: &'a PaymentLinkRequest,
     ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
-        ready(self.call("create_payment_link", |state| {
+        ready(self.inner.call("create_payment_link", |state| {
             let reference = Some(request.reference_id.as_str());
             if state
                 .links
@@ -221,7 +275,7 @@ impl RazorpayApi for FakeRazorpay {
         &'a self,
         reference_id: &'a str,
     ) -> PortFuture<'a, Result<Vec<PaymentLink>, RazorpayError>> {
-        ready(self.call("find_payment_links_by_reference", |state| {
+        ready(self.inner.call("find_payment_links_by_reference", |state| {
             Ok(state
                 .links
                 .iter()
@@ -235,7 +289,7 @@ impl RazorpayApi for FakeRazorpay {
         &'a self,
         request: &'a InvoiceRequest,
     ) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
-        ready(self.call("create_invoice", |state| {
+        ready(self.inner.call("create_invoice", |state| {
             let receipt = Some(request.receipt.as_str());
             if state
                 .invoices
@@ -263,7 +317,7 @@ impl RazorpayApi for FakeRazorpay {
     }
 
     fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
-        ready(self.call("get_invoice", |state| {
+        ready(self.inner.call("get_invoice", |state| {
             FakeRazorpay::invoice_mut(state, id).map(|i| i.clone())
         }))
     }
@@ -272,7 +326,7 @@ impl RazorpayApi for FakeRazorpay {
         &'a self,
         receipt: &'a str,
     ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>> {
-        ready(self.call("find_invoices_by_receipt", |state| {
+        ready(self.inner.call("find_invoices_by_receipt", |state| {
             Ok(state
                 .invoices
                 .iter()
@@ -283,7 +337,7 @@ impl RazorpayApi for FakeRazorpay {
     }
 
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
-        ready(self.call("cancel_invoice", |state| {
+        ready(self.inner.call("cancel_invoice", |state| {
             let invoice = FakeRazorpay::invoice_mut(state, id)?;
             if invoice.status != InvoiceStatus::Issued {
                 return Err(razorpay_refusal(
@@ -309,8 +363,7 @@ struct FlexpriceState {
 /// asked to record (once per idempotency key).
 #[derive(Default)]
 pub struct FakeFlexprice {
-    state: Mutex<FlexpriceState>,
-    script: Mutex<Script>,
+    inner: Scripted<FlexpriceState>,
 }
 
 impl FakeFlexprice {
@@ -321,7 +374,8 @@ impl FakeFlexprice {
     /// Adds an invoice, given as Flexprice's JSON.
     pub fn add_invoice(&self, invoice: serde_json::Value) {
         let invoice: FlexpriceInvoice = wire(invoice);
-        lock(&self.state)
+        self.inner
+            .state()
             .invoices
             .insert(invoice.id.clone(), invoice);
     }
@@ -329,54 +383,31 @@ impl FakeFlexprice {
     /// Adds a customer, given as Flexprice's JSON.
     pub fn add_customer(&self, customer: serde_json::Value) {
         let customer: FlexpriceCustomer = wire(customer);
-        lock(&self.state)
+        self.inner
+            .state()
             .customers
             .insert(customer.id.clone(), customer);
     }
 
     pub fn fail_next(&self, call: &'static str, fault: Fault) {
-        lock(&self.script).faults.push((call, fault));
+        self.inner.fail_next(call, fault);
     }
 
     pub fn calls(&self, call: &str) -> usize {
-        lock(&self.script)
-            .calls
-            .iter()
-            .filter(|c| **c == call)
-            .count()
+        self.inner.calls(call)
     }
 
     /// The payments recorded, by idempotency key.
     pub fn payments(&self) -> BTreeMap<String, FlexpricePayment> {
-        lock(&self.state).payments.clone()
+        self.inner.state().payments.clone()
     }
 
     pub fn customer(&self, id: &str) -> Option<FlexpriceCustomer> {
-        lock(&self.state).customers.get(id).cloned()
+        self.inner.state().customers.get(id).cloned()
     }
 
     pub fn invoice(&self, id: &str) -> Option<FlexpriceInvoice> {
-        lock(&self.state).invoices.get(id).cloned()
-    }
-
-    fn call<T>(
-        &self,
-        name: &'static str,
-        act: impl FnOnce(&mut FlexpriceState) -> Result<T, FlexpriceError>,
-    ) -> Result<T, FlexpriceError> {
-        let fault = lock(&self.script).next(name);
-        match fault {
-            Some(Fault::Unavailable) => return Err(flexprice_refusal(503, "service unavailable")),
-            Some(Fault::Refused { field }) => {
-                return Err(flexprice_refusal(400, &format!("{field} is invalid")));
-            }
-            _ => {}
-        }
-        let answer = act(&mut lock(&self.state))?;
-        match fault {
-            Some(Fault::TimeoutAfter) => Err(FlexpriceError::Timeout),
-            _ => Ok(answer),
-        }
+        self.inner.state().invoices.get(id).cloned()
     }
 }
 
@@ -392,6 +423,20 @@ fn not_found(what: &str, id: &str) -> FlexpriceError {
     flexprice_refusal(404, &format!("{what} {id} not found"))
 }
 
+/// The `what` named `id`, to change, or Flexprice's 404.
+fn stored_mut<'a, T>(
+    items: &'a mut HashMap<String, T>,
+    what: &str,
+    id: &str,
+) -> Result<&'a mut T, FlexpriceError> {
+    items.get_mut(id).ok_or_else(|| not_found(what, id))
+}
+
+/// Adds `keys` to `metadata`, keeping the rest.
+fn merge(metadata: &mut BTreeMap<String, String>, keys: &BTreeMap<String, String>) {
+    metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+}
+
 /// The `what` named `id`, or Flexprice's 404.
 fn stored<T: Clone>(items: &HashMap<String, T>, what: &str, id: &str) -> Result<T, FlexpriceError> {
     items.get(id).cloned().ok_or_else(|| not_found(what, id))
@@ -402,7 +447,7 @@ impl FlexpriceApi for FakeFlexprice {
         &'a self,
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>> {
-        ready(self.call("get_invoice", |state| {
+        ready(self.inner.call("get_invoice", |state| {
             stored(&state.invoices, "invoice", id)
         }))
     }
@@ -411,7 +456,7 @@ impl FlexpriceApi for FakeFlexprice {
         &'a self,
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>> {
-        ready(self.call("get_customer", |state| {
+        ready(self.inner.call("get_customer", |state| {
             stored(&state.customers, "customer", id)
         }))
     }
@@ -420,7 +465,7 @@ impl FlexpriceApi for FakeFlexprice {
         &'a self,
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>> {
-        ready(self.call("record_payment", |state| {
+        ready(self.inner.call("record_payment", |state| {
             if !state.invoices.contains_key(&request.destination_id) {
                 return Err(not_found("invoice", &request.destination_id));
             }
@@ -443,17 +488,12 @@ impl FlexpriceApi for FakeFlexprice {
 
     fn merge_customer_metadata<'a>(
         &'a self,
-        id: &'a str,
+        customer: &'a FlexpriceCustomer,
         keys: &'a BTreeMap<String, String>,
     ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>> {
-        ready(self.call("merge_customer_metadata", |state| {
-            let customer = state
-                .customers
-                .get_mut(id)
-                .ok_or_else(|| not_found("customer", id))?;
-            customer
-                .metadata
-                .extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ready(self.inner.call("merge_customer_metadata", |state| {
+            let customer = stored_mut(&mut state.customers, "customer", &customer.id)?;
+            merge(&mut customer.metadata, keys);
             Ok(customer.clone())
         }))
     }
@@ -463,14 +503,9 @@ impl FlexpriceApi for FakeFlexprice {
         id: &'a str,
         keys: &'a BTreeMap<String, String>,
     ) -> PortFuture<'a, Result<FlexpriceInvoice, FlexpriceError>> {
-        ready(self.call("merge_invoice_metadata", |state| {
-            let invoice = state
-                .invoices
-                .get_mut(id)
-                .ok_or_else(|| not_found("invoice", id))?;
-            invoice
-                .metadata
-                .extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ready(self.inner.call("merge_invoice_metadata", |state| {
+            let invoice = stored_mut(&mut state.invoices, "invoice", id)?;
+            merge(&mut invoice.metadata, keys);
             Ok(invoice.clone())
         }))
     }
