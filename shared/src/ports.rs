@@ -138,6 +138,15 @@ pub trait RazorpayApi: Send + Sync {
         &'a self,
         reference_id: &'a str,
     ) -> PortFuture<'a, Result<Vec<PaymentLink>, RazorpayError>>;
+    fn get_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>>;
+    /// Cancels a link; Razorpay refuses (400) one that is paid, expired or cancelled.
+    fn cancel_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>>;
     fn create_invoice<'a>(
         &'a self,
         request: &'a InvoiceRequest,

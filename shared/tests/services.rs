@@ -2,21 +2,29 @@
 //! no simulator, milliseconds each. The end-to-end tests keep proving the same flows on the
 //! local stack; these pin each decision down alone.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use shared::adapters::aws::records;
+use shared::adapters::flexprice::wire::RecordPaymentRequest;
 use shared::adapters::memory::Fault;
 use shared::adapters::memory::MemoryTable;
+use shared::adapters::razorpay::wire::LinkStatus;
 use shared::api::requests::PaymentRequest;
 use shared::api::views;
 use shared::domain::error::{Failure, FieldsKind, Refusal};
 use shared::domain::ids::FlexpriceId;
+use shared::domain::instruments::{Collection, InstrumentState};
 use shared::domain::jobs::Task;
 use shared::domain::keys::TenantScope;
 use shared::domain::money::{Currency, Money};
 use shared::domain::payment::{Payment, PaymentStatus};
 use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
+use shared::ports::{FlexpriceApi, ManualClock};
 use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
+use shared::services::collection;
 use shared::services::reconcile::{self, Applied};
 use shared::services::{customers, invoice_sync, payments};
 use testkit::FakeStack;
@@ -641,6 +649,10 @@ async fn without_a_key_an_ended_link_gives_way_to_a_new_payment_and_retries_stil
         .await
         .unwrap();
     assert_eq!((again.new, &again.payment.id), (false, &next.payment.id));
+    let ended = link_ended(&next.payment.id, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &ended)
+        .await
+        .unwrap();
     // With a key, the ended payment stays the answer: the same key is the same payment.
     let keyed = payments::create(&stack.adapters, &scope(), payment_request("order-7"))
         .await
@@ -686,10 +698,6 @@ async fn an_invoice_with_an_inexact_line_and_subtotal_is_still_linked_and_synced
         "total": "100.00", "total_tax": "0.001", "invoice_number": "INV-1",
         "line_items": [{"display_name": "Usage", "amount": "99.995", "quantity": "1"}],
     }));
-    let made = payments::create(&stack.adapters, &scope(), payment_request("order-8"))
-        .await
-        .unwrap();
-    assert_eq!(made.payment.amount.minor(), 10000);
     let synced = invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
         .await
         .unwrap();
@@ -697,6 +705,10 @@ async fn an_invoice_with_an_inexact_line_and_subtotal_is_still_linked_and_synced
         matches!(synced, invoice_sync::Synced::Created { .. }),
         "{synced:?}"
     );
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-8"))
+        .await
+        .unwrap();
+    assert_eq!(made.payment.amount.minor(), 10000);
     let invoice = &stack.razorpay.invoices()[0];
     assert_eq!(invoice.amount, Some(10000));
     let record = invoice_sync::status(
@@ -739,4 +751,262 @@ async fn a_customer_razorpay_still_refuses_is_a_422_naming_the_field_and_the_rea
         "{shown}"
     );
     assert!(stack.razorpay.links().is_empty());
+}
+
+// ---- one live way to pay ----
+
+fn request_for(key: &str, amount: &str) -> PaymentRequest {
+    let body = json!({"amount": amount, "currency": "INR", "destination_type": "INVOICE",
+        "destination_id": "inv_1", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "idempotency_key": key});
+    PaymentRequest::parse(Some("application/json"), body.to_string().as_bytes()).unwrap()
+}
+
+async fn collection_of(stack: &FakeStack) -> Collection {
+    collection::read(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap()
+        .expect("the invoice has a collection state")
+}
+
+fn refused_rule(result: Result<payments::Created, Refusal>) -> (String, String, String) {
+    let Err(Refusal::Fields { fields, .. }) = result else {
+        panic!("expected a field refusal, got {result:?}");
+    };
+    let e = &fields[0];
+    (e.field.clone(), e.rule.clone(), e.detail.clone())
+}
+
+#[tokio::test]
+async fn what_open_links_ask_never_exceeds_what_the_invoice_owes() {
+    let stack = connected_stack(false).await;
+    let first = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    let second = payments::create(&stack.adapters, &scope(), request_for("b", "100.00")).await;
+    let (field, rule, message) = refused_rule(second);
+    assert_eq!(
+        (field.as_str(), rule.as_str()),
+        ("amount", "payable_remaining")
+    );
+    let link_id = first.payment.gateway_tracking_id.clone().unwrap();
+    assert!(
+        message.contains(&link_id) && message.contains(&first.payment.id),
+        "{message}"
+    );
+    assert_eq!(
+        stack.razorpay.links().len(),
+        1,
+        "the refused one made nothing"
+    );
+    // Once the first link ends, its share is free again; partial links share the rest.
+    let ended = link_ended(&first.payment.id, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &ended)
+        .await
+        .unwrap();
+    for (key, amount) in [("c", "40.00"), ("d", "60.00")] {
+        payments::create(&stack.adapters, &scope(), request_for(key, amount))
+            .await
+            .unwrap();
+    }
+    let third = payments::create(&stack.adapters, &scope(), request_for("e", "1.00")).await;
+    assert_eq!(refused_rule(third).1, "payable_remaining");
+    assert_eq!(collection_of(&stack).await.payable().minor(), 10000);
+}
+
+#[tokio::test]
+async fn a_payment_for_what_the_synced_invoice_asks_is_that_invoice_and_is_counted_on_it() {
+    let stack = connected_stack(true).await;
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let razorpay_invoice = stack.razorpay.invoices()[0].clone();
+    let made = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    let payment = &made.payment;
+    assert_eq!(payment.method.as_str(), "RAZORPAY_INVOICE");
+    assert_eq!(payment.payment_url, razorpay_invoice.short_url);
+    assert!(stack.razorpay.links().is_empty(), "no second way to pay");
+    assert!(
+        views::payment(payment)["notice"]
+            .as_str()
+            .unwrap()
+            .contains("one way to pay")
+    );
+    // A partial link beside it would let the customer pay more than is owed.
+    let partial = payments::create(&stack.adapters, &scope(), request_for("b", "10.00")).await;
+    assert_eq!(refused_rule(partial).1, "payable_remaining");
+    // The invoice's payment is counted on the caller's payment, not on one of its own.
+    let paid = event(
+        "invoice.paid",
+        json!({"payment": {"entity": {"id": "pay_Inv1", "entity": "payment", "amount": 10000,
+            "currency": "INR", "status": "captured", "invoice_id": razorpay_invoice.id,
+            "notes": []}}}),
+    );
+    reconcile::apply(&stack.adapters, &scope(), &paid)
+        .await
+        .unwrap();
+    let after = payments::get(&stack.adapters, &scope(), &payment.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (after.status, after.amount_paid),
+        (PaymentStatus::Succeeded, 10000)
+    );
+    let instrument = collection_of(&stack).await.instruments[0].clone();
+    assert_eq!(instrument.state, InstrumentState::Paid);
+    assert!(stack.queue.sent().iter().any(|(_, job)| matches!(
+        &job.task, Task::SettleCollection { invoice_id } if invoice_id == "inv_1")));
+}
+
+#[tokio::test]
+async fn a_sync_asks_only_what_open_links_leave_and_skips_when_they_ask_it_all() {
+    let stack = connected_stack(true).await;
+    payments::create(&stack.adapters, &scope(), request_for("a", "40.00"))
+        .await
+        .unwrap();
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!(stack.razorpay.invoices()[0].amount, Some(6000));
+    assert_eq!(collection_of(&stack).await.payable().minor(), 10000);
+
+    let other = connected_stack(true).await;
+    payments::create(&other.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    let synced = invoice_sync::sync(&other.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&synced, invoice_sync::Synced::Skipped { reason } if reason.contains("open payment links")),
+        "{synced:?}"
+    );
+    assert!(other.razorpay.invoices().is_empty());
+}
+
+#[tokio::test]
+async fn money_paid_elsewhere_or_a_void_closes_the_links_it_leaves_nothing_for() {
+    let stack = connected_stack(false).await;
+    let a = payments::create(&stack.adapters, &scope(), request_for("a", "40.00"))
+        .await
+        .unwrap();
+    let b = payments::create(&stack.adapters, &scope(), request_for("b", "60.00"))
+        .await
+        .unwrap();
+    // b is paid: the invoice still owes a's 40.00, so nothing closes.
+    let paid = captured(&b.payment.id, "pay_B", 6000);
+    reconcile::apply(&stack.adapters, &scope(), &paid)
+        .await
+        .unwrap();
+    let settled = collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!((settled.closed, settled.owed.minor()), (0, 4000));
+    // 40.00 paid in Flexprice directly: a's link would collect it twice, so it is cancelled.
+    let elsewhere = RecordPaymentRequest::offline(
+        "inv_1",
+        Money::from_minor(4000, Currency::INR),
+        "bank-transfer-1",
+        Default::default(),
+    );
+    stack.flexprice.record_payment(&elsewhere).await.unwrap();
+    let settled = collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!((settled.closed, settled.owed.minor()), (1, 0));
+    let link_a = a.payment.gateway_tracking_id.clone().unwrap();
+    let cancelled = stack
+        .razorpay
+        .links()
+        .into_iter()
+        .find(|l| l.id == link_a)
+        .unwrap();
+    assert_eq!(cancelled.status, LinkStatus::Cancelled);
+    let a_now = payments::get(&stack.adapters, &scope(), &a.payment.id)
+        .await
+        .unwrap();
+    assert_eq!(a_now.status, PaymentStatus::Failed);
+    assert_eq!(collection_of(&stack).await.payable().minor(), 0);
+    // Settling again changes nothing.
+    let again = collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!(again.closed, 0);
+    assert_eq!(stack.razorpay.calls("cancel_payment_link"), 1);
+}
+
+#[tokio::test]
+async fn a_void_closes_every_open_instrument_and_one_paid_first_is_marked_paid() {
+    let stack = connected_stack(true).await;
+    let a = payments::create(&stack.adapters, &scope(), request_for("a", "30.00"))
+        .await
+        .unwrap();
+    let b = payments::create(&stack.adapters, &scope(), request_for("b", "20.00"))
+        .await
+        .unwrap();
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    // The customer pays b at Razorpay; its event has not arrived yet.
+    let link_b = b.payment.gateway_tracking_id.clone().unwrap();
+    stack.razorpay.set_link_status(&link_b, LinkStatus::Paid);
+    let mut voided = stack.flexprice.invoice("inv_1").unwrap();
+    voided.invoice_status = "VOIDED".into();
+    stack
+        .flexprice
+        .add_invoice(serde_json::to_value(&voided).unwrap());
+    let settled = collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!(settled.closed, 3);
+    let states: Vec<_> = collection_of(&stack)
+        .await
+        .instruments
+        .iter()
+        .map(|i| (i.key.clone(), i.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (a.payment.id.clone(), InstrumentState::Closed),
+            (b.payment.id.clone(), InstrumentState::Paid),
+            ("inv_1".to_owned(), InstrumentState::Closed),
+        ]
+    );
+    assert_eq!(stack.razorpay.invoices()[0].status.as_str(), "cancelled");
+}
+
+#[tokio::test]
+async fn a_reservation_whose_request_died_is_opened_or_closed_by_what_razorpay_made() {
+    let mut stack = connected_stack(false).await;
+    let clock = Arc::new(ManualClock::at_millis(1_800_000_000_000));
+    stack.adapters.clock = clock.clone();
+    // The link is made but the answer is lost: the payment stays reserved.
+    stack
+        .razorpay
+        .fail_next("create_payment_link", Fault::TimeoutAfter);
+    let lost = payments::create(&stack.adapters, &scope(), request_for("a", "40.00")).await;
+    assert!(matches!(lost, Err(Refusal::Unavailable(_))), "{lost:?}");
+    // The next request is refused nothing: the reservation is not stale yet, but 60.00 fit.
+    stack
+        .razorpay
+        .fail_next("create_payment_link", Fault::Unavailable);
+    let down = payments::create(&stack.adapters, &scope(), request_for("b", "60.00")).await;
+    assert!(matches!(down, Err(Refusal::Unavailable(_))), "{down:?}");
+    assert_eq!(collection_of(&stack).await.payable().minor(), 10000);
+    clock.advance(Duration::from_millis(collection::STALE_RESERVATION_MS));
+    collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let instruments = collection_of(&stack).await.instruments;
+    let link = &stack.razorpay.links()[0];
+    assert_eq!(instruments[0].state, InstrumentState::Open);
+    assert_eq!(
+        instruments[0].razorpay_id.as_deref(),
+        Some(link.id.as_str())
+    );
+    assert_eq!(instruments[1].state, InstrumentState::Closed, "never made");
+    assert_eq!(collection_of(&stack).await.payable().minor(), 4000);
 }

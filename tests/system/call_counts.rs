@@ -106,10 +106,16 @@ async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
             "DynamoDB.GetItem",
             // the payment, created INITIATED (its own idempotency record)
             "DynamoDB.PutItem",
+            // the invoice's instruments: what is payable already
+            "DynamoDB.GetItem",
+            // the link reserved among them, under the version read
+            "DynamoDB.UpdateItem",
             // the customer mapping
             "DynamoDB.GetItem",
             // the link → payment mapping
             "DynamoDB.PutItem",
+            // the link open among the instruments (the version just written, no read)
+            "DynamoDB.UpdateItem",
             // the payment, PENDING with its link
             "DynamoDB.UpdateItem",
         ]

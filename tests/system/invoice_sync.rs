@@ -9,47 +9,11 @@ use serde_json::{Value, json};
 use shared::domain::secret::Secret;
 use shared::domain::signature::SvixSecret;
 use simulators::HasRecorder;
-use system_tests::{api, flexprice, http, razorpay_control, start, wait_for};
+use system_tests::{
+    api, finalized_invoice, flexprice, http, razorpay_control, start, sync_state, wait_for,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A Flexprice invoice for the seeded customer (`extra` merged into the body), finalized
-/// through the simulator, which sends `invoice.update.finalized`. Answers its id.
-async fn finalized_invoice(stack: &LocalStack, currency: &str, extra: Value) -> String {
-    let mut body = json!({"customer_id": stack.ready.customer_id, "currency": currency,
-        "due_date": "2030-01-31T00:00:00Z",
-        "line_items": [{"display_name": "Pro plan", "entity_type": "plan", "amount": "999.00"},
-                       {"display_name": "API calls", "entity_type": "usage", "amount": "120.50"}]});
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
-    }
-    let (status, invoice) = flexprice(stack, "POST", "/v1/invoices", Some(&body)).await;
-    assert_eq!(status, 201, "{invoice}");
-    let id = invoice["id"].as_str().unwrap().to_owned();
-    let (status, _) = flexprice(stack, "POST", &format!("/v1/invoices/{id}/finalize"), None).await;
-    assert_eq!(status, 200);
-    id
-}
-
-/// The sync record once it reaches a state `done` accepts.
-async fn sync_state(stack: &LocalStack, invoice_id: &str, done: &[&str]) -> Value {
-    wait_for(
-        &format!("invoice {invoice_id} to reach {done:?}"),
-        WAIT,
-        || async {
-            let (status, view) = api(
-                stack,
-                "GET",
-                &format!("/api/v1/invoices/{invoice_id}/sync"),
-                None,
-            )
-            .await;
-            (status == 200 && done.contains(&view["state"].as_str().unwrap_or_default()))
-                .then_some(view)
-        },
-    )
-    .await
-}
 
 /// Razorpay invoices whose receipt is this Flexprice invoice.
 async fn razorpay_invoices(stack: &LocalStack, receipt: &str) -> Vec<Value> {

@@ -4,6 +4,7 @@
 //! `template.yaml` and of the binaries under a Lambda runtime emulator have binaries of their own.
 
 mod call_counts;
+mod collection;
 mod customer_sync;
 mod events;
 mod invoice_sync;

@@ -388,40 +388,6 @@ async fn flexprice_unavailable_is_a_retryable_503_and_the_retry_succeeds() {
 }
 
 #[tokio::test]
-async fn an_invoice_synced_to_razorpay_still_gets_a_link_and_the_response_says_so() {
-    let stack = stack().await;
-    let key = stack.ready.api_key.clone();
-    let invoice = stack.ready.invoice_ids[0].clone();
-    let response = http()
-        .put(format!(
-            "{}/v1/invoices/{invoice}",
-            stack.ready.flexprice_sim_url
-        ))
-        .header("x-api-key", &stack.flexprice_api_key)
-        .json(&json!({"metadata": {"razorpay_invoice_id": "inv_synced123"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let (status, payment) = post(&stack, &key, &seed_body(&stack, json!("7.00"))).await;
-    assert_eq!(status, 201, "{payment}");
-    assert!(
-        payment["gateway_tracking_id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("plink_")),
-        "a payment link, not the invoice: {payment}"
-    );
-    assert_eq!(payment["razorpay_invoice_id"], "inv_synced123");
-    assert!(
-        payment["notice"]
-            .as_str()
-            .is_some_and(|n| n.contains("inv_synced123")),
-        "{payment}"
-    );
-    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
-}
-
-#[tokio::test]
 async fn razorpay_throttling_the_link_create_is_retried_and_makes_one_link() {
     one_link_despite(simulators::Fault::Status { status: 429 }, 2).await;
 }

@@ -15,7 +15,7 @@ use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
 use shared::domain::error::Failure;
 use shared::domain::jobs::{Job, Task};
-use shared::services::{invoice_sync, reconcile};
+use shared::services::{collection, invoice_sync, reconcile};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -108,13 +108,16 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
             }
         }
         Task::CancelInvoice { invoice_id } => {
-            match invoice_sync::cancel(&adapters, &scope, invoice_id).await {
-                Ok(cancelled) => {
-                    tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
-                    Ok(())
-                }
-                Err(failure) => Err(failure),
-            }
+            let cancelled = invoice_sync::cancel(&adapters, &scope, invoice_id).await?;
+            tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
+            let settled = collection::settle(&adapters, &scope, invoice_id).await?;
+            tracing::info!(%invoice_id, ?settled, "the voided invoice's instruments settled");
+            Ok(())
+        }
+        Task::SettleCollection { invoice_id } => {
+            let settled = collection::settle(&adapters, &scope, invoice_id).await?;
+            tracing::info!(%invoice_id, ?settled, "invoice instruments settled");
+            Ok(())
         }
     }
 }

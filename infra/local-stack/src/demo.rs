@@ -82,7 +82,13 @@ pub async fn run(stack: &LocalStack) -> bool {
     demo.record_with("Invoice sync", &synced, |(id, view)| {
         describe_sync(id, view)
     });
-    // 7. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
+    // 7. A payment link asked for what the synced invoice asks is that invoice: one way to pay.
+    let outcome = match &synced {
+        Ok((id, view)) => one_way_to_pay(&demo, id, view).await,
+        Err(_) => Err("no synced invoice to ask a link for".to_owned()),
+    };
+    demo.record("One way to pay", outcome);
+    // 8. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
     let outcome = match &synced {
         Ok((id, view)) => pay_synced_invoice(&demo, id, view).await,
         Err(_) => Err("no synced invoice to pay".to_owned()),
@@ -251,6 +257,28 @@ fn describe_sync(id: &str, view: &Value) -> String {
         text(&view["form"]),
         text(&view["payment_url"])
     )
+}
+
+/// Asks a payment link for all the synced invoice owes: the answer is the Razorpay invoice
+/// already sent to the customer (its URL), not a second way to pay.
+async fn one_way_to_pay(demo: &Demo<'_>, id: &str, view: &Value) -> Result<String, String> {
+    let payment = payment_link(demo, id).await?;
+    if payment["payment_method_type"] != "RAZORPAY_INVOICE"
+        || payment["payment_url"] != view["payment_url"]
+    {
+        return Err(format!(
+            "expected the synced invoice's URL, got {} at {}",
+            text(&payment["payment_method_type"]),
+            text(&payment["payment_url"])
+        ));
+    }
+    Ok(format!(
+        "payment {} for {} INR is Razorpay invoice {}, pay at {} (no link made)",
+        text(&payment["id"]),
+        text(&payment["amount"]),
+        text(&payment["razorpay_invoice_id"]),
+        text(&payment["payment_url"])
+    ))
 }
 
 /// Pays the synced Razorpay invoice in the simulator; the Flexprice invoice settles.

@@ -3,19 +3,22 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::payment::Payment;
+use crate::domain::payment::{Payment, PaymentMethod};
 use crate::domain::sync::InvoiceSync;
 
 /// A payment (`POST /api/v1/payments`, `GET /api/v1/payments/{id}`).
 pub fn payment(payment: &Payment) -> Value {
-    // An invoice synced to a Razorpay invoice can be paid there too; the link is a second
-    // way to pay the same invoice, and the caller is told so.
-    let notice = payment.razorpay_invoice_id.as_ref().map(|rzp| {
-        format!(
-            "invoice {} is also synced to Razorpay invoice {rzp}; this payment link is a separate way to pay it",
-            payment.invoice_id
-        )
-    });
+    // One way to pay: a payment for what the synced Razorpay invoice asks is collected there,
+    // and the caller is told why its URL is that invoice's page.
+    let notice = match (payment.method, &payment.razorpay_invoice_id) {
+        (PaymentMethod::RazorpayInvoice, Some(rzp)) if payment.payload_hash.is_some() => {
+            Some(format!(
+                "invoice {} is synced to Razorpay invoice {rzp}, which asks this amount; payment_url is that invoice's page, so the customer has one way to pay",
+                payment.invoice_id
+            ))
+        }
+        _ => None,
+    };
     json!({
         "id": payment.id,
         "idempotency_key": payment.idempotency_key,

@@ -15,6 +15,8 @@ pub enum Task {
     CancelInvoice { invoice_id: String },
     /// Apply a verified Razorpay webhook event (its raw body, as received).
     ApplyRazorpayEvent { event_id: String, body: String },
+    /// Close the instruments of an invoice that would let its customer pay more than it owes.
+    SettleCollection { invoice_id: String },
 }
 
 impl Task {
@@ -23,6 +25,7 @@ impl Task {
             Task::SyncInvoice { .. } => "sync_invoice",
             Task::CancelInvoice { .. } => "cancel_invoice",
             Task::ApplyRazorpayEvent { .. } => "apply_razorpay_event",
+            Task::SettleCollection { .. } => "settle_collection",
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod collection;
 pub mod customer;
 pub mod error;
 pub mod ids;
+pub mod instruments;
 pub mod invoice;
 pub mod jobs;
 pub mod keys;

@@ -285,6 +285,13 @@ pub enum PaymentUpdate {
         razorpay_invoice_id: Option<String>,
         at: u64,
     },
+    /// The invoice's live synced Razorpay invoice collects it: PENDING, payable at that
+    /// invoice's `payment_url`.
+    InvoiceAttached {
+        razorpay_invoice_id: String,
+        payment_url: String,
+        at: u64,
+    },
     /// A Razorpay payment was counted: `amount_paid` in all now.
     Counted {
         status: PaymentStatus,

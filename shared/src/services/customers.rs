@@ -1,4 +1,4 @@
-//! Customer sync (`docs/architecture.md` §3.4): one-way, on demand, never duplicated.
+//! Customer sync (`docs/architecture.md` §3.5): one-way, on demand, never duplicated.
 //!
 //! The mapping in the table is asked first. Otherwise the Flexprice customer is fetched and the
 //! Razorpay customer created with `fail_existing: "0"`, which makes Razorpay return the

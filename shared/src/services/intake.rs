@@ -317,8 +317,8 @@ fn svix_verified(
 }
 
 /// Takes one Flexprice (Svix-signed) webhook: `invoice.update.finalized` → sync job,
-/// `invoice.update.voided` → cancel job, anything else acknowledged and ignored. Deduped on
-/// `svix-id`.
+/// `invoice.update.voided` → cancel job, `invoice.update.payment` → settle job, anything else
+/// acknowledged and ignored. Deduped on `svix-id`.
 pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Refusal> {
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
@@ -397,6 +397,10 @@ fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Refusal>
             invoice_id: invoice_id()?,
         }),
         "invoice.update.voided" => Some(Task::CancelInvoice {
+            invoice_id: invoice_id()?,
+        }),
+        // Paid (here, elsewhere, or in part): instruments asking more than it owes now close.
+        "invoice.update.payment" => Some(Task::SettleCollection {
             invoice_id: invoice_id()?,
         }),
         _ => None,

@@ -25,6 +25,7 @@ use crate::adapters::razorpay::wire::{
 use crate::domain::error::Classify;
 use crate::domain::error::{Failure, Refusal};
 use crate::domain::ids::FlexpriceId;
+use crate::domain::instruments::{Instrument, InstrumentChange, InstrumentKind, Which};
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
@@ -32,6 +33,7 @@ use crate::domain::sync::{
     CancelStart, Found, InvoiceSync, MadeInvoice, SyncChange, SyncStart, on_cancel, on_sync,
     records_failure,
 };
+use crate::services::collection;
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
@@ -290,6 +292,7 @@ pub async fn sync(
             .ok()
             .flatten();
         if records_failure(current.as_ref().map(|c| c.state)) {
+            free_reservation(adapters, scope, invoice_id, reason).await;
             let at = SyncAt {
                 key: &key,
                 invoice_id,
@@ -304,6 +307,22 @@ pub async fn sync(
         }
     }
     result
+}
+
+/// A sync that failed for good made no Razorpay invoice: its reservation is freed.
+async fn free_reservation(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    reason: &str,
+) {
+    let which = Which::Key(InstrumentKind::RazorpayInvoice, invoice_id);
+    let closed = InstrumentChange::Closed {
+        reason: format!("the sync failed: {reason}"),
+    };
+    if let Err(e) = collection::change(adapters, scope, invoice_id, &which, &closed).await {
+        tracing::warn!(error = %e, "could not free the sync's reservation");
+    }
 }
 
 /// One sync attempt, as its steps: what the record allows, whether the invoice can be synced,
@@ -323,7 +342,7 @@ async fn sync_once(
         current: current.as_ref(),
     };
     let clients = connection::job_clients(adapters, scope).await?;
-    let resumed = match start(adapters, &clients, &at).await? {
+    let resumed = match start(adapters, scope, &clients, &at).await? {
         ControlFlow::Continue(resumed) => resumed,
         ControlFlow::Break(done) => return Ok(done),
     };
@@ -331,8 +350,13 @@ async fn sync_once(
         ControlFlow::Continue(found) => found,
         ControlFlow::Break(done) => return Ok(done),
     };
+    let asked = match to_ask(adapters, scope, &at, &invoice, remaining).await? {
+        ControlFlow::Continue(asked) => asked,
+        ControlFlow::Break(done) => return Ok(done),
+    };
     let claimed = claim(adapters, &at, &invoice).await?;
-    let created = create(adapters, scope, &clients, &invoice, remaining, resumed)
+    reserve(adapters, scope, &invoice, remaining, asked, &claimed).await?;
+    let created = create(adapters, scope, &clients, &invoice, asked, resumed)
         .await
         .and_then(|done| {
             if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
@@ -345,8 +369,9 @@ async fn sync_once(
         });
     match created {
         Ok((razorpay, form)) => {
-            let made = made_invoice(&razorpay, &form, remaining);
+            let made = made_invoice(&razorpay, &form, asked);
             let stored = record_synced(adapters, scope, key, &claimed, made).await?;
+            open_synced(adapters, scope, &stored).await?;
             tracing::info!(razorpay_invoice_id = %razorpay.id, form = form.name(), "invoice synced to Razorpay");
             write_metadata(adapters, &clients, key, &stored).await?;
             Ok(Synced::Created {
@@ -365,12 +390,14 @@ async fn sync_once(
 /// Razorpay invoice), or stop here with what is already true.
 async fn start(
     adapters: &Adapters,
+    scope: &TenantScope,
     clients: &Clients,
     at: &SyncAt<'_>,
 ) -> Result<ControlFlow<Synced, bool>, Failure> {
     let found = found(at.current, adapters);
     match (on_sync(found), at.current) {
         (SyncStart::AlreadySynced, Some(sync)) => {
+            open_synced(adapters, scope, sync).await?;
             write_metadata(adapters, clients, at.key, sync).await?;
             Ok(ControlFlow::Break(Synced::AlreadySynced {
                 razorpay_invoice_id: sync.razorpay_invoice_id.clone().unwrap_or_default(),
@@ -438,6 +465,79 @@ async fn eligible(
             .map(ControlFlow::Break);
     }
     Ok(ControlFlow::Continue((invoice, remaining)))
+}
+
+/// What the Razorpay invoice may ask: what the invoice owes beyond the open links (one way
+/// to pay each part, never two). Nothing left, or too little for Razorpay: recorded SKIPPED.
+async fn to_ask(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    at: &SyncAt<'_>,
+    invoice: &Invoice,
+    remaining: Money,
+) -> Result<ControlFlow<Synced, Money>, Failure> {
+    let own = (InstrumentKind::RazorpayInvoice, invoice.id.as_str());
+    let asked = collection::uncovered(adapters, scope, &invoice.id, remaining, own)
+        .await
+        .map_err(Failure::retryable)?;
+    let reason = if asked.is_zero() {
+        "open payment links already ask all the invoice owes".to_owned()
+    } else if let Err(e) = asked.check_collectable() {
+        format!(
+            "what open payment links leave ({}) is too little for Razorpay: {e}",
+            asked.to_decimal_string()
+        )
+    } else {
+        return Ok(ControlFlow::Continue(asked));
+    };
+    skip(adapters, at, reason, Some(invoice))
+        .await
+        .map(ControlFlow::Break)
+}
+
+/// The Razorpay invoice's place among the invoice's instruments, taken under the claim before
+/// Razorpay is asked (a resumed sync finds its own). Refused (a link took the share meanwhile):
+/// the lease is freed and the redelivery decides again.
+async fn reserve(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice: &Invoice,
+    owed: Money,
+    asked: Money,
+    claimed: &InvoiceSync,
+) -> Result<(), Failure> {
+    let offered = Instrument::reserve(
+        InstrumentKind::RazorpayInvoice,
+        &invoice.id,
+        asked,
+        adapters.clock.now_millis(),
+    );
+    let Err(e) = collection::reserve(adapters, scope, &invoice.id, owed, offered).await else {
+        return Ok(());
+    };
+    let key = records::sync_key(scope, &invoice.id);
+    release_lease(adapters, &key, claimed, &e.to_string()).await;
+    Err(Failure::retryable(e))
+}
+
+/// The synced Razorpay invoice is open among the invoice's instruments.
+async fn open_synced(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    sync: &InvoiceSync,
+) -> Result<(), Failure> {
+    let (Some(razorpay_id), Some(url)) = (&sync.razorpay_invoice_id, &sync.payment_url) else {
+        return Ok(());
+    };
+    let which = Which::Key(InstrumentKind::RazorpayInvoice, &sync.invoice_id);
+    let opened = InstrumentChange::Opened {
+        razorpay_id: razorpay_id.clone(),
+        url: url.clone(),
+    };
+    collection::change(adapters, scope, &sync.invoice_id, &which, &opened)
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure::classed(&e))
 }
 
 /// The claim: SYNCING with a lease, by a conditional write; from here on only this job may
@@ -751,6 +851,35 @@ async fn close_in_razorpay(
             "Razorpay invoice {} is {status} after the cancel",
             razorpay.id
         )));
+    }
+    Ok(status)
+}
+
+/// Closes a synced Razorpay invoice the invoice no longer owes (the settle job): cancelled
+/// unless it is closed already or was paid first; its status is noted on the sync record.
+pub async fn close_invoice(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    razorpay_invoice_id: &str,
+) -> Result<InvoiceStatus, Failure> {
+    let razorpay = clients
+        .razorpay
+        .get_invoice(razorpay_invoice_id)
+        .await
+        .map_err(failure_from_razorpay)?;
+    let status = if razorpay.status.has_payments() {
+        razorpay.status
+    } else {
+        close_in_razorpay(clients, &razorpay).await?
+    };
+    let sync = flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
+        .await
+        .map_err(Failure::retryable)?;
+    if let Some(sync) = sync
+        && sync.razorpay_status.as_deref() != Some(status.as_str())
+    {
+        note_razorpay_status(adapters, scope, &sync, status.as_str()).await?;
     }
     Ok(status)
 }

@@ -2,6 +2,7 @@
 //! connects, asks for a payment link, or when a webhook or a job arrives.
 
 pub mod apikeys;
+pub mod collection;
 pub mod connection;
 pub mod customers;
 pub mod intake;

@@ -21,12 +21,14 @@ use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Notes, PaymentLink, PaymentLinkRequest};
 use crate::domain::error::{Classify, Refusal};
 use crate::domain::ids::FlexpriceId;
+use crate::domain::instruments::{Collection, InstrumentChange, InstrumentKind, Which};
 use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentKey, PaymentStatus, PaymentUpdate};
 use crate::domain::requests::PaymentRequest;
 use crate::ports::RazorpayApi;
+use crate::services::collection::{self, CollectionError, Placement};
 use crate::services::connection::{self, Clients};
 use crate::services::customers;
 
@@ -41,8 +43,11 @@ fn unavailable(what: &str) -> Refusal {
     ))
 }
 
-/// Step 3 and 4: the invoice can be paid, in this currency, this much.
-fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money, Refusal> {
+/// Step 3 and 4: the invoice can be paid, in this currency, this much; with what it owes.
+fn validate_against(
+    request: &PaymentRequest,
+    invoice: &Invoice,
+) -> Result<(Money, Money), Refusal> {
     payable(&invoice.invoice_status, &invoice.payment_status).map_err(|e| {
         Refusal::unprocessable(
             "destination_id",
@@ -72,7 +77,7 @@ fn validate_against(request: &PaymentRequest, invoice: &Invoice) -> Result<Money
         .to_money(currency)
         .map_err(|e| Refusal::money("amount", &e))?;
     check_amount(amount, remaining)?;
-    Ok(amount)
+    Ok((amount, remaining))
 }
 
 /// Above zero, at most what the invoice still owes, and at least the currency's minimum.
@@ -149,7 +154,7 @@ pub async fn create(
     }
     let clients = connected_clients(adapters, scope).await?;
     let invoice = read_invoice(&clients, &request.invoice_id).await?;
-    let amount = validate_against(&request, &invoice)?;
+    let (amount, owed) = validate_against(&request, &invoice)?;
     let (key, taken) = take_for(adapters, scope, &request, &invoice, amount).await?;
     let (held, fresh) = match taken {
         Taken::Fresh(payment) => (payment, true),
@@ -165,26 +170,129 @@ pub async fn create(
         invoice: &invoice,
         request: &request,
         amount,
+        owed,
         payment_id: &held.id,
         fresh,
         expire_by: clients.policy.link_expire_by(adapters.clock.now_secs()),
         reminders: clients.policy.link_reminders,
     };
-    let table = adapters.store.as_ref();
-    match link(adapters, scope, &clients, &order).await {
-        Ok(made) => {
-            let payment = records::update_payment(table, &key, &held, &made)
-                .await
-                .map_err(|e| store_refusal(&e))?;
-            Ok(Created {
-                new: fresh,
-                payment,
-            })
-        }
+    match collect(adapters, scope, &clients, &order, &key, &held).await {
+        Ok(payment) => Ok(Created {
+            new: fresh,
+            payment,
+        }),
         Err(refusal) => {
+            let table = adapters.store.as_ref();
             let _ = records::update_payment(table, &key, &held, &PaymentUpdate::LockReleased).await;
             Err(refusal)
         }
+    }
+}
+
+/// How the held payment is collected: through the invoice's live synced Razorpay invoice when
+/// that asks exactly this amount (one way to pay, not two); otherwise through a link, reserved
+/// against what the invoice owes before Razorpay is asked for it.
+async fn collect(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    order: &LinkFor<'_>,
+    key: &Key,
+    held: &Payment,
+) -> Result<Payment, Refusal> {
+    let table = adapters.store.as_ref();
+    let invoice_id = order.invoice.id.as_str();
+    let placed = collection::place(
+        adapters,
+        scope,
+        invoice_id,
+        order.owed,
+        order.amount,
+        &held.id,
+    )
+    .await
+    .map_err(|e| collection_refusal(&e))?;
+    let reserved = match placed {
+        Placement::Invoice(live) => {
+            let attached = PaymentUpdate::InvoiceAttached {
+                razorpay_invoice_id: live.razorpay_id.unwrap_or_default(),
+                payment_url: live.url.unwrap_or_default(),
+                at: adapters.clock.now_secs(),
+            };
+            return records::update_payment(table, key, held, &attached)
+                .await
+                .map_err(|e| store_refusal(&e));
+        }
+        Placement::Link(reserved) => reserved,
+    };
+    let which = Which::Key(InstrumentKind::Link, &held.id);
+    let made = match link(adapters, scope, clients, order).await {
+        Ok(made) => made,
+        Err(refusal) => {
+            release_reservation(adapters, scope, invoice_id, &which, &refusal).await;
+            return Err(refusal);
+        }
+    };
+    open_link(adapters, scope, &reserved, &which, &made).await;
+    records::update_payment(table, key, held, &made)
+        .await
+        .map_err(|e| store_refusal(&e))
+}
+
+/// The made link is open among the invoice's instruments (if this fails it stays reserved,
+/// so still counted as payable; the settle job opens it later).
+async fn open_link(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    reserved: &Collection,
+    which: &Which<'_>,
+    made: &PaymentUpdate,
+) {
+    let PaymentUpdate::LinkMade {
+        link_id,
+        payment_url,
+        ..
+    } = made
+    else {
+        return;
+    };
+    let opened = InstrumentChange::Opened {
+        razorpay_id: link_id.clone(),
+        url: payment_url.clone(),
+    };
+    if let Err(e) = collection::change_stored(adapters, scope, reserved, which, &opened).await {
+        tracing::warn!(error = %e, "could not mark the link open");
+    }
+}
+
+/// A link that was certainly not made frees its reservation; after an unknown outcome
+/// (unavailable) it stays reserved: the retry adopts the link, or the settle job finds none.
+async fn release_reservation(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    which: &Which<'_>,
+    refusal: &Refusal,
+) {
+    if matches!(refusal, Refusal::Unavailable(_)) {
+        return;
+    }
+    let closed = InstrumentChange::Closed {
+        reason: "the link was not made".to_owned(),
+    };
+    if let Err(e) = collection::change(adapters, scope, invoice_id, which, &closed).await {
+        tracing::warn!(error = %e, "could not free the link's reservation");
+    }
+}
+
+/// A reservation the rule refused names the amount; anything else is storage.
+fn collection_refusal(e: &CollectionError) -> Refusal {
+    match e {
+        CollectionError::Exceeds(exceeds) => {
+            Refusal::unprocessable("amount", "payable_remaining", exceeds.to_string())
+        }
+        CollectionError::Busy => unavailable("Storage"),
+        CollectionError::Store(e) => store_refusal(e),
     }
 }
 
@@ -405,6 +513,8 @@ struct LinkFor<'a> {
     invoice: &'a Invoice,
     request: &'a PaymentRequest,
     amount: Money,
+    /// What the invoice owes now.
+    owed: Money,
     payment_id: &'a str,
     /// This request created the payment (else it took over one: a link may exist already).
     fresh: bool,

@@ -26,15 +26,16 @@ use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
 use crate::domain::error::Classify;
 use crate::domain::error::Failure;
+use crate::domain::instruments::{InstrumentChange, InstrumentKind, Which};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{
     Attempt, Change, Payment, PaymentEvent, PaymentKey, PaymentMethod, PaymentStatus, PaymentUpdate,
 };
 use crate::domain::sync::InvoiceSync;
-use crate::services::connection;
 use crate::services::invoice_sync;
 use crate::services::payments::payment_id_for;
+use crate::services::{collection, connection};
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
@@ -116,7 +117,38 @@ async fn captured(
             None => return Ok(not_ours(&razorpay.id)),
         },
     };
-    count(adapters, scope, key, payment, &razorpay).await
+    let applied = count(adapters, scope, &key, &payment, &razorpay).await?;
+    instrument_paid(adapters, scope, &key, &payment, &applied).await?;
+    Ok(applied)
+}
+
+/// A payment paid in full: its instrument is paid, and its siblings are settled. Checked on
+/// a duplicate too (the first delivery may have failed between counting and this).
+async fn instrument_paid(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    key: &Key,
+    payment: &Payment,
+    applied: &Applied,
+) -> Result<(), Failure> {
+    let succeeded = match applied {
+        Applied::Counted { status } => status == PaymentStatus::Succeeded.as_str(),
+        Applied::AlreadyCounted => records::read::<Payment>(adapters.store.as_ref(), key)
+            .await
+            .map_err(Failure::retryable)?
+            .is_some_and(|p| p.status == PaymentStatus::Succeeded),
+        _ => false,
+    };
+    if !succeeded {
+        return Ok(());
+    }
+    let which = match (payment.method, payment.gateway_tracking_id.as_deref()) {
+        (PaymentMethod::RazorpayInvoice, Some(razorpay_invoice)) => {
+            Which::Razorpay(razorpay_invoice)
+        }
+        _ => Which::Key(InstrumentKind::Link, &payment.id),
+    };
+    collection::paid(adapters, scope, &payment.invoice_id, &which).await
 }
 
 /// The link payment a Razorpay payment belongs to: named in the notes (or the link's
@@ -194,6 +226,9 @@ async fn invoice_payment(
         }
         return Ok(None);
     };
+    if let Some(attached) = attached_payment(adapters, scope, &sync, razorpay_invoice_id).await? {
+        return Ok(Some(attached));
+    }
     let payment = invoice_payment_record(adapters, scope, razorpay, razorpay_invoice_id, &sync)?;
     let key = records::payment_key(scope, &payment.id);
     let stored = match records::create_or_read(adapters.store.as_ref(), &key, &payment)
@@ -203,6 +238,31 @@ async fn invoice_payment(
         Made::New(payment) | Made::Existing(payment) => payment,
     };
     Ok(Some((key, stored)))
+}
+
+/// The caller's payment a Razorpay invoice was answered for, if one was.
+async fn attached_payment(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    sync: &InvoiceSync,
+    razorpay_invoice_id: &str,
+) -> Result<Option<(Key, Payment)>, Failure> {
+    let collection = collection::read(adapters, scope, &sync.invoice_id)
+        .await
+        .map_err(Failure::retryable)?;
+    let Some(payment_id) = collection
+        .as_ref()
+        .and_then(|c| c.find(&Which::Razorpay(razorpay_invoice_id)))
+        .and_then(|i| i.payment_id.clone())
+    else {
+        return Ok(None);
+    };
+    let key = records::payment_key(scope, &payment_id);
+    let payment = records::read::<Payment>(adapters.store.as_ref(), &key)
+        .await
+        .map_err(Failure::retryable)?
+        .ok_or_else(|| Failure::Permanent(format!("no payment {payment_id}")))?;
+    Ok(Some((key, payment)))
 }
 
 /// The payment record of one Razorpay payment on a synced invoice: its id derived from the
@@ -237,8 +297,8 @@ fn invoice_payment_record(
 async fn count(
     adapters: &Adapters,
     scope: &TenantScope,
-    key: Key,
-    payment: Payment,
+    key: &Key,
+    payment: &Payment,
     razorpay: &EventPayment,
 ) -> Result<Applied, Failure> {
     let counted_key = records::counted_key(scope, &razorpay.id);
@@ -249,14 +309,14 @@ async fn count(
     {
         return Ok(Applied::AlreadyCounted);
     }
-    let captured = captured_money(&payment, razorpay)?;
-    record_in_flexprice(adapters, scope, &key, &payment, razorpay, captured).await?;
+    let captured = captured_money(payment, razorpay)?;
+    record_in_flexprice(adapters, scope, key, payment, razorpay, captured).await?;
     if crate::failpoint::hit(crate::failpoint::AFTER_FLEXPRICE_RECORD) {
         return Err(Failure::retryable(
             "failure point after the Flexprice record",
         ));
     }
-    count_once(adapters, counted_key, key, &payment, razorpay).await
+    count_once(adapters, counted_key, key.clone(), payment, razorpay).await
 }
 
 /// The captured amount, in our payment's currency (another currency is never ours to count).
@@ -454,6 +514,11 @@ async fn invoice_expired(
         return Ok(not_ours(&invoice.id));
     };
     invoice_sync::note_razorpay_status(adapters, scope, &sync, invoice.status.as_str()).await?;
+    let closed = InstrumentChange::Closed {
+        reason: "invoice.expired".to_owned(),
+    };
+    let which = Which::Razorpay(&invoice.id);
+    close_instrument(adapters, scope, &sync.invoice_id, &which, &closed).await?;
     Ok(Applied::InvoiceExpired)
 }
 
@@ -493,6 +558,20 @@ async fn record_attempt(
     Ok(Applied::AttemptRecorded)
 }
 
+/// An instrument Razorpay closed (expired, cancelled): what it held is free again.
+async fn close_instrument(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    which: &Which<'_>,
+    closed: &InstrumentChange,
+) -> Result<(), Failure> {
+    collection::change(adapters, scope, invoice_id, which, closed)
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure::classed(&e))
+}
+
 /// A conditional update of our payment; a concurrent change makes it fail, to be retried.
 async fn update_payment(
     adapters: &Adapters,
@@ -519,6 +598,11 @@ async fn link_ended(
     else {
         return Ok(not_ours(&link.id));
     };
+    let closed = InstrumentChange::Closed {
+        reason: event.to_owned(),
+    };
+    let which = Which::Key(InstrumentKind::Link, &payment.id);
+    close_instrument(adapters, scope, &payment.invoice_id, &which, &closed).await?;
     let Change::To { .. } = payment.status.on(PaymentEvent::LinkEnded) else {
         return Ok(Applied::NoChange);
     };

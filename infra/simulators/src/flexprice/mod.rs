@@ -1,7 +1,7 @@
 //! The Flexprice API simulator: customers, invoices with line items, taxes, discounts and
 //! prepaid credits, finalize and void (with Svix-signed `invoice.update.finalized` and
-//! `invoice.update.voided` webhooks), payments recorded under idempotency keys with the
-//! invoice recomputed, and metadata updates. Auth: the `x-api-key` header.
+//! `invoice.update.voided` webhooks, and `invoice.update.payment` after each payment), payments
+//! recorded under idempotency keys with the invoice recomputed, and metadata updates. Auth: the `x-api-key` header.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -601,6 +601,21 @@ fn payment_request_key(body: &Value) -> Result<String, ApiError> {
     Ok(key)
 }
 
+impl Data {
+    /// Records a processed payment and reconciles its invoice; returns the invoice as it is now.
+    fn reconcile(&mut self, payment: Payment) -> Option<Value> {
+        let invoice = self.invoices.get_mut(&payment.invoice_id)?;
+        invoice.paid = invoice
+            .paid
+            .checked_add(payment.amount)
+            .unwrap_or(invoice.paid);
+        invoice.version += 1;
+        let json = invoice.json();
+        self.payments.insert(payment.id.clone(), payment);
+        Some(json)
+    }
+}
+
 async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
     let result = body_json(&body).and_then(|body| {
         let key = payment_request_key(&body)?;
@@ -622,7 +637,7 @@ async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
         }
         if let Some(existing) = data.payments.values().find(|p| p.idempotency_key == key) {
             return if existing.invoice_id == invoice_id && existing.amount == amount {
-                Ok((StatusCode::OK, existing.json()))
+                Ok((StatusCode::OK, existing.json(), None))
             } else {
                 Err(ApiError::new(
                     409,
@@ -645,16 +660,17 @@ async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
             amount,
             metadata: string_map(body.get("metadata")),
         };
-        if let Some(invoice) = data.invoices.get_mut(&invoice_id) {
-            invoice.paid = invoice.paid.checked_add(amount).unwrap_or(invoice.paid);
-            invoice.version += 1;
-        }
         let json = payment.json();
-        data.payments.insert(payment.id.clone(), payment);
-        Ok((StatusCode::CREATED, json))
+        Ok((StatusCode::CREATED, json, data.reconcile(payment)))
     });
     match result {
-        Ok((status, value)) => (status, Json(value)).into_response(),
+        Ok((status, value, reconciled)) => {
+            // Flexprice publishes `invoice.update.payment` after every reconciliation.
+            if let Some(invoice) = reconciled {
+                sim.send_invoice_event("invoice.update.payment", invoice);
+            }
+            (status, Json(value)).into_response()
+        }
         Err(error) => error.response(),
     }
 }

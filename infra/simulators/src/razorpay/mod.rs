@@ -339,8 +339,21 @@ async fn get_link(State(sim): State<Simulator>, Path(id): Path<String>) -> Respo
     reply(account.link(&id).map(|l| account.link_json(l)))
 }
 
+/// Cancels the link and delivers `payment_link.cancelled`, as the dashboard's cancel does
+/// (whether an API cancel sends the event is not documented: sending it is the harsher case,
+/// an event about an instrument the caller closed itself).
 async fn cancel_link(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
-    reply(lock(&sim.inner.account).cancel_link(&id))
+    let result = lock(&sim.inner.account).cancel_link_with_event(&id);
+    reply(result.map(|events| {
+        let link = events
+            .iter()
+            .flat_map(|e| e.payload.iter())
+            .find(|(k, _)| *k == "payment_link")
+            .map(|(_, link)| link.clone())
+            .unwrap_or_default();
+        sim.deliver(events, DeliveryOptions::default());
+        link
+    }))
 }
 
 async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {

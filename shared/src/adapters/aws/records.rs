@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::store::{Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, n, s};
+use crate::domain::instruments::Collection;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Payment, PaymentMethod, PaymentStatus, PaymentUpdate};
@@ -38,6 +39,7 @@ const FLEXPRICE_CUSTOMER_ID: &str = "flexprice_customer_id";
 const GATEWAY_TRACKING_ID: &str = "gateway_tracking_id";
 const IDEMPOTENCY_KEY: &str = "idempotency_key";
 const INVOICE_ID: &str = "invoice_id";
+const INSTRUMENTS: &str = "instruments";
 const INVOICE_OUTBOUND_SYNC: &str = "invoice_outbound_sync";
 const HASH: &str = "hash";
 const KEY_ID: &str = "key_id";
@@ -110,6 +112,11 @@ pub fn razorpay_customer_key(scope: &TenantScope, razorpay_customer_id: &str) ->
 /// A Flexprice invoice's sync record.
 pub fn sync_key(scope: &TenantScope, invoice_id: &str) -> Key {
     scope.key("INVOICE", invoice_id)
+}
+
+/// A Flexprice invoice's collection state: its instruments.
+pub fn collection_key(scope: &TenantScope, invoice_id: &str) -> Key {
+    scope.key("COLLECTION", invoice_id)
 }
 
 /// A Razorpay invoice → the Flexprice invoice it was synced from.
@@ -370,7 +377,8 @@ fn payment_condition(read: &Payment, change: &PaymentUpdate) -> Vec<Expect> {
     let status = match change {
         PaymentUpdate::LockTaken { .. }
         | PaymentUpdate::LockReleased
-        | PaymentUpdate::LinkMade { .. } => Some(PaymentStatus::Initiated),
+        | PaymentUpdate::LinkMade { .. }
+        | PaymentUpdate::InvoiceAttached { .. } => Some(PaymentStatus::Initiated),
         PaymentUpdate::Failed { .. } => Some(read.status),
         PaymentUpdate::Counted { .. } | PaymentUpdate::AttemptRecorded { .. } => None,
         PaymentUpdate::Noted { .. } => return vec![Expect::Exists],
@@ -402,6 +410,20 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
                 .text(PAYMENT_URL, payment_url)
                 .text(RAZORPAY_CUSTOMER_ID, razorpay_customer_id)
                 .opt_text(RAZORPAY_INVOICE_ID, razorpay_invoice_id.as_ref())
+                .number(UPDATED_AT, *at),
+            vec![LOCK_EXPIRES_AT.to_owned()],
+        ),
+        PaymentUpdate::InvoiceAttached {
+            razorpay_invoice_id,
+            payment_url,
+            at,
+        } => (
+            attrs
+                .text(STATUS, PaymentStatus::Pending.as_str())
+                .text(METHOD, PaymentMethod::RazorpayInvoice.as_str())
+                .text(GATEWAY_TRACKING_ID, razorpay_invoice_id)
+                .text(PAYMENT_URL, payment_url)
+                .text(RAZORPAY_INVOICE_ID, razorpay_invoice_id)
                 .number(UPDATED_AT, *at),
             vec![LOCK_EXPIRES_AT.to_owned()],
         ),
@@ -537,6 +559,55 @@ pub async fn save_sync(
         None => create(table, key, next).await.map(|()| next.clone()),
         Some(read) => InvoiceSync::from_item(&table.update(key, &sync_update(read, next)).await?),
     }
+}
+
+impl Record for Collection {
+    const NAME: &'static str = "collection";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .text(INVOICE_ID, &self.invoice_id)
+            .text(CURRENCY, self.currency.code())
+            .json(INSTRUMENTS, &self.instruments)
+            .number(VERSION, self.version)
+            .number(UPDATED_AT, self.updated_at)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<Collection, StoreError> {
+        let f = Fields::of::<Collection>(item);
+        Ok(Collection {
+            invoice_id: f.text(INVOICE_ID)?,
+            currency: f.currency()?,
+            instruments: f.json(INSTRUMENTS)?,
+            version: item.u64_attr(VERSION).unwrap_or(0),
+            updated_at: item.u64_attr(UPDATED_AT).unwrap_or(0),
+        })
+    }
+}
+
+/// Writes the collection `next`: creates it when there was none (`read` is `None`), else
+/// replaces its instruments if it is still at the version read. Returns it as stored.
+pub async fn save_collection(
+    table: &dyn Table,
+    key: &Key,
+    read: Option<&Collection>,
+    next: &Collection,
+) -> Result<Collection, StoreError> {
+    let Some(read) = read else {
+        let mut first = next.clone();
+        first.version = 1;
+        return create(table, key, &first).await.map(|()| first);
+    };
+    let mut set = next.to_item();
+    set.remove(VERSION);
+    let update = Update {
+        expect: vec![Expect::Version(read.version)],
+        set,
+        remove: vec![],
+        bump_version: true,
+    };
+    Collection::from_item(&table.update(key, &update).await?)
 }
 
 /// A Razorpay invoice's Flexprice invoice.

@@ -18,9 +18,10 @@ use crate::adapters::flexprice::wire::{
 };
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
-    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, PaymentLink,
+    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, PaymentLink,
     PaymentLinkRequest,
 };
+use crate::domain::money::Money;
 use crate::ports::{FlexpriceApi, PortFuture, RazorpayApi};
 
 /// What a scripted call does instead of answering normally.
@@ -203,6 +204,24 @@ impl FakeRazorpay {
         self.inner.state().customers.clone()
     }
 
+    /// Sets a link's status, as a payment or Razorpay's expiry would.
+    pub fn set_link_status(&self, id: &str, status: LinkStatus) {
+        if let Some(link) = self.inner.state().links.iter_mut().find(|l| l.id == id) {
+            link.status = status;
+        }
+    }
+
+    fn link_mut<'a>(
+        state: &'a mut RazorpayState,
+        id: &str,
+    ) -> Result<&'a mut PaymentLink, RazorpayError> {
+        state
+            .links
+            .iter_mut()
+            .find(|l| l.id == id)
+            .ok_or_else(|| razorpay_refusal(404, "The id provided does not exist"))
+    }
+
     fn invoice_mut<'a>(
         state: &'a mut RazorpayState,
         id: &str,
@@ -282,6 +301,32 @@ impl RazorpayApi for FakeRazorpay {
                 .filter(|l| l.reference_id.as_deref() == Some(reference_id))
                 .cloned()
                 .collect())
+        }))
+    }
+
+    fn get_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        ready(self.inner.call("get_payment_link", |state| {
+            FakeRazorpay::link_mut(state, id).map(|l| l.clone())
+        }))
+    }
+
+    fn cancel_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        ready(self.inner.call("cancel_payment_link", |state| {
+            let link = FakeRazorpay::link_mut(state, id)?;
+            if link.status != LinkStatus::Created {
+                return Err(razorpay_refusal(
+                    400,
+                    &format!("Payment Link cannot be cancelled in {} state", link.status),
+                ));
+            }
+            link.status = LinkStatus::Cancelled;
+            Ok(link.clone())
         }))
     }
 
@@ -432,6 +477,26 @@ fn stored_mut<'a, T>(
     items.get_mut(id).ok_or_else(|| not_found(what, id))
 }
 
+/// Flexprice's reconciliation of a recorded payment: paid up, remaining down (never below
+/// zero: the excess makes the invoice OVERPAID).
+fn reconcile(invoice: &mut FlexpriceInvoice, amount: &str) {
+    let Ok(currency) = invoice.currency() else {
+        return;
+    };
+    let parse = |text: &str| Money::parse(text, currency).map(Money::minor).unwrap_or(0);
+    let paid = parse(&invoice.amount_paid) + parse(amount);
+    let remaining = parse(&invoice.amount_remaining);
+    let left = remaining.saturating_sub(parse(amount));
+    invoice.amount_paid = Money::from_minor(paid, currency).to_decimal_string();
+    invoice.amount_remaining = Money::from_minor(left, currency).to_decimal_string();
+    invoice.payment_status = match (left, parse(amount) > remaining) {
+        (0, true) => "OVERPAID",
+        (0, false) => "SUCCEEDED",
+        _ => "PENDING",
+    }
+    .to_owned();
+}
+
 /// Adds `keys` to `metadata`, keeping the rest.
 fn merge(metadata: &mut BTreeMap<String, String>, keys: &BTreeMap<String, String>) {
     metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -469,20 +534,24 @@ impl FlexpriceApi for FakeFlexprice {
             if !state.invoices.contains_key(&request.destination_id) {
                 return Err(not_found("invoice", &request.destination_id));
             }
+            if let Some(recorded) = state.payments.get(&request.idempotency_key) {
+                return Ok(recorded.clone());
+            }
             let id = format!("pay_fake_{}", state.payments.len() + 1);
-            let payment = state
+            let payment: FlexpricePayment = wire(json!({
+                "id": id, "idempotency_key": request.idempotency_key,
+                "destination_id": request.destination_id, "amount": request.amount,
+                "currency": request.currency, "payment_status": "SUCCEEDED",
+                "payment_method_type": request.payment_method_type,
+                "metadata": request.metadata,
+            }));
+            if let Some(invoice) = state.invoices.get_mut(&request.destination_id) {
+                reconcile(invoice, &request.amount);
+            }
+            state
                 .payments
-                .entry(request.idempotency_key.clone())
-                .or_insert_with(|| {
-                    wire(json!({
-                        "id": id, "idempotency_key": request.idempotency_key,
-                        "destination_id": request.destination_id, "amount": request.amount,
-                        "currency": request.currency, "payment_status": "SUCCEEDED",
-                        "payment_method_type": request.payment_method_type,
-                        "metadata": request.metadata,
-                    }))
-                });
-            Ok(payment.clone())
+                .insert(request.idempotency_key.clone(), payment.clone());
+            Ok(payment)
         }))
     }
 

@@ -384,6 +384,20 @@ impl crate::ports::RazorpayApi for RazorpayClient {
         ))
     }
 
+    fn get_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        Box::pin(RazorpayClient::get_payment_link(self, id))
+    }
+
+    fn cancel_payment_link<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
+        Box::pin(RazorpayClient::cancel_payment_link(self, id))
+    }
+
     fn create_invoice<'a>(
         &'a self,
         request: &'a InvoiceRequest,
