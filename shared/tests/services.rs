@@ -10,7 +10,7 @@ use shared::adapters::aws::records;
 use shared::adapters::flexprice::wire::RecordPaymentRequest;
 use shared::adapters::memory::Fault;
 use shared::adapters::memory::MemoryTable;
-use shared::adapters::razorpay::wire::LinkStatus;
+use shared::adapters::razorpay::wire::{InvoiceStatus, LinkStatus};
 use shared::api::requests::PaymentRequest;
 use shared::api::views;
 use shared::domain::error::{Failure, FieldsKind, Refusal};
@@ -24,8 +24,8 @@ use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
 use shared::ports::{FlexpriceApi, ManualClock};
 use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
-use shared::services::collection;
 use shared::services::reconcile::{self, Applied};
+use shared::services::{collection, payment_url};
 use shared::services::{customers, invoice_sync, payments};
 use testkit::FakeStack;
 
@@ -1009,4 +1009,273 @@ async fn a_reservation_whose_request_died_is_opened_or_closed_by_what_razorpay_m
     );
     assert_eq!(instruments[1].state, InstrumentState::Closed, "never made");
     assert_eq!(collection_of(&stack).await.payable().minor(), 4000);
+}
+
+// ---- re-issue and adoption ----
+
+async fn sync_record(stack: &FakeStack) -> InvoiceSync {
+    invoice_sync::status(
+        &stack.adapters,
+        &scope(),
+        &FlexpriceId::parse("inv_1").unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn paid_elsewhere(minor: u64, key: &str) -> RecordPaymentRequest {
+    RecordPaymentRequest::offline(
+        "inv_1",
+        Money::from_minor(minor, Currency::INR),
+        key,
+        Default::default(),
+    )
+}
+
+#[tokio::test]
+async fn a_partial_payment_elsewhere_reissues_the_synced_invoice_for_what_is_left() {
+    let stack = connected_stack(true).await;
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let first = stack.razorpay.invoices()[0].clone();
+    stack
+        .flexprice
+        .record_payment(&paid_elsewhere(3000, "cash-1"))
+        .await
+        .unwrap();
+    let settled = collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert_eq!((settled.closed, settled.owed.minor()), (1, 7000));
+    assert_eq!(stack.razorpay.invoices()[0].status.as_str(), "cancelled");
+    let queued = stack.queue.sent();
+    assert!(
+        queued.iter().any(|(_, job)| matches!(&job.task, Task::SyncInvoice { invoice_id } if invoice_id == "inv_1")),
+        "the settle job queues the re-issue: {queued:?}"
+    );
+    let reissued = invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let invoices = stack.razorpay.invoices();
+    assert_eq!(invoices.len(), 2);
+    let second = &invoices[1];
+    assert_eq!(
+        reissued,
+        invoice_sync::Synced::Created {
+            razorpay_invoice_id: second.id.clone()
+        }
+    );
+    assert_eq!(
+        (second.receipt.as_deref(), second.amount),
+        (Some("inv_1/1"), Some(7000))
+    );
+    let record = sync_record(&stack).await;
+    assert_eq!(
+        (record.issue, record.razorpay_invoice_id.as_deref()),
+        (1, Some(second.id.as_str()))
+    );
+    let metadata = stack.flexprice.invoice("inv_1").unwrap().metadata;
+    assert_eq!(
+        metadata.get("razorpay_invoice_id"),
+        Some(&second.id),
+        "the new URL is written"
+    );
+    let states: Vec<_> = collection_of(&stack)
+        .await
+        .instruments
+        .iter()
+        .map(|i| (i.razorpay_id.clone(), i.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (Some(first.id.clone()), InstrumentState::Closed),
+            (Some(second.id.clone()), InstrumentState::Open),
+        ]
+    );
+    // Again: nothing new; never two live invoices.
+    let again = invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, invoice_sync::Synced::AlreadySynced { .. }),
+        "{again:?}"
+    );
+    assert_eq!(stack.razorpay.invoices().len(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_synced_invoice_is_reissued_by_the_next_sync() {
+    let stack = connected_stack(true).await;
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let first = stack.razorpay.invoices()[0].clone();
+    stack
+        .razorpay
+        .set_invoice_status(&first.id, InvoiceStatus::Expired);
+    let expired = event(
+        "invoice.expired",
+        json!({"invoice": {"entity": {"id": first.id, "entity": "invoice", "status": "expired",
+            "receipt": "inv_1", "amount": 10000, "currency": "INR", "notes": []}}}),
+    );
+    reconcile::apply(&stack.adapters, &scope(), &expired)
+        .await
+        .unwrap();
+    assert_eq!(
+        collection_of(&stack).await.payable().minor(),
+        0,
+        "the expired one asks nothing"
+    );
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let invoices = stack.razorpay.invoices();
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(
+        (invoices[1].receipt.as_deref(), invoices[1].amount),
+        (Some("inv_1/1"), Some(10000))
+    );
+    assert_eq!(collection_of(&stack).await.payable().minor(), 10000);
+}
+
+#[tokio::test]
+async fn a_resumed_sync_replaces_an_invoice_that_no_longer_fits_what_is_owed() {
+    let stack = connected_stack(true).await;
+    // The holder created the invoice for 100.00, then died; 40.00 were paid elsewhere since.
+    stack
+        .razorpay
+        .fail_next("create_invoice", Fault::TimeoutAfter);
+    claimed_sync(&stack, 0).await;
+    let lost = invoice_sync::sync(&stack.adapters, &scope(), "inv_1").await;
+    assert!(matches!(lost, Err(Failure::Retryable(_))), "{lost:?}");
+    stack
+        .flexprice
+        .record_payment(&paid_elsewhere(4000, "cash-2"))
+        .await
+        .unwrap();
+    let replaced = invoice_sync::sync(&stack.adapters, &scope(), "inv_1").await;
+    assert!(
+        matches!(&replaced, Err(Failure::Retryable(r)) if r.contains("cannot be adopted")),
+        "{replaced:?}"
+    );
+    assert_eq!(stack.razorpay.invoices()[0].status.as_str(), "cancelled");
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let invoices = stack.razorpay.invoices();
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(
+        (invoices[1].receipt.as_deref(), invoices[1].amount),
+        (Some("inv_1/1"), Some(6000))
+    );
+    let record = sync_record(&stack).await;
+    assert_eq!(record.state, shared::domain::sync::SyncState::Synced);
+    assert_eq!(record.amount.map(|a| a.minor()), Some(6000));
+    assert_eq!(collection_of(&stack).await.payable().minor(), 6000);
+}
+
+// ---- the payment URL ----
+
+async fn payment_url(stack: &FakeStack) -> Result<payment_url::PaymentUrl, Refusal> {
+    payment_url::get(
+        &stack.adapters,
+        &scope(),
+        &FlexpriceId::parse("inv_1").unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_payment_url_is_the_live_link_and_an_expired_one_is_replaced() {
+    let stack = connected_stack(false).await;
+    let first = payment_url(&stack).await.unwrap();
+    assert!(first.reissued);
+    assert_eq!(first.instrument.amount_minor, 10000);
+    let again = payment_url(&stack).await.unwrap();
+    assert_eq!(
+        (again.reissued, &again.instrument.url),
+        (false, &first.instrument.url)
+    );
+    assert_eq!(stack.razorpay.links().len(), 1);
+    // The link expires at Razorpay (its event lost): the next call finds out and replaces it.
+    let link = first.instrument.razorpay_id.clone().unwrap();
+    stack.razorpay.set_link_status(&link, LinkStatus::Expired);
+    let healed = payment_url(&stack).await.unwrap();
+    assert!(healed.reissued);
+    assert_ne!(healed.instrument.url, first.instrument.url);
+    assert_ne!(healed.instrument.payment_id, first.instrument.payment_id);
+    let old = payments::get(
+        &stack.adapters,
+        &scope(),
+        first.instrument.payment_id.as_deref().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(old.status, PaymentStatus::Failed);
+    assert_eq!(
+        collection_of(&stack).await.payable().minor(),
+        10000,
+        "one live link"
+    );
+}
+
+#[tokio::test]
+async fn the_payment_url_of_a_synced_invoice_reissues_it_after_it_expired() {
+    let stack = connected_stack(true).await;
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let synced = payment_url(&stack).await.unwrap();
+    assert!(!synced.reissued);
+    let first = stack.razorpay.invoices()[0].clone();
+    assert_eq!(
+        synced.instrument.razorpay_id.as_deref(),
+        Some(first.id.as_str())
+    );
+    stack
+        .razorpay
+        .set_invoice_status(&first.id, InvoiceStatus::Expired);
+    let healed = payment_url(&stack).await.unwrap();
+    assert!(healed.reissued);
+    let invoices = stack.razorpay.invoices();
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[1].receipt.as_deref(), Some("inv_1/1"));
+    assert_eq!(
+        healed.instrument.razorpay_id.as_deref(),
+        Some(invoices[1].id.as_str())
+    );
+    assert!(stack.razorpay.links().is_empty());
+}
+
+#[tokio::test]
+async fn open_partial_links_are_named_not_doubled_and_a_paid_invoice_has_no_url() {
+    let stack = connected_stack(false).await;
+    payments::create(&stack.adapters, &scope(), request_for("a", "40.00"))
+        .await
+        .unwrap();
+    let parts = payment_url(&stack).await;
+    let Err(Refusal::Fields { fields, .. }) = &parts else {
+        panic!("expected a conflict naming the parts: {parts:?}");
+    };
+    assert_eq!(fields[0].rule, "payable_in_parts");
+    assert!(
+        fields[0].detail.contains("for 40.00"),
+        "{}",
+        fields[0].detail
+    );
+    stack
+        .flexprice
+        .record_payment(&paid_elsewhere(10000, "cash-3"))
+        .await
+        .unwrap();
+    let paid = payment_url(&stack).await;
+    let Err(Refusal::Fields { fields, .. }) = &paid else {
+        panic!("expected a refusal: {paid:?}");
+    };
+    assert_eq!(
+        (fields[0].field.as_str(), fields[0].rule.as_str()),
+        ("invoice_id", "invoice_unpaid")
+    );
 }

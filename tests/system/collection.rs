@@ -190,3 +190,72 @@ async fn a_void_cancels_every_link_still_open() {
     .await;
     assert_eq!(status, 422, "a voided invoice takes no new link: {problem}");
 }
+
+#[tokio::test]
+async fn the_payment_url_heals_an_expired_link_and_a_synced_invoice_expired_at_razorpay() {
+    let stack = start("col-").await;
+    let invoice = stack.ready.invoice_ids[0].clone();
+    let path = format!("/api/v1/invoices/{invoice}/payment-url");
+    let (status, first) = api(&stack, "GET", &path, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (&first["instrument"], &first["reissued"]),
+        (&json!("payment_link"), &json!(true))
+    );
+    assert_eq!(first["amount"], "1675.01");
+    let (_, same) = api(&stack, "GET", &path, None).await;
+    assert_eq!(
+        (&same["payment_url"], &same["reissued"]),
+        (&first["payment_url"], &json!(false))
+    );
+    // Razorpay expires the link (its webhook delivered): the URL heals with a new link.
+    let link = first["razorpay_id"].as_str().unwrap();
+    let (status, _) = razorpay_control(
+        &stack,
+        &format!("/_sim/payment_links/{link}/expire"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    payment_when(&stack, first["payment_id"].as_str().unwrap(), |p| {
+        p["payment_status"] == "FAILED"
+    })
+    .await;
+    let (status, healed) = api(&stack, "GET", &path, None).await;
+    assert_eq!(status, 200, "{healed}");
+    assert_eq!(healed["reissued"], true);
+    assert_ne!(healed["payment_url"], first["payment_url"]);
+    assert_eq!(
+        link_status(&stack, healed["razorpay_id"].as_str().unwrap()).await,
+        "created"
+    );
+    assert_eq!(links_made(&stack), 2);
+
+    // A synced invoice that expired at Razorpay is issued again, under its next receipt.
+    let synced_id = finalized_invoice(&stack, "inr", json!({})).await;
+    let synced = sync_state(&stack, &synced_id, &["SYNCED"]).await;
+    let rzp = synced["razorpay_invoice_id"].as_str().unwrap();
+    let (status, _) =
+        razorpay_control(&stack, &format!("/_sim/invoices/{rzp}/expire"), &json!({})).await;
+    assert_eq!(status, 200);
+    let path = format!("/api/v1/invoices/{synced_id}/payment-url");
+    let (status, reissued) = api(&stack, "GET", &path, None).await;
+    assert_eq!(status, 200, "{reissued}");
+    assert_eq!(
+        (&reissued["instrument"], &reissued["reissued"]),
+        (&json!("razorpay_invoice"), &json!(true))
+    );
+    assert_ne!(reissued["razorpay_id"], synced["razorpay_invoice_id"]);
+    let (_, view) = api(
+        &stack,
+        "GET",
+        &format!("/api/v1/invoices/{synced_id}/sync"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        view["razorpay_invoice_id"], reissued["razorpay_id"],
+        "{view}"
+    );
+    assert_eq!(view["payment_url"], reissued["payment_url"]);
+}

@@ -1,5 +1,5 @@
-//! The tenant-facing API: payments (payment links), the Razorpay connection and invoice sync
-//! (`docs/architecture.md` §3.3).
+//! The tenant-facing API: payments (payment links), the Razorpay connection, invoice sync and
+//! an invoice's payment URL (`docs/architecture.md` §3.3, §3.4).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
 //! code. Every route needs an API key (401 otherwise); the key decides tenant and environment.
@@ -10,9 +10,10 @@ use shared::api::problem::Problem;
 use shared::api::requests::{ConnectionRequest, PaymentRequest, flexprice_id};
 use shared::api::routing::{Route, route};
 use shared::api::views;
+use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
-use shared::services::{connection, invoice_sync, payments};
+use shared::services::{connection, invoice_sync, payment_url, payments};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
@@ -21,9 +22,10 @@ pub const GET_CONNECTION: Route = Route::new("GET", "/api/v1/connections/razorpa
 pub const DELETE_CONNECTION: Route = Route::new("DELETE", "/api/v1/connections/razorpay");
 pub const GET_INVOICE_SYNC: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/sync");
 pub const RETRY_INVOICE_SYNC: Route = Route::new("POST", "/api/v1/invoices/{invoice_id}/sync");
+pub const GET_PAYMENT_URL: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/payment-url");
 
 /// Every route this function serves (the template wires exactly these to it).
-pub const ROUTES: [Route; 7] = [
+pub const ROUTES: [Route; 8] = [
     CREATE_PAYMENT,
     GET_PAYMENT,
     PUT_CONNECTION,
@@ -31,6 +33,7 @@ pub const ROUTES: [Route; 7] = [
     DELETE_CONNECTION,
     GET_INVOICE_SYNC,
     RETRY_INVOICE_SYNC,
+    GET_PAYMENT_URL,
 ];
 
 /// Handles one API request: route, then authenticate (the API key decides tenant and
@@ -105,23 +108,35 @@ async fn respond(
         GET_PAYMENT => payments::get(adapters, &scope, param("payment_id"))
             .await
             .map(|p| (200, Some(views::payment(&p)))),
-        GET_INVOICE_SYNC => invoice_sync::status(
-            adapters,
-            &scope,
-            &flexprice_id("invoice_id", param("invoice_id"))?,
-        )
-        .await
-        .map(|sync| (200, Some(views::invoice_sync(&sync)))),
-        RETRY_INVOICE_SYNC => invoice_sync::request_sync(
-            adapters,
-            &scope,
-            &flexprice_id("invoice_id", param("invoice_id"))?,
-            header(request, "x-amzn-trace-id"),
-        )
-        .await
-        .map(|queued| (202, Some(queued))),
+        GET_INVOICE_SYNC | RETRY_INVOICE_SYNC | GET_PAYMENT_URL => {
+            let invoice_id = flexprice_id("invoice_id", param("invoice_id"))?;
+            let trace_id = header(request, "x-amzn-trace-id");
+            return invoice_route(adapters, &scope, route, &invoice_id, trace_id).await;
+        }
         other => return Err(Problem::not_implemented(&other.describe())),
     };
     // The one mapping of a service's refusal to an answer (`api::problem`).
+    answered.map_err(Problem::from)
+}
+
+/// The routes about one Flexprice invoice: its sync record, a manual sync, its payment URL.
+async fn invoice_route(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    route: Route,
+    invoice_id: &FlexpriceId,
+    trace_id: Option<&str>,
+) -> Result<(u16, Option<serde_json::Value>), Problem> {
+    let answered = match route {
+        GET_INVOICE_SYNC => invoice_sync::status(adapters, scope, invoice_id)
+            .await
+            .map(|sync| (200, Some(views::invoice_sync(&sync)))),
+        RETRY_INVOICE_SYNC => invoice_sync::request_sync(adapters, scope, invoice_id, trace_id)
+            .await
+            .map(|queued| (202, Some(queued))),
+        _ => payment_url::get(adapters, scope, invoice_id)
+            .await
+            .map(|url| (200, Some(views::payment_url(&url)))),
+    };
     answered.map_err(Problem::from)
 }

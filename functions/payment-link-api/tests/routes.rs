@@ -42,6 +42,7 @@ async fn every_route_gives_an_unconnected_tenant_a_clear_answer() {
         (payment_link_api::DELETE_CONNECTION, 404),
         (payment_link_api::GET_INVOICE_SYNC, 404),
         (payment_link_api::RETRY_INVOICE_SYNC, 422),
+        (payment_link_api::GET_PAYMENT_URL, 422),
     ];
     assert_eq!(expected.len(), payment_link_api::ROUTES.len());
     for (route, status) in expected {

@@ -75,20 +75,26 @@ pub async fn run(stack: &LocalStack) -> bool {
     demo.record("Duplicate webhook", outcome);
     // 5. A failed payment: the customer's bank declines; the attempt is recorded, the link
     // stays open for another try.
-    let outcome = failed_payment(&demo, &usd).await;
-    demo.record("Failed payment", outcome);
-    // 6. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
+    let failed = failed_payment(&demo, &usd).await;
+    demo.record_with("Failed payment", &failed, |(text, _)| text.clone());
+    // 6. The link expires unpaid; the invoice's payment URL heals with a new one.
+    let outcome = match &failed {
+        Ok((_, plink)) => healed_url(&demo, &usd, plink).await,
+        Err(_) => Err("no open link to expire".to_owned()),
+    };
+    demo.record("Payment URL heals", outcome);
+    // 7. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
     let synced = sync_new_invoice(&demo).await;
     demo.record_with("Invoice sync", &synced, |(id, view)| {
         describe_sync(id, view)
     });
-    // 7. A payment link asked for what the synced invoice asks is that invoice: one way to pay.
+    // 8. A payment link asked for what the synced invoice asks is that invoice: one way to pay.
     let outcome = match &synced {
         Ok((id, view)) => one_way_to_pay(&demo, id, view).await,
         Err(_) => Err("no synced invoice to ask a link for".to_owned()),
     };
     demo.record("One way to pay", outcome);
-    // 8. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
+    // 9. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
     let outcome = match &synced {
         Ok((id, view)) => pay_synced_invoice(&demo, id, view).await,
         Err(_) => Err("no synced invoice to pay".to_owned()),
@@ -226,7 +232,8 @@ async fn reconciled(demo: &Demo<'_>, invoice: &str) -> Result<String, String> {
 }
 
 /// A declined payment on a link for the USD invoice: recorded, the payment still open.
-async fn failed_payment(demo: &Demo<'_>, invoice: &str) -> Result<String, String> {
+/// Returns what happened and the link.
+async fn failed_payment(demo: &Demo<'_>, invoice: &str) -> Result<(String, String), String> {
     let body = json!({"amount": "100.00", "currency": "usd", "destination_id": invoice,
         "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
         "payment_gateway": "razorpay"});
@@ -239,12 +246,32 @@ async fn failed_payment(demo: &Demo<'_>, invoice: &str) -> Result<String, String
             p["attempts"].as_array().is_some_and(|a| !a.is_empty())
         })
         .await?;
-    Ok(format!(
+    let done = format!(
         "payment {} still {}, attempt recorded: {} ({})",
         text(&p["id"]),
         text(&p["payment_status"]),
         text(&p["attempts"][0]["error_code"]),
         text(&p["attempts"][0]["error_description"])
+    );
+    Ok((done, plink.to_owned()))
+}
+
+/// Razorpay expires the link; the invoice's payment URL is then a new link for all it owes.
+async fn healed_url(demo: &Demo<'_>, invoice: &str, plink: &str) -> Result<String, String> {
+    demo.razorpay_action(&format!("payment_links/{plink}/expire"), json!({}))
+        .await?;
+    // No waiting for the webhook: the endpoint asks Razorpay whether its link still works.
+    let path = format!("/api/v1/invoices/{invoice}/payment-url");
+    let url = on_ok(demo.api("GET", &path, None).await, 200)?;
+    if url["razorpay_id"] == plink || url["reissued"] != true {
+        return Err(format!("the expired link was not replaced: {url}"));
+    }
+    Ok(format!(
+        "link {plink} expired; {invoice}'s payment URL is now link {} for {} {} at {}",
+        text(&url["razorpay_id"]),
+        text(&url["amount"]),
+        text(&url["currency"]),
+        text(&url["payment_url"])
     ))
 }
 

@@ -52,6 +52,8 @@ pub fn invoice_sync(sync: &InvoiceSync) -> Value {
         "invoice_id": sync.invoice_id,
         "state": sync.state.as_str(),
         "razorpay_invoice_id": sync.razorpay_invoice_id,
+        "receipt": sync.receipt(),
+        "issue": sync.issue,
         "razorpay_status": sync.razorpay_status,
         "payment_url": sync.payment_url,
         "form": sync.form,
@@ -65,5 +67,25 @@ pub fn invoice_sync(sync: &InvoiceSync) -> Value {
         "metadata_written": sync.metadata_written,
         "created_at": sync.created_at,
         "updated_at": sync.updated_at,
+    })
+}
+
+/// An invoice's payment URL (`GET /api/v1/invoices/{invoice_id}/payment-url`).
+pub fn payment_url(url: &crate::services::payment_url::PaymentUrl) -> Value {
+    let instrument = &url.instrument;
+    let kind = match instrument.kind {
+        crate::domain::instruments::InstrumentKind::Link => "payment_link",
+        crate::domain::instruments::InstrumentKind::RazorpayInvoice => "razorpay_invoice",
+    };
+    json!({
+        "invoice_id": url.invoice_id,
+        "payment_url": instrument.url,
+        "instrument": kind,
+        "razorpay_id": instrument.razorpay_id,
+        "payment_id": instrument.payment_id,
+        "amount": url.owed.to_decimal_string(),
+        "amount_minor": url.owed.minor(),
+        "currency": url.owed.currency().code(),
+        "reissued": url.reissued,
     })
 }

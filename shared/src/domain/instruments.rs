@@ -249,7 +249,8 @@ impl Collection {
         Reserve::Reserved(next)
     }
 
-    fn described_payable(&self) -> Vec<String> {
+    /// The reserved and open instruments, described for a person.
+    pub fn described_payable(&self) -> Vec<String> {
         self.instruments
             .iter()
             .filter(|i| i.state.is_payable())
@@ -268,8 +269,10 @@ impl Collection {
     }
 
     /// The open instruments to close so that what is payable fits `owed` again: all of them
-    /// when nothing is owed (paid elsewhere, voided), else the newest first until it fits.
-    /// Reserved ones cannot be closed before Razorpay names them; they are settled first.
+    /// when nothing is owed (paid elsewhere, voided), else the synced Razorpay invoice first
+    /// (it can be re-issued for what is left; a link cannot), then links newest first, until
+    /// it fits. Reserved ones cannot be closed before Razorpay names them; they are settled
+    /// first.
     pub fn to_close(&self, owed: Money) -> Vec<Instrument> {
         let mut payable = self.payable().minor();
         let mut open: Vec<&Instrument> = self
@@ -277,7 +280,12 @@ impl Collection {
             .iter()
             .filter(|i| i.state == InstrumentState::Open)
             .collect();
-        open.sort_by_key(|i| std::cmp::Reverse(i.reserved_at_ms));
+        open.sort_by_key(|i| {
+            (
+                i.kind != InstrumentKind::RazorpayInvoice,
+                std::cmp::Reverse(i.reserved_at_ms),
+            )
+        });
         let mut close = Vec::new();
         for instrument in open {
             if payable <= owed.minor() {
@@ -466,6 +474,19 @@ mod tests {
         assert_eq!(keys(70_000), vec!["fxp_b"]);
         assert_eq!(keys(0), vec!["fxp_b", "fxp_a"]);
         assert_eq!(c.stale_links(3 + 60_000, 60_000).len(), 1);
+        // A synced invoice, older than both links, is closed first: it can be re-issued.
+        let offered = Instrument::reserve(InstrumentKind::RazorpayInvoice, "inv_1", inr(0), 0);
+        let synced = reserved(&c, offered, 100_000)
+            .with(
+                &Which::Key(InstrumentKind::RazorpayInvoice, "inv_1"),
+                &InstrumentChange::Opened {
+                    razorpay_id: "inv_R".into(),
+                    url: "u".into(),
+                },
+            )
+            .unwrap();
+        let first = synced.to_close(inr(70_000));
+        assert_eq!(first[0].key, "inv_1");
         assert_eq!(c.stale_links(3 + 59_999, 60_000).len(), 0);
     }
 

@@ -68,6 +68,9 @@ impl fmt::Display for SyncState {
 pub struct Found {
     pub state: SyncState,
     pub lease_live: bool,
+    /// Its Razorpay invoice can no longer be paid (expired, or cancelled while the Flexprice
+    /// invoice still owes).
+    pub razorpay_closed: bool,
 }
 
 /// What a sync job may do.
@@ -75,6 +78,9 @@ pub struct Found {
 pub enum SyncStart {
     /// Already synced: only make sure its metadata is written.
     AlreadySynced,
+    /// Synced, but its Razorpay invoice expired or was cancelled: issue a new one (a new
+    /// receipt) for what is owed now, if anything is.
+    Reissue,
     /// Cancelled or under review: nothing to do.
     Closed,
     /// Another job holds the lease: retry later.
@@ -99,10 +105,16 @@ pub enum CancelStart {
 pub fn on_sync(found: Option<Found>) -> SyncStart {
     match found {
         None => SyncStart::Begin { resumed: false },
-        Some(Found { state, lease_live }) => match state {
+        Some(Found {
+            state,
+            lease_live,
+            razorpay_closed,
+        }) => match state {
+            SyncState::Synced if razorpay_closed => SyncStart::Reissue,
             SyncState::Synced => SyncStart::AlreadySynced,
             SyncState::Cancelled | SyncState::Review => SyncStart::Closed,
             SyncState::Syncing if lease_live => SyncStart::Busy,
+            SyncState::Syncing | SyncState::Failed if razorpay_closed => SyncStart::Reissue,
             SyncState::Syncing | SyncState::Failed => SyncStart::Begin { resumed: true },
             SyncState::Skipped => SyncStart::Begin { resumed: false },
         },
@@ -119,6 +131,7 @@ pub fn on_cancel(found: Option<Found>) -> CancelStart {
         Some(Found {
             state: SyncState::Syncing,
             lease_live: true,
+            ..
         }) => CancelStart::Busy,
         _ => CancelStart::Begin,
     }
@@ -141,6 +154,9 @@ pub struct InvoiceSync {
     pub lease_until: Option<u64>,
     /// Claims so far.
     pub attempts: u64,
+    /// Which Razorpay invoice of this Flexprice invoice: 0 for the first, one more for each
+    /// re-issue (each has its own receipt, see [`receipt`]).
+    pub issue: u64,
     pub customer_id: Option<String>,
     pub razorpay_invoice_id: Option<String>,
     /// The Razorpay invoice's status as last seen (e.g. `issued`, `expired`).
@@ -162,6 +178,55 @@ pub struct InvoiceSync {
     pub updated_at: u64,
 }
 
+/// Whether a resumed sync may adopt the Razorpay invoice it found by receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// It is what the invoice owes now (or was paid already: its money is counted by its
+    /// events, so it must be mapped).
+    Adopt,
+    /// It is not: closed at Razorpay, or asking another amount (then `cancel` it first); the
+    /// next attempt issues a new one under the next receipt.
+    Replace { cancel: bool, reason: String },
+}
+
+/// The rule for a Razorpay invoice in `status` asking `amount_minor`, when `asked_minor` is
+/// what the invoice's share is now.
+pub fn adoption(status: &str, amount_minor: u64, asked_minor: u64) -> Adoption {
+    match status {
+        "issued" if amount_minor == asked_minor => Adoption::Adopt,
+        "paid" | "partially_paid" => Adoption::Adopt,
+        "issued" | "draft" => Adoption::Replace {
+            cancel: true,
+            reason: format!(
+                "it asks {amount_minor} subunits, the invoice's share is {asked_minor}"
+            ),
+        },
+        other => Adoption::Replace {
+            cancel: false,
+            reason: format!("it is {other}"),
+        },
+    }
+}
+
+/// Razorpay's cap on a receipt's length.
+pub const MAX_RECEIPT: usize = 40;
+
+/// The receipt of a Flexprice invoice's `issue`-th Razorpay invoice: its id for the first (how
+/// a resumed sync finds it), `{id}/{issue}` after; an id too long for the suffix gives way to
+/// a digest of it (still one receipt per invoice and issue).
+pub fn receipt(invoice_id: &str, issue: u64) -> String {
+    if issue == 0 {
+        return invoice_id.to_owned();
+    }
+    let suffix = format!("/{issue}");
+    if invoice_id.len() + suffix.len() <= MAX_RECEIPT {
+        return format!("{invoice_id}{suffix}");
+    }
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(invoice_id.as_bytes()));
+    format!("{}{suffix}", &digest[..MAX_RECEIPT - suffix.len()])
+}
+
 /// What a Razorpay invoice made for a sync is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MadeInvoice {
@@ -178,6 +243,12 @@ pub struct MadeInvoice {
 pub enum SyncChange {
     /// A job claims the invoice until `lease_until` (epoch ms).
     Claimed {
+        lease_until: u64,
+        customer_id: String,
+    },
+    /// A job claims a synced invoice whose Razorpay invoice closed, to issue the next one: the
+    /// closed one is forgotten here (its reverse mapping stays, for late events).
+    Reissued {
         lease_until: u64,
         customer_id: String,
     },
@@ -222,6 +293,7 @@ impl InvoiceSync {
             version: 0,
             lease_until: None,
             attempts: 0,
+            issue: 0,
             customer_id: None,
             razorpay_invoice_id: None,
             razorpay_status: None,
@@ -250,7 +322,16 @@ impl InvoiceSync {
         Found {
             state: self.state,
             lease_live: self.leased(now_ms),
+            razorpay_closed: matches!(
+                self.razorpay_status.as_deref(),
+                Some("expired" | "cancelled")
+            ),
         }
+    }
+
+    /// The receipt of its current Razorpay invoice.
+    pub fn receipt(&self) -> String {
+        receipt(&self.invoice_id, self.issue)
     }
 
     /// Its Razorpay invoice exists: SYNCED, the lease and the last error gone.
@@ -267,6 +348,22 @@ impl InvoiceSync {
         self
     }
 
+    /// Claimed for the next receipt: the closed Razorpay invoice forgotten.
+    fn reissued(self, lease_until: u64, customer_id: String, now_secs: u64) -> InvoiceSync {
+        let claimed = SyncChange::Claimed {
+            lease_until,
+            customer_id,
+        };
+        let mut next = self.with(claimed, now_secs);
+        next.issue += 1;
+        next.razorpay_invoice_id = None;
+        next.razorpay_status = None;
+        next.payment_url = None;
+        next.amount = None;
+        next.metadata_written = false;
+        next
+    }
+
     /// The record after `change` (the version is the store's to bump).
     pub fn with(mut self, change: SyncChange, now_secs: u64) -> InvoiceSync {
         self.updated_at = now_secs;
@@ -280,6 +377,10 @@ impl InvoiceSync {
                 self.attempts += 1;
                 self.customer_id = Some(customer_id);
             }
+            SyncChange::Reissued {
+                lease_until,
+                customer_id,
+            } => return self.reissued(lease_until, customer_id, now_secs),
             SyncChange::LeaseReleased { reason } => {
                 self.lease_until = None;
                 self.last_error = Some(reason);
@@ -329,7 +430,11 @@ mod tests {
     use super::*;
 
     fn found(state: SyncState, lease_live: bool) -> Option<Found> {
-        Some(Found { state, lease_live })
+        Some(Found {
+            state,
+            lease_live,
+            razorpay_closed: false,
+        })
     }
 
     #[test]
@@ -341,6 +446,14 @@ mod tests {
             (found(Failed, false), SyncStart::Begin { resumed: true }),
             (found(Skipped, false), SyncStart::Begin { resumed: false }),
             (found(Synced, false), SyncStart::AlreadySynced),
+            (
+                Some(Found {
+                    state: Synced,
+                    lease_live: false,
+                    razorpay_closed: true,
+                }),
+                SyncStart::Reissue,
+            ),
             (found(Cancelled, false), SyncStart::Closed),
             (found(Review, false), SyncStart::Closed),
         ];
@@ -411,6 +524,88 @@ mod tests {
         assert_eq!((synced.last_error, synced.lease_until), (None, None));
         assert_eq!(synced.customer_id.as_deref(), Some("cust_1"));
         assert_eq!(synced.attempts, 1);
+    }
+
+    #[test]
+    fn a_reissue_claims_the_next_receipt_and_forgets_the_closed_invoice() {
+        let inr = crate::domain::money::Currency::from_code("INR").unwrap();
+        let synced = InvoiceSync::first(
+            "inv_1",
+            SyncChange::Claimed {
+                lease_until: 2_000,
+                customer_id: "cust_1".into(),
+            },
+            1,
+        )
+        .with(
+            SyncChange::Synced(MadeInvoice {
+                razorpay_invoice_id: "inv_R".into(),
+                razorpay_status: "issued".into(),
+                payment_url: Some("u".into()),
+                form: "itemized".into(),
+                form_reason: None,
+                amount: Money::from_minor(100, inr),
+            }),
+            2,
+        )
+        .with(SyncChange::MetadataWritten, 3)
+        .with(
+            SyncChange::RazorpayStatus {
+                status: "expired".into(),
+            },
+            4,
+        );
+        assert_eq!(on_sync(Some(synced.found(0))), SyncStart::Reissue);
+        let again = synced.with(
+            SyncChange::Reissued {
+                lease_until: 9_000,
+                customer_id: "cust_1".into(),
+            },
+            5,
+        );
+        assert_eq!((again.state, again.issue, again.attempts), (Syncing, 1, 2));
+        assert_eq!(
+            (&again.razorpay_invoice_id, &again.payment_url),
+            (&None, &None)
+        );
+        assert!(!again.metadata_written);
+        assert_eq!(again.receipt(), "inv_1/1");
+    }
+
+    #[test]
+    fn a_resumed_sync_adopts_only_what_fits() {
+        assert_eq!(adoption("issued", 100, 100), Adoption::Adopt);
+        assert_eq!(adoption("paid", 100, 60), Adoption::Adopt);
+        assert!(matches!(
+            adoption("issued", 100, 60),
+            Adoption::Replace { cancel: true, .. }
+        ));
+        assert!(matches!(
+            adoption("expired", 100, 100),
+            Adoption::Replace { cancel: false, .. }
+        ));
+        assert!(matches!(
+            adoption("cancelled", 100, 100),
+            Adoption::Replace { cancel: false, .. }
+        ));
+        let closed = Some(Found {
+            state: Syncing,
+            lease_live: false,
+            razorpay_closed: true,
+        });
+        assert_eq!(on_sync(closed), SyncStart::Reissue);
+    }
+
+    #[test]
+    fn receipts_stay_within_razorpay_s_forty_characters() {
+        assert_eq!(receipt("inv_1", 0), "inv_1");
+        assert_eq!(receipt("inv_1", 12), "inv_1/12");
+        let long = "i".repeat(40);
+        assert_eq!(receipt(&long, 0), long);
+        let reissued = receipt(&long, 3);
+        assert_eq!(reissued.len(), MAX_RECEIPT);
+        assert!(reissued.ends_with("/3"));
+        assert_ne!(reissued, receipt(&"j".repeat(40), 3));
     }
 
     #[test]

@@ -344,24 +344,57 @@ pub async fn settle(
         let Some(razorpay_id) = instrument.razorpay_id.as_deref() else {
             continue;
         };
-        change(
-            adapters,
-            scope,
-            invoice_id,
-            &Which::Razorpay(razorpay_id),
-            &outcome,
-        )
-        .await
-        .map_err(|e| Failure::classed(&e))?;
-        if let (InstrumentChange::Closed { reason }, Some(payment_id)) =
-            (&outcome, instrument.payment_id.as_deref())
-            && instrument.kind == InstrumentKind::Link
-        {
-            fail_link_payment(adapters, scope, payment_id, reason).await;
-        }
+        // What follows first: if the write below fails, the retry closes (idempotently) and
+        // follows up again, never the other way round.
+        after_close(adapters, scope, &instrument, &outcome, owed).await?;
+        let which = Which::Razorpay(razorpay_id);
+        change(adapters, scope, invoice_id, &which, &outcome)
+            .await
+            .map_err(|e| Failure::classed(&e))?;
         closed += 1;
     }
     Ok(Settled { closed, owed })
+}
+
+/// What follows a close: the payment collected through it FAILED (a link's, or the caller's
+/// attached to a synced invoice); a synced invoice closed while the invoice still owes is
+/// re-issued for what is left (a sync job: the next receipt).
+async fn after_close(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    instrument: &Instrument,
+    outcome: &InstrumentChange,
+    owed: Money,
+) -> Result<(), Failure> {
+    let InstrumentChange::Closed { reason } = outcome else {
+        return Ok(());
+    };
+    if let Some(payment_id) = instrument.payment_id.as_deref() {
+        fail_payment(adapters, scope, payment_id, reason).await;
+    }
+    match instrument.kind {
+        InstrumentKind::RazorpayInvoice if !owed.is_zero() => {
+            let invoice_id = invoice_sync::flexprice_invoice_of(
+                adapters,
+                scope,
+                instrument.razorpay_id.as_deref().unwrap_or_default(),
+            )
+            .await
+            .map_err(Failure::retryable)?
+            .map(|sync| sync.invoice_id);
+            let Some(invoice_id) = invoice_id else {
+                return Ok(());
+            };
+            let job = Job::new(scope, Task::SyncInvoice { invoice_id });
+            adapters
+                .queue
+                .send(&job, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| Failure::retryable(format!("could not queue the re-issue: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What the invoice owes now, and why that is all it owes (for the reason on what closes).
@@ -495,9 +528,9 @@ fn paid_first(id: &str) -> InstrumentChange {
     InstrumentChange::Paid
 }
 
-/// A cancelled link's payment FAILED, as `payment_link.cancelled` would make it (best effort:
-/// the event does the same when it arrives).
-async fn fail_link_payment(
+/// A cancelled instrument's payment FAILED, as `payment_link.cancelled` would make it (best
+/// effort: the event does the same when it arrives).
+pub(crate) async fn fail_payment(
     adapters: &Adapters,
     scope: &TenantScope,
     payment_id: &str,
@@ -512,7 +545,7 @@ async fn fail_link_payment(
         return;
     };
     let failed = PaymentUpdate::Failed {
-        reason: format!("link cancelled ({reason})"),
+        reason: format!("cancelled ({reason})"),
         at: adapters.clock.now_secs(),
     };
     if let Err(e) = records::update_payment(table, &key, &payment, &failed).await {

@@ -30,8 +30,8 @@ use crate::domain::invoice::payable;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::sync::{
-    CancelStart, Found, InvoiceSync, MadeInvoice, SyncChange, SyncStart, on_cancel, on_sync,
-    records_failure,
+    Adoption, CancelStart, Found, InvoiceSync, MadeInvoice, SyncChange, SyncStart, adoption,
+    on_cancel, on_sync, receipt, records_failure,
 };
 use crate::services::collection;
 use crate::services::connection::{self, Clients};
@@ -292,7 +292,10 @@ pub async fn sync(
             .ok()
             .flatten();
         if records_failure(current.as_ref().map(|c| c.state)) {
-            free_reservation(adapters, scope, invoice_id, reason).await;
+            if let Some(sync) = &current {
+                let why = format!("the sync failed: {reason}");
+                free_reservation(adapters, scope, sync, &why).await;
+            }
             let at = SyncAt {
                 key: &key,
                 invoice_id,
@@ -309,17 +312,20 @@ pub async fn sync(
     result
 }
 
-/// A sync that failed for good made no Razorpay invoice: its reservation is freed.
+/// A sync that made no Razorpay invoice (or one that cannot be used): its reservation is
+/// freed.
 async fn free_reservation(
     adapters: &Adapters,
     scope: &TenantScope,
-    invoice_id: &str,
+    sync: &InvoiceSync,
     reason: &str,
 ) {
-    let which = Which::Key(InstrumentKind::RazorpayInvoice, invoice_id);
+    let receipt = sync.receipt();
+    let which = Which::Key(InstrumentKind::RazorpayInvoice, &receipt);
     let closed = InstrumentChange::Closed {
-        reason: format!("the sync failed: {reason}"),
+        reason: reason.to_owned(),
     };
+    let invoice_id = &sync.invoice_id;
     if let Err(e) = collection::change(adapters, scope, invoice_id, &which, &closed).await {
         tracing::warn!(error = %e, "could not free the sync's reservation");
     }
@@ -342,21 +348,23 @@ async fn sync_once(
         current: current.as_ref(),
     };
     let clients = connection::job_clients(adapters, scope).await?;
-    let resumed = match start(adapters, scope, &clients, &at).await? {
-        ControlFlow::Continue(resumed) => resumed,
+    let begin = match start(adapters, scope, &clients, &at).await? {
+        ControlFlow::Continue(begin) => begin,
         ControlFlow::Break(done) => return Ok(done),
     };
+    let issue = current.as_ref().map_or(0, |c| c.issue) + u64::from(begin == Begin::Reissue);
+    let receipt = receipt(invoice_id, issue);
     let (invoice, remaining) = match eligible(adapters, scope, &clients, &at).await? {
         ControlFlow::Continue(found) => found,
         ControlFlow::Break(done) => return Ok(done),
     };
-    let asked = match to_ask(adapters, scope, &at, &invoice, remaining).await? {
+    let asked = match to_ask(adapters, scope, &at, &invoice, &receipt, remaining).await? {
         ControlFlow::Continue(asked) => asked,
         ControlFlow::Break(done) => return Ok(done),
     };
-    let claimed = claim(adapters, &at, &invoice).await?;
-    reserve(adapters, scope, &invoice, remaining, asked, &claimed).await?;
-    let created = create(adapters, scope, &clients, &invoice, asked, resumed)
+    let claimed = claim(adapters, &at, &invoice, begin).await?;
+    reserve(adapters, scope, &claimed, remaining, asked).await?;
+    let created = create(adapters, scope, &clients, &invoice, asked, &claimed, begin)
         .await
         .and_then(|done| {
             if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_CREATE) {
@@ -386,14 +394,24 @@ async fn sync_once(
     }
 }
 
-/// What the sync record allows: go on (`resumed`: an earlier attempt may have created the
-/// Razorpay invoice), or stop here with what is already true.
+/// How a sync goes on from what its record allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// Nothing was made for this receipt yet.
+    Fresh,
+    /// An earlier attempt may have created the Razorpay invoice: look it up by receipt first.
+    Resumed,
+    /// The synced Razorpay invoice closed: the next receipt, for what is owed now.
+    Reissue,
+}
+
+/// What the sync record allows: go on, or stop here with what is already true.
 async fn start(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
     at: &SyncAt<'_>,
-) -> Result<ControlFlow<Synced, bool>, Failure> {
+) -> Result<ControlFlow<Synced, Begin>, Failure> {
     let found = found(at.current, adapters);
     match (on_sync(found), at.current) {
         (SyncStart::AlreadySynced, Some(sync)) => {
@@ -412,8 +430,11 @@ async fn start(
         (SyncStart::Busy, _) => Err(Failure::retryable(
             "another sync of this invoice is in progress",
         )),
-        (SyncStart::Begin { resumed }, _) => Ok(ControlFlow::Continue(resumed)),
-        (SyncStart::AlreadySynced, None) => Ok(ControlFlow::Continue(false)),
+        (SyncStart::Begin { resumed: true }, _) => Ok(ControlFlow::Continue(Begin::Resumed)),
+        (SyncStart::Reissue, _) => Ok(ControlFlow::Continue(Begin::Reissue)),
+        (SyncStart::Begin { resumed: false } | SyncStart::AlreadySynced, _) => {
+            Ok(ControlFlow::Continue(Begin::Fresh))
+        }
     }
 }
 
@@ -474,9 +495,10 @@ async fn to_ask(
     scope: &TenantScope,
     at: &SyncAt<'_>,
     invoice: &Invoice,
+    receipt: &str,
     remaining: Money,
 ) -> Result<ControlFlow<Synced, Money>, Failure> {
-    let own = (InstrumentKind::RazorpayInvoice, invoice.id.as_str());
+    let own = (InstrumentKind::RazorpayInvoice, receipt);
     let asked = collection::uncovered(adapters, scope, &invoice.id, remaining, own)
         .await
         .map_err(Failure::retryable)?;
@@ -501,21 +523,21 @@ async fn to_ask(
 async fn reserve(
     adapters: &Adapters,
     scope: &TenantScope,
-    invoice: &Invoice,
+    claimed: &InvoiceSync,
     owed: Money,
     asked: Money,
-    claimed: &InvoiceSync,
 ) -> Result<(), Failure> {
     let offered = Instrument::reserve(
         InstrumentKind::RazorpayInvoice,
-        &invoice.id,
+        &claimed.receipt(),
         asked,
         adapters.clock.now_millis(),
     );
-    let Err(e) = collection::reserve(adapters, scope, &invoice.id, owed, offered).await else {
+    let invoice_id = &claimed.invoice_id;
+    let Err(e) = collection::reserve(adapters, scope, invoice_id, owed, offered).await else {
         return Ok(());
     };
-    let key = records::sync_key(scope, &invoice.id);
+    let key = records::sync_key(scope, invoice_id);
     release_lease(adapters, &key, claimed, &e.to_string()).await;
     Err(Failure::retryable(e))
 }
@@ -529,7 +551,8 @@ async fn open_synced(
     let (Some(razorpay_id), Some(url)) = (&sync.razorpay_invoice_id, &sync.payment_url) else {
         return Ok(());
     };
-    let which = Which::Key(InstrumentKind::RazorpayInvoice, &sync.invoice_id);
+    let receipt = sync.receipt();
+    let which = Which::Key(InstrumentKind::RazorpayInvoice, &receipt);
     let opened = InstrumentChange::Opened {
         razorpay_id: razorpay_id.clone(),
         url: url.clone(),
@@ -546,10 +569,19 @@ async fn claim(
     adapters: &Adapters,
     at: &SyncAt<'_>,
     invoice: &Invoice,
+    begin: Begin,
 ) -> Result<InvoiceSync, Failure> {
-    let change = SyncChange::Claimed {
-        lease_until: adapters.clock.now_millis() + LEASE_MS,
-        customer_id: invoice.customer_id.clone(),
+    let lease_until = adapters.clock.now_millis() + LEASE_MS;
+    let customer_id = invoice.customer_id.clone();
+    let change = match begin {
+        Begin::Reissue => SyncChange::Reissued {
+            lease_until,
+            customer_id,
+        },
+        Begin::Fresh | Begin::Resumed => SyncChange::Claimed {
+            lease_until,
+            customer_id,
+        },
     };
     at.write(adapters, change).await
 }
@@ -619,6 +651,7 @@ async fn release_lease(adapters: &Adapters, key: &Key, claimed: &InvoiceSync, re
 fn invoice_request(
     expire_by: Option<u64>,
     scope: &TenantScope,
+    receipt: &str,
     invoice: &Invoice,
     razorpay_customer_id: &str,
     line_items: Vec<LineItemRequest>,
@@ -639,7 +672,7 @@ fn invoice_request(
         customer_id: razorpay_customer_id.to_owned(),
         currency: currency.code().to_owned(),
         line_items,
-        receipt: invoice.id.clone(),
+        receipt: receipt.to_owned(),
         description: Some(format!("Invoice {number}")),
         expire_by,
         partial_payment: false,
@@ -649,27 +682,30 @@ fn invoice_request(
     }
 }
 
-/// Customer, lines, and the Razorpay invoice (found by receipt first when resuming).
+/// Customer, lines, and the Razorpay invoice (found by receipt first when resuming, and
+/// adopted only if it fits).
 async fn create(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
     invoice: &Invoice,
     remaining: Money,
-    resumed: bool,
+    claimed: &InvoiceSync,
+    begin: Begin,
 ) -> Result<(crate::adapters::razorpay::wire::Invoice, Form), Failure> {
     let currency = remaining.currency();
     let (line_items, form) = razorpay_lines(invoice, currency, remaining);
-    if resumed
+    let receipt = claimed.receipt();
+    if begin == Begin::Resumed
         && let Some(found) = clients
             .razorpay
-            .find_invoices_by_receipt(&invoice.id)
+            .find_invoices_by_receipt(&receipt)
             .await
             .map_err(failure_from_razorpay)?
             .into_iter()
             .next()
     {
-        tracing::info!(razorpay_invoice_id = %found.id, "adopting the invoice an earlier attempt created");
+        adopt(adapters, scope, clients, claimed, &found, remaining).await?;
         return Ok((found, form));
     }
     let customer = customers::ensure(
@@ -688,6 +724,7 @@ async fn create(
     let request = invoice_request(
         expire_by,
         scope,
+        &receipt,
         invoice,
         customer.razorpay_id(),
         line_items,
@@ -700,6 +737,48 @@ async fn create(
         .map_err(failure_from_razorpay)?;
     warn_unless_total(&created, remaining);
     Ok((created, form))
+}
+
+/// The invoice an earlier attempt made, adopted if it fits what is owed now; otherwise
+/// cancelled (if it can still be paid), noted closed on the record and its reservation freed:
+/// the redelivery issues the next one.
+async fn adopt(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    claimed: &InvoiceSync,
+    found: &RazorpayInvoice,
+    asked: Money,
+) -> Result<(), Failure> {
+    let amount = found.amount.unwrap_or(0);
+    let (cancel, reason) = match adoption(found.status.as_str(), amount, asked.minor()) {
+        Adoption::Adopt => {
+            tracing::info!(razorpay_invoice_id = %found.id, "adopting the invoice an earlier attempt created");
+            return Ok(());
+        }
+        Adoption::Replace { cancel, reason } => (cancel, reason),
+    };
+    let status = if cancel {
+        close_in_razorpay(clients, found).await?
+    } else {
+        found.status.clone()
+    };
+    let why = format!("Razorpay invoice {} cannot be adopted: {reason}", found.id);
+    tracing::warn!(%why, "replacing the invoice an earlier attempt created");
+    free_reservation(adapters, scope, claimed, &why).await;
+    let key = records::sync_key(scope, &claimed.invoice_id);
+    let noted = SyncAt::of(&key, claimed)
+        .write(
+            adapters,
+            SyncChange::RazorpayStatus {
+                status: status.as_str().to_owned(),
+            },
+        )
+        .await?;
+    release_lease(adapters, &key, &noted, &why).await;
+    Err(Failure::Retryable(format!(
+        "{why}; the next attempt issues a new one"
+    )))
 }
 
 /// Never expected; if Razorpay ever totals an invoice differently, a person must know.

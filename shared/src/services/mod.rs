@@ -7,5 +7,6 @@ pub mod connection;
 pub mod customers;
 pub mod intake;
 pub mod invoice_sync;
+pub mod payment_url;
 pub mod payments;
 pub mod reconcile;

@@ -297,7 +297,7 @@ fn collection_refusal(e: &CollectionError) -> Refusal {
 }
 
 /// The Razorpay and Flexprice clients of the scope's connection.
-async fn connected_clients(
+pub(crate) async fn connected_clients(
     adapters: &Adapters,
     scope: &TenantScope,
 ) -> Result<std::sync::Arc<Clients>, Refusal> {

@@ -40,6 +40,7 @@ const GATEWAY_TRACKING_ID: &str = "gateway_tracking_id";
 const IDEMPOTENCY_KEY: &str = "idempotency_key";
 const INVOICE_ID: &str = "invoice_id";
 const INSTRUMENTS: &str = "instruments";
+const ISSUE: &str = "issue";
 const INVOICE_OUTBOUND_SYNC: &str = "invoice_outbound_sync";
 const HASH: &str = "hash";
 const KEY_ID: &str = "key_id";
@@ -473,6 +474,7 @@ impl Record for InvoiceSync {
             .number(VERSION, self.version)
             .opt_number(LEASE_UNTIL, self.lease_until)
             .number(ATTEMPTS, self.attempts)
+            .number(ISSUE, self.issue)
             .opt_text(CUSTOMER_ID, self.customer_id.as_ref())
             .opt_text(RAZORPAY_INVOICE_ID, self.razorpay_invoice_id.as_ref())
             .opt_text(RAZORPAY_STATUS, self.razorpay_status.as_ref())
@@ -511,6 +513,7 @@ impl Record for InvoiceSync {
             version: item.u64_attr(VERSION).unwrap_or(0),
             lease_until: item.u64_attr(LEASE_UNTIL),
             attempts: item.u64_attr(ATTEMPTS).unwrap_or(0),
+            issue: item.u64_attr(ISSUE).unwrap_or(0),
             customer_id: f.opt_text(CUSTOMER_ID),
             razorpay_invoice_id: f.opt_text(RAZORPAY_INVOICE_ID),
             razorpay_status: f.opt_text(RAZORPAY_STATUS),

@@ -211,6 +211,13 @@ impl FakeRazorpay {
         }
     }
 
+    /// Sets an invoice's status, as a payment or Razorpay's expiry would.
+    pub fn set_invoice_status(&self, id: &str, status: InvoiceStatus) {
+        if let Some(invoice) = self.inner.state().invoices.iter_mut().find(|i| i.id == id) {
+            invoice.status = status;
+        }
+    }
+
     fn link_mut<'a>(
         state: &'a mut RazorpayState,
         id: &str,
