@@ -259,3 +259,241 @@ async fn the_payment_url_heals_an_expired_link_and_a_synced_invoice_expired_at_r
     );
     assert_eq!(view["payment_url"], reissued["payment_url"]);
 }
+
+// ---- a seeded random interleaving, the rule checked in the simulators' state ----
+
+/// A small deterministic generator (xorshift64*): the same seed replays the same run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One invoice as the simulators hold it: what Flexprice says it owes (nothing once paid or
+/// voided), what it was paid, what it was due, and what Razorpay can still take for it.
+#[derive(Debug)]
+struct Seen {
+    owed: u64,
+    paid: u64,
+    due: u64,
+    payable: u64,
+    open_links: Vec<String>,
+    issued: Vec<String>,
+}
+
+fn minor(value: &Value, currency: shared::domain::money::Currency) -> u64 {
+    shared::domain::money::Money::parse(value.as_str().unwrap_or("0"), currency)
+        .map(|m| m.minor())
+        .unwrap_or(0)
+}
+
+async fn razorpay_list(stack: &LocalStack, path: &str) -> Value {
+    http()
+        .get(format!("{}{path}", stack.ready.razorpay_sim_url))
+        .basic_auth(
+            local_stack::RAZORPAY_KEY_ID,
+            Some(&stack.razorpay_key_secret),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
+    let (_, invoice) = flexprice(stack, "GET", &format!("/v1/invoices/{invoice_id}"), None).await;
+    let currency =
+        shared::domain::money::Currency::from_code(invoice["currency"].as_str().unwrap()).unwrap();
+    let closed = invoice["invoice_status"] != "FINALIZED"
+        || matches!(
+            invoice["payment_status"].as_str(),
+            Some("SUCCEEDED" | "OVERPAID")
+        );
+    let mut seen = Seen {
+        owed: if closed {
+            0
+        } else {
+            minor(&invoice["amount_remaining"], currency)
+        },
+        paid: minor(&invoice["amount_paid"], currency),
+        due: minor(&invoice["amount_due"], currency),
+        payable: 0,
+        open_links: Vec::new(),
+        issued: Vec::new(),
+    };
+    let links = razorpay_list(stack, "/v1/payment_links").await;
+    for link in links["payment_links"].as_array().into_iter().flatten() {
+        if link["notes"]["flexprice_invoice_id"] == invoice_id && link["status"] == "created" {
+            seen.payable +=
+                link["amount"].as_u64().unwrap() - link["amount_paid"].as_u64().unwrap_or(0);
+            seen.open_links
+                .push(link["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let invoices = razorpay_list(stack, "/v1/invoices").await;
+    for rzp in invoices["items"].as_array().into_iter().flatten() {
+        if rzp["notes"]["flexprice_invoice_id"] == invoice_id && rzp["status"] == "issued" {
+            seen.payable += rzp["amount_due"].as_u64().unwrap_or(0);
+            seen.issued.push(rzp["id"].as_str().unwrap().to_owned());
+        }
+    }
+    seen
+}
+
+/// Waits until every invoice's Razorpay instruments ask no more than it owes (the jobs the
+/// last step queued may still be running); fails, naming the step, if that never comes.
+async fn settled(stack: &LocalStack, invoices: &[String], step: &str) -> Vec<Seen> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut all = Vec::new();
+        for id in invoices {
+            all.push(seen(stack, id).await);
+        }
+        if all.iter().all(|s| s.payable <= s.owed) {
+            return all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {step}: Razorpay can take more than is owed: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One random step on one invoice; says what it did.
+async fn random_step(stack: &LocalStack, rng: &mut Rng, invoice: &str, now: &Seen) -> String {
+    let currency = if invoice.contains("usd") {
+        "USD"
+    } else {
+        "INR"
+    };
+    match rng.below(10) {
+        0..=2 if now.owed >= 100 => {
+            let amount = if rng.below(2) == 0 || now.owed < 300 {
+                now.owed
+            } else {
+                100 + rng.below(now.owed - 100)
+            };
+            let amount = format!("{}.{:02}", amount / 100, amount % 100);
+            let key = format!("rnd-{}", rng.next());
+            let body = json!({"amount": amount, "currency": currency, "destination_id": invoice,
+                "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+                "payment_gateway": "razorpay", "idempotency_key": key});
+            let (status, _) = api(stack, "POST", "/api/v1/payments", Some(&body)).await;
+            assert!(
+                matches!(status, 200 | 201 | 422),
+                "a link for {amount}: {status}"
+            );
+            format!("link {amount} -> {status}")
+        }
+        3 | 4 => {
+            let Some(link) = now
+                .open_links
+                .get(rng.below(now.open_links.len() as u64) as usize)
+            else {
+                return "no link to pay".to_owned();
+            };
+            let (status, _) = razorpay_control(
+                stack,
+                &format!("/_sim/payment_links/{link}/pay"),
+                &json!({}),
+            )
+            .await;
+            format!("pay {link} -> {status}")
+        }
+        5 => {
+            let Some(rzp) = now.issued.first() else {
+                return "no Razorpay invoice to pay".to_owned();
+            };
+            let (status, _) =
+                razorpay_control(stack, &format!("/_sim/invoices/{rzp}/pay"), &json!({})).await;
+            format!("pay {rzp} -> {status}")
+        }
+        6 => {
+            let (status, _) = api(
+                stack,
+                "POST",
+                &format!("/api/v1/invoices/{invoice}/sync"),
+                None,
+            )
+            .await;
+            format!("sync -> {status}")
+        }
+        7 if now.owed > 0 => {
+            let amount = 1 + rng.below(now.owed);
+            let amount = format!("{}.{:02}", amount / 100, amount % 100);
+            let body = json!({"destination_type": "INVOICE", "destination_id": invoice,
+                "payment_method_type": "OFFLINE", "amount": amount, "currency": currency,
+                "process_payment": true, "idempotency_key": format!("elsewhere-{}", rng.next())});
+            let (status, _) = flexprice(stack, "POST", "/v1/payments", Some(&body)).await;
+            format!("paid {amount} in Flexprice -> {status}")
+        }
+        8 => {
+            let Some(link) = now.open_links.first() else {
+                return "no link to expire".to_owned();
+            };
+            let (status, _) = razorpay_control(
+                stack,
+                &format!("/_sim/payment_links/{link}/expire"),
+                &json!({}),
+            )
+            .await;
+            format!("expire {link} -> {status}")
+        }
+        9 if rng.below(3) == 0 => {
+            let (status, _) =
+                flexprice(stack, "POST", &format!("/v1/invoices/{invoice}/void"), None).await;
+            format!("void -> {status}")
+        }
+        _ => {
+            let path = format!("/api/v1/invoices/{invoice}/payment-url");
+            let (status, _) = api(stack, "GET", &path, None).await;
+            assert!(matches!(status, 200 | 409 | 422), "payment URL: {status}");
+            format!("payment URL -> {status}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_interleavings_never_let_a_customer_pay_more_than_is_owed() {
+    let seed = std::env::var("FLEXRZP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x005E_ED0F_F1E7);
+    println!("seed {seed} (FLEXRZP_SEED={seed} replays this run)");
+    let mut rng = Rng((seed ^ 0x9E37_79B9_7F4A_7C15) | 1);
+    let stack = start("rnd-").await;
+    let mut invoices = stack.ready.invoice_ids.clone();
+    for _ in 0..2 {
+        invoices.push(finalized_invoice(&stack, "inr", json!({})).await);
+    }
+    let mut steps = Vec::new();
+    let mut now = settled(&stack, &invoices, "start").await;
+    for n in 0..60 {
+        let which = rng.below(invoices.len() as u64) as usize;
+        let did = random_step(&stack, &mut rng, &invoices[which], &now[which]).await;
+        steps.push(format!("{n}: {} {did}", invoices[which]));
+        now = settled(&stack, &invoices, &steps.join("\n")).await;
+    }
+    for (id, seen) in invoices.iter().zip(&now) {
+        assert!(
+            seen.paid <= seen.due,
+            "{id} collected {} of {} due:\n{}",
+            seen.paid,
+            seen.due,
+            steps.join("\n")
+        );
+    }
+    println!("{}", steps.join("\n"));
+}

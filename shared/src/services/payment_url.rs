@@ -36,9 +36,31 @@ pub struct PaymentUrl {
     pub reissued: bool,
 }
 
-/// The payment URL of an invoice, as its steps: the invoice and what it owes, the live
-/// instrument asking it all, else a healed one.
+/// How many times a request that lost a race to a job (both writing the same records) decides
+/// again before answering 503.
+const RACES: usize = 3;
+
+/// The payment URL of an invoice. A lost race with a concurrent job (an event about the same
+/// invoice being applied) is decided again from what won.
 pub async fn get(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &FlexpriceId,
+) -> Result<PaymentUrl, Refusal> {
+    let mut answer = get_once(adapters, scope, invoice_id).await;
+    for _ in 1..RACES {
+        if !matches!(answer, Err(Refusal::Unavailable(_))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        answer = get_once(adapters, scope, invoice_id).await;
+    }
+    answer
+}
+
+/// One attempt, as its steps: the invoice and what it owes, the live instrument asking it all,
+/// else a healed one.
+async fn get_once(
     adapters: &Adapters,
     scope: &TenantScope,
     invoice_id: &FlexpriceId,
