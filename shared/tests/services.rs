@@ -1279,3 +1279,38 @@ async fn open_partial_links_are_named_not_doubled_and_a_paid_invoice_has_no_url(
         ("invoice_id", "invoice_unpaid")
     );
 }
+
+#[tokio::test]
+async fn money_paid_on_a_link_after_the_invoice_was_paid_elsewhere_is_flagged_not_silent() {
+    let stack = connected_stack(false).await;
+    let link = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    // Paid in full elsewhere, and the link paid at the same instant, before anything settled.
+    stack
+        .flexprice
+        .record_payment(&paid_elsewhere(10000, "cash-4"))
+        .await
+        .unwrap();
+    let paid = captured(&link.payment.id, "pay_Twice", 10000);
+    reconcile::apply(&stack.adapters, &scope(), &paid)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.flexprice.invoice("inv_1").unwrap().payment_status,
+        "OVERPAID"
+    );
+    collection::settle(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let flagged = payments::get(&stack.adapters, &scope(), &link.payment.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        flagged.status,
+        PaymentStatus::Succeeded,
+        "the money is real and recorded"
+    );
+    let review = flagged.review.unwrap_or_default();
+    assert!(review.contains("OVERPAID"), "{review}");
+}

@@ -286,6 +286,8 @@ struct Seen {
     paid: u64,
     due: u64,
     payable: u64,
+    /// What Razorpay captured on its instruments.
+    captured: u64,
     open_links: Vec<String>,
     issued: Vec<String>,
 }
@@ -329,11 +331,15 @@ async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
         paid: minor(&invoice["amount_paid"], currency),
         due: minor(&invoice["amount_due"], currency),
         payable: 0,
+        captured: 0,
         open_links: Vec::new(),
         issued: Vec::new(),
     };
     let links = razorpay_list(stack, "/v1/payment_links").await;
     for link in links["payment_links"].as_array().into_iter().flatten() {
+        if link["notes"]["flexprice_invoice_id"] == invoice_id {
+            seen.captured += link["amount_paid"].as_u64().unwrap_or(0);
+        }
         if link["notes"]["flexprice_invoice_id"] == invoice_id && link["status"] == "created" {
             seen.payable +=
                 link["amount"].as_u64().unwrap() - link["amount_paid"].as_u64().unwrap_or(0);
@@ -343,6 +349,9 @@ async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
     }
     let invoices = razorpay_list(stack, "/v1/invoices").await;
     for rzp in invoices["items"].as_array().into_iter().flatten() {
+        if rzp["notes"]["flexprice_invoice_id"] == invoice_id {
+            seen.captured += rzp["amount_paid"].as_u64().unwrap_or(0);
+        }
         if rzp["notes"]["flexprice_invoice_id"] == invoice_id && rzp["status"] == "issued" {
             seen.payable += rzp["amount_due"].as_u64().unwrap_or(0);
             seen.issued.push(rzp["id"].as_str().unwrap().to_owned());
@@ -351,8 +360,9 @@ async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
     seen
 }
 
-/// Waits until every invoice's Razorpay instruments ask no more than it owes (the jobs the
-/// last step queued may still be running); fails, naming the step, if that never comes.
+/// Waits until every invoice's Razorpay instruments ask no more than it owes, and everything
+/// Razorpay captured is recorded in Flexprice (the jobs the last step queued may still be
+/// running); fails, naming the steps, if that never comes.
 async fn settled(stack: &LocalStack, invoices: &[String], step: &str) -> Vec<Seen> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -360,12 +370,15 @@ async fn settled(stack: &LocalStack, invoices: &[String], step: &str) -> Vec<See
         for id in invoices {
             all.push(seen(stack, id).await);
         }
-        if all.iter().all(|s| s.payable <= s.owed) {
+        if all
+            .iter()
+            .all(|s| s.payable <= s.owed && s.paid >= s.captured)
+        {
             return all;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "after {step}: Razorpay can take more than is owed: {all:?}"
+            "after {step}: Razorpay can take more than is owed, or captured money is not recorded: {all:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -430,6 +443,24 @@ async fn random_step(stack: &LocalStack, rng: &mut Rng, invoice: &str, now: &See
             .await;
             format!("sync -> {status}")
         }
+        7 if now.owed > 0 && !now.open_links.is_empty() && rng.below(3) == 0 => {
+            // The same instant: paid in full in Flexprice and on a link before anything settles.
+            let amount = format!("{}.{:02}", now.owed / 100, now.owed % 100);
+            let body = json!({"destination_type": "INVOICE", "destination_id": invoice,
+                "payment_method_type": "OFFLINE", "amount": amount, "currency": currency,
+                "process_payment": true, "idempotency_key": format!("race-{}", rng.next())});
+            let link = &now.open_links[0];
+            let pay = format!("/_sim/payment_links/{link}/pay");
+            let nothing = json!({});
+            let (recorded, paid) = tokio::join!(
+                flexprice(stack, "POST", "/v1/payments", Some(&body)),
+                razorpay_control(stack, &pay, &nothing)
+            );
+            format!(
+                "race: {amount} in Flexprice -> {}, {link} paid -> {}",
+                recorded.0, paid.0
+            )
+        }
         7 if now.owed > 0 => {
             let amount = 1 + rng.below(now.owed);
             let amount = format!("{}.{:02}", amount / 100, amount % 100);
@@ -465,6 +496,44 @@ async fn random_step(stack: &LocalStack, rng: &mut Rng, invoice: &str, now: &See
     }
 }
 
+/// An invoice paid more than it was due: only by a race, and then one of its link payments is
+/// flagged for review.
+async fn flagged(stack: &LocalStack, invoice_id: &str, steps: &[String]) {
+    let links = razorpay_list(stack, "/v1/payment_links").await;
+    let paid: Vec<String> = links["payment_links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["notes"]["flexprice_invoice_id"] == invoice_id && l["status"] == "paid")
+        .filter_map(|l| l["reference_id"].as_str().map(str::to_owned))
+        .collect();
+    let raced = steps
+        .iter()
+        .any(|s| s.contains(invoice_id) && s.contains("race:"));
+    assert!(
+        raced,
+        "{invoice_id} was overpaid without a race:\n{}",
+        steps.join("\n")
+    );
+    system_tests::wait_for(
+        "the over-collection to be flagged",
+        Duration::from_secs(20),
+        || async {
+            for id in &paid {
+                let (_, payment) = api(stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+                if payment["review"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("OVERPAID"))
+                {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn random_interleavings_never_let_a_customer_pay_more_than_is_owed() {
     let seed = std::env::var("FLEXRZP_SEED")
@@ -487,13 +556,9 @@ async fn random_interleavings_never_let_a_customer_pay_more_than_is_owed() {
         now = settled(&stack, &invoices, &steps.join("\n")).await;
     }
     for (id, seen) in invoices.iter().zip(&now) {
-        assert!(
-            seen.paid <= seen.due,
-            "{id} collected {} of {} due:\n{}",
-            seen.paid,
-            seen.due,
-            steps.join("\n")
-        );
+        if seen.paid > seen.due {
+            flagged(&stack, id, &steps).await;
+        }
     }
     println!("{}", steps.join("\n"));
 }

@@ -305,6 +305,8 @@ pub enum PaymentUpdate {
     Failed { reason: String, at: u64 },
     /// Why its money could not be recorded (no condition: a note, not a state).
     Noted { last_error: String },
+    /// Why a person should look at it (no condition: a flag, not a state).
+    Flagged { review: String },
 }
 
 #[cfg(test)]

@@ -337,6 +337,10 @@ pub async fn settle(
     };
     let clients = connection::job_clients(adapters, scope).await?;
     let (owed, why) = owed_now(&clients, invoice_id, collection.currency).await?;
+    if let Some(overpaid) = &why.overpaid {
+        flag_paid(adapters, scope, &collection, overpaid).await;
+    }
+    let why = why.reason;
     let collection = settle_stale(adapters, scope, &clients, collection).await?;
     let mut closed = 0;
     for instrument in collection.to_close(owed) {
@@ -397,30 +401,75 @@ async fn after_close(
     }
 }
 
-/// What the invoice owes now, and why that is all it owes (for the reason on what closes).
+/// Why the invoice owes what it owes (the reason on what closes), and whether it was paid
+/// more than it was due.
+struct Owed {
+    reason: String,
+    overpaid: Option<String>,
+}
+
+/// What the invoice owes now, and why.
 async fn owed_now(
     clients: &Clients,
     invoice_id: &str,
     currency: Currency,
-) -> Result<(Money, String), Failure> {
+) -> Result<(Money, Owed), Failure> {
     let nothing = Money::from_minor(0, currency);
     let invoice = match clients.flexprice.get_invoice(invoice_id).await {
         Ok(invoice) => invoice,
         Err(FlexpriceError::Api { status: 404, .. }) => {
+            let reason = "the invoice no longer exists in Flexprice".to_owned();
             return Ok((
                 nothing,
-                "the invoice no longer exists in Flexprice".to_owned(),
+                Owed {
+                    reason,
+                    overpaid: None,
+                },
             ));
         }
         Err(e) if e.is_retryable() => return Err(Failure::retryable(format!("Flexprice: {e}"))),
         Err(e) => return Err(Failure::permanent(format!("Flexprice refused: {e}"))),
     };
+    let overpaid = (invoice.payment_status == "OVERPAID").then(|| {
+        format!(
+            "invoice {invoice_id} is OVERPAID in Flexprice (paid {} of {} due): money came in on more than one way to pay at once",
+            invoice.amount_paid, invoice.amount_due
+        )
+    });
     if let Err(not_payable) = payable(&invoice.invoice_status, &invoice.payment_status) {
-        return Ok((nothing, not_payable.to_string()));
+        let reason = not_payable.to_string();
+        return Ok((nothing, Owed { reason, overpaid }));
     }
     let owed = invoice.remaining().map_err(Failure::permanent)?;
-    let why = format!("the invoice owes {}", owed.to_decimal_string());
-    Ok((owed, why))
+    let reason = format!("the invoice owes {}", owed.to_decimal_string());
+    Ok((owed, Owed { reason, overpaid }))
+}
+
+/// An overpaid invoice: every paid instrument's payment is flagged for review (once), so the
+/// excess is seen and not silently recorded as normal.
+async fn flag_paid(adapters: &Adapters, scope: &TenantScope, collection: &Collection, why: &str) {
+    tracing::error!(invoice_id = %collection.invoice_id, %why, "OVER-COLLECTION");
+    let table = adapters.store.as_ref();
+    let paid = collection
+        .instruments
+        .iter()
+        .filter(|i| i.state == InstrumentState::Paid)
+        .filter_map(|i| i.payment_id.as_deref());
+    for payment_id in paid {
+        let key = records::payment_key(scope, payment_id);
+        let Ok(Some(payment)) = records::read::<Payment>(table, &key).await else {
+            continue;
+        };
+        if payment.review.is_some() {
+            continue;
+        }
+        let flag = PaymentUpdate::Flagged {
+            review: why.to_owned(),
+        };
+        if let Err(e) = records::update_payment(table, &key, &payment, &flag).await {
+            tracing::warn!(error = %e, %payment_id, "could not flag the payment");
+        }
+    }
 }
 
 /// Reserved links whose request is gone: open when Razorpay made them (found by their

@@ -367,7 +367,9 @@ pub fn payment_update(read: &Payment, change: &PaymentUpdate) -> Update {
         remove,
         bump_version: !matches!(
             change,
-            PaymentUpdate::LockReleased | PaymentUpdate::Noted { .. }
+            PaymentUpdate::LockReleased
+                | PaymentUpdate::Noted { .. }
+                | PaymentUpdate::Flagged { .. }
         ),
     }
 }
@@ -382,7 +384,9 @@ fn payment_condition(read: &Payment, change: &PaymentUpdate) -> Vec<Expect> {
         | PaymentUpdate::InvoiceAttached { .. } => Some(PaymentStatus::Initiated),
         PaymentUpdate::Failed { .. } => Some(read.status),
         PaymentUpdate::Counted { .. } | PaymentUpdate::AttemptRecorded { .. } => None,
-        PaymentUpdate::Noted { .. } => return vec![Expect::Exists],
+        PaymentUpdate::Noted { .. } | PaymentUpdate::Flagged { .. } => {
+            return vec![Expect::Exists];
+        }
     };
     let mut expect: Vec<Expect> = status
         .map(|s| Expect::Status(s.as_str().to_owned()))
@@ -450,6 +454,7 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
             vec![],
         ),
         PaymentUpdate::Noted { last_error } => (attrs.text(LAST_ERROR, last_error), vec![]),
+        PaymentUpdate::Flagged { review } => (attrs.text(REVIEW, review), vec![]),
     }
 }
 
