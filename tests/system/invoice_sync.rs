@@ -470,3 +470,41 @@ async fn an_overdue_invoice_stays_payable_for_the_grace_period_not_minutes() {
         now()
     );
 }
+
+#[tokio::test]
+async fn an_invoice_with_lines_finer_than_the_subunit_syncs_as_one_exact_balance_line() {
+    let stack = start("inv-").await;
+    let lines = json!([
+        {"display_name": "API calls (1,999,990 at 0.0005)", "entity_type": "usage", "amount": "999.995"},
+        {"display_name": "Storage", "entity_type": "usage", "amount": "119.5025"}]);
+    let id = finalized_invoice(&stack, "inr", json!({"line_items": lines})).await;
+    let invoice = flexprice_invoice(&stack, &id).await;
+    assert_eq!(
+        invoice["subtotal"], "1119.4975",
+        "the lines are finer than a paisa"
+    );
+    assert_eq!(invoice["amount_remaining"], "1119.50");
+    let view = sync_state(&stack, &id, &["SYNCED"]).await;
+    assert_eq!(
+        (&view["form"], &view["amount_minor"]),
+        (&json!("balance"), &json!(111950)),
+        "{view}"
+    );
+    assert!(
+        view["form_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot be sent exactly")),
+        "{view}"
+    );
+    let found = razorpay_invoices(&stack, &id).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["amount"], 111950);
+    assert_eq!(found[0]["line_items"].as_array().map(Vec::len), Some(1));
+    // And a payment for what it owes is collected there, exactly.
+    let body = json!({"amount": "1119.50", "currency": "INR", "destination_id": id,
+        "destination_type": "INVOICE", "payment_method_type": "PAYMENT_LINK",
+        "payment_gateway": "razorpay", "idempotency_key": "fine-lines"});
+    let (status, payment) = api(&stack, "POST", "/api/v1/payments", Some(&body)).await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["payment_url"], view["payment_url"]);
+}

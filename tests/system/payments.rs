@@ -783,3 +783,34 @@ async fn every_link_expires_by_the_connection_s_policy() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn a_customer_razorpay_refuses_is_a_422_naming_the_customer_field_and_razorpay_s_reason() {
+    let stack = stack().await;
+    let key = stack.ready.api_key.clone();
+    let refusal = json!({"field": "contact",
+        "description": "Contact number is not valid for the customer's country"});
+    let (status, _) =
+        system_tests::razorpay_control(&stack, "/_sim/refuse-customer", &refusal).await;
+    assert_eq!(status, 200);
+    let body = seed_body(&stack, json!("5.00"));
+    let (status, problem) = post(&stack, &key, &body).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "customer.contact",
+        "{problem}"
+    );
+    assert!(
+        problem["errors"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not valid for the customer's country")),
+        "Razorpay's reason is passed on: {problem}"
+    );
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 0);
+    // Once Razorpay takes the customer (the data fixed), the same request makes its link (on
+    // the payment the first attempt left, taken over: 200).
+    let (status, payment) = post(&stack, &key, &body).await;
+    assert!(matches!(status, 200 | 201), "{status} {payment}");
+    assert_eq!(payment["payment_status"], "PENDING", "{payment}");
+    assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
+}

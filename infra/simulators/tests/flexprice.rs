@@ -347,3 +347,71 @@ async fn finalize_and_void_send_svix_signed_webhooks() {
         ["invoice.update.finalized", "invoice.update.voided"]
     );
 }
+
+#[tokio::test]
+async fn lines_finer_than_the_subunit_are_kept_and_the_totals_rounded_half_up() {
+    let (sim, _) = setup().await;
+    let (customer_id, _) = seed(&sim).await;
+    let invoice = post(
+        &sim,
+        "/v1/invoices",
+        json!({
+            "customer_id": customer_id, "currency": "inr",
+            "line_items": [
+                {"display_name": "API calls", "entity_type": "usage", "amount": "999.995"},
+                {"display_name": "Storage", "entity_type": "usage", "amount": "119.5025"}]
+        }),
+    )
+    .await;
+    assert_eq!(invoice["line_items"][0]["amount"], "999.995");
+    assert_eq!(invoice["line_items"][1]["amount"], "119.5025");
+    assert_eq!(invoice["subtotal"], "1119.4975", "unrounded");
+    assert_eq!(invoice["total"], "1119.50");
+    assert_eq!(invoice["amount_due"], "1119.50");
+    // Seven digits after the point, or a negative line, are refused.
+    let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default()).unwrap();
+    for amount in ["1.0000001", "-5.00", "1.2.3"] {
+        let response = http
+            .post(format!("{}/v1/invoices", sim.url))
+            .header("x-api-key", API_KEY)
+            .json(&json!({"customer_id": customer_id, "currency": "inr",
+                "line_items": [{"display_name": "X", "amount": amount}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{amount}");
+    }
+}
+
+#[tokio::test]
+async fn every_recorded_payment_sends_invoice_update_payment() {
+    let (sim, seen) = setup().await;
+    let (_, invoice_id) = seed(&sim).await;
+    let client = client(&sim, API_KEY);
+    client
+        .record_payment(&payment(&invoice_id, "100.00", "pay_Hook1"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events: Vec<Value> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| serde_json::from_slice(body).unwrap())
+            .collect();
+        if let Some(event) = events
+            .iter()
+            .find(|e| e["event_type"] == "invoice.update.payment")
+        {
+            assert_eq!(event["invoice"]["amount_paid"], "100.00");
+            assert_eq!(event["invoice"]["amount_remaining"], "1219.32");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no invoice.update.payment: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

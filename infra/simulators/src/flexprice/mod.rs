@@ -62,8 +62,57 @@ struct LineItem {
     id: String,
     display_name: String,
     entity_type: String,
-    amount: Money,
+    amount: Precise,
     quantity: u64,
+}
+
+/// Digits a line amount may have after the point: Flexprice keeps decimals finer than the
+/// currency's subunit on lines (usage priced per unit); only the invoice's totals are rounded to
+/// the subunit (half up). Which digits Flexprice keeps is not documented: six, and an unrounded
+/// `subtotal`, is the harsher case for a client that must send exact amounts.
+const LINE_DIGITS: u32 = 6;
+
+/// A non-negative decimal in millionths of the major unit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Precise(u64);
+
+impl Precise {
+    fn parse(text: &str) -> Option<Precise> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || (!fraction.is_empty() && !digits(fraction)) {
+            return None;
+        }
+        if fraction.len() > LINE_DIGITS as usize {
+            return None;
+        }
+        let scale = 10u64.pow(LINE_DIGITS);
+        let fraction = format!("{fraction:0<6}").parse::<u64>().ok()?;
+        whole
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(scale)?
+            .checked_add(fraction)
+            .map(Precise)
+    }
+
+    /// Rounded half up to the currency's subunit.
+    fn rounded(self, currency: Currency) -> Money {
+        let scale = 10u64.pow(LINE_DIGITS - u32::from(currency.exponent()));
+        Money::from_minor((self.0 + scale / 2) / scale, currency)
+    }
+
+    /// As Flexprice shows it: the currency's digits when exact, every digit kept otherwise.
+    fn text(self, currency: Currency) -> String {
+        let rounded = self.rounded(currency);
+        let scale = 10u64.pow(LINE_DIGITS - u32::from(currency.exponent()));
+        if rounded.minor() * scale == self.0 {
+            return rounded.to_decimal_string();
+        }
+        let unit = 10u64.pow(LINE_DIGITS);
+        let fraction = format!("{:06}", self.0 % unit);
+        format!("{}.{}", self.0 / unit, fraction.trim_end_matches('0'))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -84,9 +133,12 @@ struct Invoice {
 }
 
 impl Invoice {
+    fn subtotal_precise(&self) -> Precise {
+        Precise(self.line_items.iter().map(|li| li.amount.0).sum())
+    }
+
     fn subtotal(&self) -> Money {
-        let minor = self.line_items.iter().map(|li| li.amount.minor()).sum();
-        Money::from_minor(minor, self.currency)
+        self.subtotal_precise().rounded(self.currency)
     }
 
     fn tax(&self) -> Money {
@@ -131,7 +183,7 @@ impl Invoice {
             .iter()
             .map(|li| json!({"id": li.id, "invoice_id": self.id, "customer_id": self.customer_id,
                 "display_name": li.display_name, "plan_display_name": li.display_name,
-                "entity_type": li.entity_type, "amount": li.amount.to_decimal_string(),
+                "entity_type": li.entity_type, "amount": li.amount.text(self.currency),
                 "quantity": li.quantity.to_string(), "currency": currency, "metadata": {},
                 "prepaid_credits_applied": "0", "line_item_discount": "0", "invoice_level_discount": "0"}))
             .collect();
@@ -145,7 +197,7 @@ impl Invoice {
             "currency": currency, "amount_due": self.due().to_decimal_string(),
             "amount_paid": self.paid.to_decimal_string(),
             "amount_remaining": self.remaining().to_decimal_string(),
-            "subtotal": self.subtotal().to_decimal_string(), "total": self.total().to_decimal_string(),
+            "subtotal": self.subtotal_precise().text(self.currency), "total": self.total().to_decimal_string(),
             "total_discount": self.discount.to_decimal_string(),
             "total_tax": self.tax().to_decimal_string(),
             "total_prepaid_credits_applied": self.credits.to_decimal_string(),
@@ -219,6 +271,19 @@ fn decimal(body: &Value, field: &str, currency: Currency) -> Result<Money, ApiEr
         Some(_) => Err(ApiError::validation(format!(
             "{field} must be a decimal string"
         ))),
+    }
+}
+
+/// A line's amount: a non-negative decimal string of up to six digits after the point.
+fn line_amount(item: &Value) -> Result<Precise, ApiError> {
+    match item.get("amount") {
+        None | Some(Value::Null) => Ok(Precise::default()),
+        Some(Value::String(text)) => Precise::parse(text).ok_or_else(|| {
+            ApiError::validation(format!(
+                "amount: {text:?} is not a non-negative decimal of at most {LINE_DIGITS} digits after the point"
+            ))
+        }),
+        Some(_) => Err(ApiError::validation("amount must be a decimal string")),
     }
 }
 
@@ -395,8 +460,8 @@ async fn update_customer(
     reply(StatusCode::OK, result)
 }
 
-/// An invoice's `line_items`, each an exact decimal amount in its currency.
-fn invoice_lines(body: &Value, currency: Currency) -> Result<Vec<LineItem>, ApiError> {
+/// An invoice's `line_items`, each a decimal amount of up to six digits after the point.
+fn invoice_lines(body: &Value) -> Result<Vec<LineItem>, ApiError> {
     let items = body.get("line_items").and_then(Value::as_array);
     items
         .into_iter()
@@ -412,7 +477,7 @@ fn invoice_lines(body: &Value, currency: Currency) -> Result<Vec<LineItem>, ApiE
                 id: new_id("li_"),
                 display_name: text("display_name", "Charge"),
                 entity_type: text("entity_type", "plan"),
-                amount: decimal(item, "amount", currency)?,
+                amount: line_amount(item)?,
                 quantity: item.get("quantity").and_then(Value::as_u64).unwrap_or(1),
             })
         })
@@ -449,7 +514,7 @@ async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
                 .unwrap_or_default(),
         )
         .map_err(|e| ApiError::validation(format!("currency: {e}")))?;
-        let line_items = invoice_lines(&body, currency)?;
+        let line_items = invoice_lines(&body)?;
         let taxes = invoice_taxes(&body, currency)?;
         // A caller may choose the id (the local stack seeds invoices with known ids).
         let id = match body.get("id").and_then(Value::as_str) {

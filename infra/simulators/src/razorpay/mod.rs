@@ -3,7 +3,7 @@
 //!
 //! - `/v1/...`: customers, payment links, invoices, payments, behind HTTP Basic auth.
 //! - `/_sim/...`: control, without auth: pay, fail, expire or cancel (delivering webhooks),
-//!   fault injection, the request log, the webhook delivery log.
+//!   fault injection, a customer refusal on demand, the request log, the webhook delivery log.
 
 mod events;
 mod state;
@@ -134,6 +134,7 @@ impl Simulator {
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
+            .route("/_sim/refuse-customer", post(refuse_customer))
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
             .route("/_sim/invoices/{id}/{action}", post(invoice_action));
         api.merge(control).with_state(self.clone())
@@ -453,6 +454,24 @@ fn action_reply(
         payments_unique.dedup();
         json!({"payments": payments_unique, "events": sim.deliver(events, delivery)})
     }))
+}
+
+#[derive(Deserialize)]
+struct CustomerRefusal {
+    field: String,
+    description: String,
+}
+
+/// The next customer create is refused naming `field`, as Razorpay refuses data it finds
+/// wrong that no documented rule names (its validation has more rules than its docs).
+async fn refuse_customer(
+    State(sim): State<Simulator>,
+    Json(refusal): Json<CustomerRefusal>,
+) -> Response {
+    lock(&sim.inner.account)
+        .customer_refusals
+        .push((refusal.field, refusal.description));
+    Json(json!({"ok": true})).into_response()
 }
 
 async fn link_action(

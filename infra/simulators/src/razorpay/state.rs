@@ -276,6 +276,9 @@ pub struct Invoice {
 /// The account: every entity, by id.
 #[derive(Debug, Default)]
 pub struct Account {
+    /// Refusals scripted for the next customer creates: (field, description), as Razorpay's
+    /// validation would answer for data it finds wrong (`/_sim/refuse-customer`).
+    pub customer_refusals: Vec<(String, String)>,
     pub customers: BTreeMap<String, Customer>,
     pub links: BTreeMap<String, PaymentLink>,
     pub invoices: BTreeMap<String, Invoice>,
@@ -391,6 +394,10 @@ impl Account {
     /// nothing (a hyphen in a name, punctuation in a contact) this refuses: the stricter of the
     /// plausible readings.
     pub fn create_customer(&mut self, body: &Value) -> Result<Value, ApiError> {
+        if !self.customer_refusals.is_empty() {
+            let (field, description) = self.customer_refusals.remove(0);
+            return Err(ApiError::bad_request(&description, Some(&field)));
+        }
         let email = string_field(body, "email").filter(|e| !e.is_empty());
         let contact = string_field(body, "contact").filter(|c| !c.is_empty());
         check_customer_fields(body, email.as_deref(), contact.as_deref())?;
