@@ -89,4 +89,71 @@ async fn a_job_stopped_between_two_writes_is_applied_once_on_retry() {
             .any(|r| r.path == "/v1/invoices" && r.query.contains(&format!("receipt={id}"))),
         "looked up by receipt"
     );
+
+    // 3. The same stop, and 100.00 paid in Flexprice before the retry: the invoice the first
+    // attempt made asks too much now, so the resumed sync cancels it and issues the next one.
+    failpoint::arm(failpoint::AFTER_RAZORPAY_INVOICE_CREATE, 1000);
+    let id = finalized(&stack, "300.00").await;
+    let first = razorpay_invoice(&stack, &id).await;
+    assert_eq!(first["amount"], 30000);
+    let elsewhere = json!({"destination_type": "INVOICE", "destination_id": id,
+        "payment_method_type": "OFFLINE", "amount": "100.00", "currency": "INR",
+        "process_payment": true, "idempotency_key": "cash-before-the-retry"});
+    let (status, _) = flexprice(&stack, "POST", "/v1/payments", Some(&elsewhere)).await;
+    assert_eq!(status, 201);
+    let next = razorpay_invoice(&stack, &format!("{id}/1")).await;
+    failpoint::arm(failpoint::AFTER_RAZORPAY_INVOICE_CREATE, 0);
+    assert_eq!(next["amount"], 20000, "what is owed now");
+    let view = wait_for(
+        "the re-issued invoice to sync",
+        Duration::from_secs(30),
+        || async {
+            let (_, view) = api(&stack, "GET", &format!("/api/v1/invoices/{id}/sync"), None).await;
+            (view["state"] == "SYNCED").then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(view["razorpay_invoice_id"], next["id"], "{view}");
+    assert_eq!(
+        (&view["receipt"], &view["amount_minor"]),
+        (&json!(format!("{id}/1")), &json!(20000))
+    );
+    let first = razorpay_invoice(&stack, &id).await;
+    assert_eq!(first["status"], "cancelled", "never two live invoices");
+}
+
+/// A finalized INR invoice of one line; its id.
+async fn finalized(stack: &local_stack::LocalStack, amount: &str) -> String {
+    let body = json!({"customer_id": stack.ready.customer_id, "currency": "inr",
+        "line_items": [{"display_name": "Plan", "amount": amount}]});
+    let (status, created) = flexprice(stack, "POST", "/v1/invoices", Some(&body)).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    flexprice(stack, "POST", &format!("/v1/invoices/{id}/finalize"), None).await;
+    id
+}
+
+/// The Razorpay invoice with this receipt, once there is one.
+async fn razorpay_invoice(stack: &local_stack::LocalStack, receipt: &str) -> serde_json::Value {
+    wait_for(
+        &format!("a Razorpay invoice {receipt}"),
+        Duration::from_secs(30),
+        || async {
+            let found: serde_json::Value = system_tests::http()
+                .get(format!("{}/v1/invoices", stack.ready.razorpay_sim_url))
+                .basic_auth(
+                    local_stack::RAZORPAY_KEY_ID,
+                    Some(&stack.razorpay_key_secret),
+                )
+                .query(&[("receipt", receipt)])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            found["items"].get(0).cloned()
+        },
+    )
+    .await
 }

@@ -562,3 +562,47 @@ async fn random_interleavings_never_let_a_customer_pay_more_than_is_owed() {
     }
     println!("{}", steps.join("\n"));
 }
+
+#[tokio::test]
+async fn a_partial_payment_elsewhere_cancels_the_synced_invoice_and_issues_one_for_the_rest() {
+    let stack = start("col-").await;
+    let id = finalized_invoice(&stack, "inr", json!({})).await;
+    let synced = sync_state(&stack, &id, &["SYNCED"]).await;
+    let first = synced["razorpay_invoice_id"].as_str().unwrap().to_owned();
+    let transfer = json!({"destination_type": "INVOICE", "destination_id": id,
+        "payment_method_type": "OFFLINE", "amount": "119.50", "currency": "INR",
+        "process_payment": true, "idempotency_key": "part-by-bank"});
+    let (status, _) = flexprice(&stack, "POST", "/v1/payments", Some(&transfer)).await;
+    assert_eq!(status, 201);
+    let view = system_tests::wait_for("the re-issue", Duration::from_secs(30), || async {
+        let (_, view) = api(&stack, "GET", &format!("/api/v1/invoices/{id}/sync"), None).await;
+        (view["state"] == "SYNCED" && view["issue"] == 1).then_some(view)
+    })
+    .await;
+    assert_eq!(view["amount_minor"], 100000, "what is left: {view}");
+    assert_eq!(view["receipt"], format!("{id}/1"));
+    let invoices = razorpay_list(&stack, "/v1/invoices").await;
+    let status_of = |rzp: &str| {
+        invoices["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["id"] == rzp)
+            .map(|i| i["status"].clone())
+    };
+    assert_eq!(status_of(&first), Some(json!("cancelled")));
+    assert_eq!(
+        status_of(view["razorpay_invoice_id"].as_str().unwrap()),
+        Some(json!("issued"))
+    );
+    let new_id = view["razorpay_invoice_id"].clone();
+    system_tests::wait_for(
+        "the new id in Flexprice's metadata",
+        Duration::from_secs(30),
+        || async {
+            let (_, invoice) = flexprice(&stack, "GET", &format!("/v1/invoices/{id}"), None).await;
+            (invoice["metadata"]["razorpay_invoice_id"] == new_id).then_some(())
+        },
+    )
+    .await;
+}
