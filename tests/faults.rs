@@ -139,19 +139,8 @@ async fn razorpay_invoice(stack: &local_stack::LocalStack, receipt: &str) -> ser
         &format!("a Razorpay invoice {receipt}"),
         Duration::from_secs(30),
         || async {
-            let found: serde_json::Value = system_tests::http()
-                .get(format!("{}/v1/invoices", stack.ready.razorpay_sim_url))
-                .basic_auth(
-                    local_stack::RAZORPAY_KEY_ID,
-                    Some(&stack.razorpay_key_secret),
-                )
-                .query(&[("receipt", receipt)])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let query = [("receipt", receipt)];
+            let found = system_tests::razorpay_api(stack, "/v1/invoices", &query).await;
             found["items"].get(0).cloned()
         },
     )

@@ -224,6 +224,23 @@ pub async fn flexprice_paid(stack: &LocalStack, invoice_id: &str) -> (String, us
     )
 }
 
+/// A read of the Razorpay simulator's API with the demo account's key (`query` as pairs).
+pub async fn razorpay_api(stack: &LocalStack, path: &str, query: &[(&str, &str)]) -> Value {
+    http()
+        .get(format!("{}{path}", stack.ready.razorpay_sim_url))
+        .basic_auth(
+            local_stack::RAZORPAY_KEY_ID,
+            Some(&stack.razorpay_key_secret),
+        )
+        .query(query)
+        .send()
+        .await
+        .expect("the Razorpay simulator answers")
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
 /// The demo tenant's connection, as a `PUT /api/v1/connections/razorpay` body (sync on).
 pub fn connection_body(stack: &LocalStack) -> Value {
     serde_json::json!({"key_id": local_stack::RAZORPAY_KEY_ID,

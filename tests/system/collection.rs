@@ -8,7 +8,7 @@ use std::time::Duration;
 use local_stack::LocalStack;
 use serde_json::{Value, json};
 use system_tests::{
-    api, finalized_invoice, flexprice, flexprice_paid, http, link_payment, payment_when,
+    api, finalized_invoice, flexprice, flexprice_paid, link_payment, payment_when, razorpay_api,
     razorpay_control, start, sync_state,
 };
 
@@ -20,21 +20,7 @@ fn body(invoice_id: &str, amount: &str, key: &str) -> Value {
 
 /// A link's status at the Razorpay simulator.
 async fn link_status(stack: &LocalStack, link_id: &str) -> String {
-    let link: Value = http()
-        .get(format!(
-            "{}/v1/payment_links/{link_id}",
-            stack.ready.razorpay_sim_url
-        ))
-        .basic_auth(
-            local_stack::RAZORPAY_KEY_ID,
-            Some(&stack.razorpay_key_secret),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let link = razorpay_api(stack, &format!("/v1/payment_links/{link_id}"), &[]).await;
     link["status"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -298,21 +284,6 @@ fn minor(value: &Value, currency: shared::domain::money::Currency) -> u64 {
         .unwrap_or(0)
 }
 
-async fn razorpay_list(stack: &LocalStack, path: &str) -> Value {
-    http()
-        .get(format!("{}{path}", stack.ready.razorpay_sim_url))
-        .basic_auth(
-            local_stack::RAZORPAY_KEY_ID,
-            Some(&stack.razorpay_key_secret),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
     let (_, invoice) = flexprice(stack, "GET", &format!("/v1/invoices/{invoice_id}"), None).await;
     let currency =
@@ -335,7 +306,7 @@ async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
         open_links: Vec::new(),
         issued: Vec::new(),
     };
-    let links = razorpay_list(stack, "/v1/payment_links").await;
+    let links = razorpay_api(stack, "/v1/payment_links", &[]).await;
     for link in links["payment_links"].as_array().into_iter().flatten() {
         if link["notes"]["flexprice_invoice_id"] == invoice_id {
             seen.captured += link["amount_paid"].as_u64().unwrap_or(0);
@@ -347,7 +318,7 @@ async fn seen(stack: &LocalStack, invoice_id: &str) -> Seen {
                 .push(link["id"].as_str().unwrap().to_owned());
         }
     }
-    let invoices = razorpay_list(stack, "/v1/invoices").await;
+    let invoices = razorpay_api(stack, "/v1/invoices", &[]).await;
     for rzp in invoices["items"].as_array().into_iter().flatten() {
         if rzp["notes"]["flexprice_invoice_id"] == invoice_id {
             seen.captured += rzp["amount_paid"].as_u64().unwrap_or(0);
@@ -499,7 +470,7 @@ async fn random_step(stack: &LocalStack, rng: &mut Rng, invoice: &str, now: &See
 /// An invoice paid more than it was due: only by a race, and then one of its link payments is
 /// flagged for review.
 async fn flagged(stack: &LocalStack, invoice_id: &str, steps: &[String]) {
-    let links = razorpay_list(stack, "/v1/payment_links").await;
+    let links = razorpay_api(stack, "/v1/payment_links", &[]).await;
     let paid: Vec<String> = links["payment_links"]
         .as_array()
         .into_iter()
@@ -581,7 +552,7 @@ async fn a_partial_payment_elsewhere_cancels_the_synced_invoice_and_issues_one_f
     .await;
     assert_eq!(view["amount_minor"], 100000, "what is left: {view}");
     assert_eq!(view["receipt"], format!("{id}/1"));
-    let invoices = razorpay_list(&stack, "/v1/invoices").await;
+    let invoices = razorpay_api(&stack, "/v1/invoices", &[]).await;
     let status_of = |rzp: &str| {
         invoices["items"]
             .as_array()

@@ -17,20 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Razorpay invoices whose receipt is this Flexprice invoice.
 async fn razorpay_invoices(stack: &LocalStack, receipt: &str) -> Vec<Value> {
-    let response: Value = http()
-        .get(format!("{}/v1/invoices", stack.ready.razorpay_sim_url))
-        .basic_auth(
-            local_stack::RAZORPAY_KEY_ID,
-            Some(&stack.razorpay_key_secret),
-        )
-        .query(&[("receipt", receipt)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["items"].as_array().cloned().unwrap_or_default()
+    let found = system_tests::razorpay_api(stack, "/v1/invoices", &[("receipt", receipt)]).await;
+    found["items"].as_array().cloned().unwrap_or_default()
 }
 
 async fn flexprice_invoice(stack: &LocalStack, id: &str) -> Value {

@@ -65,21 +65,8 @@ async fn the_example_body_creates_one_link_and_a_retry_returns_it() {
     assert_eq!(count(&stack, "POST", "/v1/payment_links"), 1);
 
     // The link carries our ids in its notes, never line items or caller metadata.
-    let link: Value = http()
-        .get(format!(
-            "{}/v1/payment_links/{link_id}",
-            stack.ready.razorpay_sim_url
-        ))
-        .basic_auth(
-            local_stack::RAZORPAY_KEY_ID,
-            Some(&stack.razorpay_key_secret),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let link =
+        system_tests::razorpay_api(&stack, &format!("/v1/payment_links/{link_id}"), &[]).await;
     assert_eq!(link["reference_id"], payment["id"]);
     assert_eq!(
         link["notes"]["flexprice_invoice_id"],

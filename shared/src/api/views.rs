@@ -3,8 +3,10 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::instruments::InstrumentKind;
 use crate::domain::payment::{Payment, PaymentMethod};
 use crate::domain::sync::InvoiceSync;
+use crate::services::payment_url::PaymentUrl;
 
 /// A payment (`POST /api/v1/payments`, `GET /api/v1/payments/{id}`).
 pub fn payment(payment: &Payment) -> Value {
@@ -71,11 +73,11 @@ pub fn invoice_sync(sync: &InvoiceSync) -> Value {
 }
 
 /// An invoice's payment URL (`GET /api/v1/invoices/{invoice_id}/payment-url`).
-pub fn payment_url(url: &crate::services::payment_url::PaymentUrl) -> Value {
+pub fn payment_url(url: &PaymentUrl) -> Value {
     let instrument = &url.instrument;
     let kind = match instrument.kind {
-        crate::domain::instruments::InstrumentKind::Link => "payment_link",
-        crate::domain::instruments::InstrumentKind::RazorpayInvoice => "razorpay_invoice",
+        InstrumentKind::Link => "payment_link",
+        InstrumentKind::RazorpayInvoice => "razorpay_invoice",
     };
     json!({
         "invoice_id": url.invoice_id,

@@ -44,15 +44,6 @@ impl InstrumentState {
     pub fn is_payable(self) -> bool {
         matches!(self, InstrumentState::Reserved | InstrumentState::Open)
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstrumentState::Reserved => "reserved",
-            InstrumentState::Open => "open",
-            InstrumentState::Paid => "paid",
-            InstrumentState::Closed => "closed",
-        }
-    }
 }
 
 /// One way to pay an invoice.

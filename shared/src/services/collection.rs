@@ -275,37 +275,33 @@ pub async fn paid(
     let current = read(adapters, scope, invoice_id)
         .await
         .map_err(Failure::retryable)?;
-    let Some(instrument) = current.as_ref().and_then(|c| c.find(which)) else {
+    let Some(current) = current else {
         return Ok(());
     };
-    if instrument.state == InstrumentState::Paid {
-        return Ok(());
+    match current.find(which) {
+        Some(instrument) if instrument.state != InstrumentState::Paid => {}
+        _ => return Ok(()),
     }
-    queue_settle(adapters, scope, invoice_id).await?;
-    change(adapters, scope, invoice_id, which, &InstrumentChange::Paid)
+    let settle = Task::SettleCollection {
+        invoice_id: invoice_id.to_owned(),
+    };
+    queue(adapters, scope, settle).await?;
+    change_stored(adapters, scope, &current, which, &InstrumentChange::Paid)
         .await
         .map(|_| ())
         .map_err(|e| Failure::classed(&e))
 }
 
-/// Queues the settle job for an invoice.
-pub async fn queue_settle(
-    adapters: &Adapters,
-    scope: &TenantScope,
-    invoice_id: &str,
-) -> Result<(), Failure> {
-    let job = Job::new(
-        scope,
-        Task::SettleCollection {
-            invoice_id: invoice_id.to_owned(),
-        },
-    );
+/// Queues a follow-up job (the settle job, a re-issue).
+async fn queue(adapters: &Adapters, scope: &TenantScope, task: Task) -> Result<(), Failure> {
+    let kind = task.kind();
+    let job = Job::new(scope, task);
     adapters
         .queue
         .send(&job, None)
         .await
         .map(|_| ())
-        .map_err(|e| Failure::retryable(format!("could not queue the settle job: {e}")))
+        .map_err(|e| Failure::retryable(format!("could not queue the {kind} job: {e}")))
 }
 
 /// What a settle job did.
@@ -344,13 +340,14 @@ pub async fn settle(
     let collection = settle_stale(adapters, scope, &clients, collection).await?;
     let mut closed = 0;
     for instrument in collection.to_close(owed) {
-        let outcome = close_at_razorpay(adapters, scope, &clients, &instrument, &why).await?;
+        let outcome =
+            close_at_razorpay(adapters, scope, &clients, invoice_id, &instrument, &why).await?;
         let Some(razorpay_id) = instrument.razorpay_id.as_deref() else {
             continue;
         };
         // What follows first: if the write below fails, the retry closes (idempotently) and
         // follows up again, never the other way round.
-        after_close(adapters, scope, &instrument, &outcome, owed).await?;
+        after_close(adapters, scope, invoice_id, &instrument, &outcome, owed).await?;
         let which = Which::Razorpay(razorpay_id);
         change(adapters, scope, invoice_id, &which, &outcome)
             .await
@@ -366,6 +363,7 @@ pub async fn settle(
 async fn after_close(
     adapters: &Adapters,
     scope: &TenantScope,
+    invoice_id: &str,
     instrument: &Instrument,
     outcome: &InstrumentChange,
     owed: Money,
@@ -376,29 +374,13 @@ async fn after_close(
     if let Some(payment_id) = instrument.payment_id.as_deref() {
         fail_payment(adapters, scope, payment_id, reason).await;
     }
-    match instrument.kind {
-        InstrumentKind::RazorpayInvoice if !owed.is_zero() => {
-            let invoice_id = invoice_sync::flexprice_invoice_of(
-                adapters,
-                scope,
-                instrument.razorpay_id.as_deref().unwrap_or_default(),
-            )
-            .await
-            .map_err(Failure::retryable)?
-            .map(|sync| sync.invoice_id);
-            let Some(invoice_id) = invoice_id else {
-                return Ok(());
-            };
-            let job = Job::new(scope, Task::SyncInvoice { invoice_id });
-            adapters
-                .queue
-                .send(&job, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| Failure::retryable(format!("could not queue the re-issue: {e}")))
-        }
-        _ => Ok(()),
+    if instrument.kind == InstrumentKind::RazorpayInvoice && !owed.is_zero() {
+        let reissue = Task::SyncInvoice {
+            invoice_id: invoice_id.to_owned(),
+        };
+        return queue(adapters, scope, reissue).await;
     }
+    Ok(())
 }
 
 /// Why the invoice owes what it owes (the reason on what closes), and whether it was paid
@@ -526,6 +508,7 @@ async fn close_at_razorpay(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
+    invoice_id: &str,
     instrument: &Instrument,
     why: &str,
 ) -> Result<InstrumentChange, Failure> {
@@ -560,7 +543,8 @@ async fn close_at_razorpay(
             }
         }
         InstrumentKind::RazorpayInvoice => {
-            let status = invoice_sync::close_invoice(adapters, scope, clients, id).await?;
+            let status =
+                invoice_sync::close_invoice(adapters, scope, clients, invoice_id, id).await?;
             if status.has_payments() {
                 Ok(paid_first(id))
             } else {

@@ -940,6 +940,7 @@ pub async fn close_invoice(
     adapters: &Adapters,
     scope: &TenantScope,
     clients: &Clients,
+    invoice_id: &str,
     razorpay_invoice_id: &str,
 ) -> Result<InvoiceStatus, Failure> {
     let razorpay = clients
@@ -952,15 +953,39 @@ pub async fn close_invoice(
     } else {
         close_in_razorpay(clients, &razorpay).await?
     };
-    let sync = flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
+    note_status_of(
+        adapters,
+        scope,
+        invoice_id,
+        razorpay_invoice_id,
+        status.as_str(),
+    )
+    .await?;
+    Ok(status)
+}
+
+/// Notes a Razorpay invoice's status on the invoice's sync record, if the record is about
+/// that Razorpay invoice (not an earlier issue) and the status is news.
+pub async fn note_status_of(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    invoice_id: &str,
+    razorpay_invoice_id: &str,
+    status: &str,
+) -> Result<(), Failure> {
+    let key = records::sync_key(scope, invoice_id);
+    let sync = records::read::<InvoiceSync>(adapters.store.as_ref(), &key)
         .await
         .map_err(Failure::retryable)?;
-    if let Some(sync) = sync
-        && sync.razorpay_status.as_deref() != Some(status.as_str())
-    {
-        note_razorpay_status(adapters, scope, &sync, status.as_str()).await?;
+    match sync {
+        Some(sync)
+            if sync.razorpay_invoice_id.as_deref() == Some(razorpay_invoice_id)
+                && sync.razorpay_status.as_deref() != Some(status) =>
+        {
+            note_razorpay_status(adapters, scope, &sync, status).await
+        }
+        _ => Ok(()),
     }
-    Ok(status)
 }
 
 /// The sync record of the Flexprice invoice a Razorpay invoice was synced from.

@@ -12,7 +12,7 @@ use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records;
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::Invoice;
-use crate::adapters::razorpay::wire::{InvoiceStatus, LinkStatus};
+use crate::adapters::razorpay::wire::LinkStatus;
 use crate::domain::error::{Classify, Failure, Refusal};
 use crate::domain::ids::FlexpriceId;
 use crate::domain::instruments::{
@@ -165,7 +165,9 @@ async fn still_payable(
         InstrumentKind::RazorpayInvoice => {
             let invoice = clients.razorpay.get_invoice(&id).await;
             let status = invoice.map_err(|_| unavailable("Razorpay"))?.status;
-            note_invoice_status(adapters, scope, &id, &status).await?;
+            invoice_sync::note_status_of(adapters, scope, invoice_id, &id, status.as_str())
+                .await
+                .map_err(refusal)?;
             status.is_closed().then(|| status.as_str().to_owned())
         }
     };
@@ -191,26 +193,6 @@ fn covering(collection: &Collection, owed: Money) -> Option<Instrument> {
         .iter()
         .find(|i| i.state == InstrumentState::Open && i.amount_minor == owed.minor())
         .cloned()
-}
-
-/// A synced invoice's Razorpay status, noted on its sync record when it changed.
-async fn note_invoice_status(
-    adapters: &Adapters,
-    scope: &TenantScope,
-    razorpay_invoice_id: &str,
-    status: &InvoiceStatus,
-) -> Result<(), Refusal> {
-    let sync = invoice_sync::flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
-        .await
-        .map_err(|_| unavailable("Storage"))?;
-    match sync {
-        Some(sync) if sync.razorpay_status.as_deref() != Some(status.as_str()) => {
-            invoice_sync::note_razorpay_status(adapters, scope, &sync, status.as_str())
-                .await
-                .map_err(refusal)
-        }
-        _ => Ok(()),
-    }
 }
 
 /// No live instrument asks it all: what asks too much closes (the settle job's rules), open

@@ -513,7 +513,11 @@ async fn invoice_expired(
     else {
         return Ok(not_ours(&invoice.id));
     };
-    invoice_sync::note_razorpay_status(adapters, scope, &sync, invoice.status.as_str()).await?;
+    // About the sync record's own Razorpay invoice, not an earlier issue it replaced.
+    if sync.razorpay_invoice_id.as_deref() == Some(invoice.id.as_str()) {
+        let status = invoice.status.as_str();
+        invoice_sync::note_razorpay_status(adapters, scope, &sync, status).await?;
+    }
     let closed = InstrumentChange::Closed {
         reason: "invoice.expired".to_owned(),
     };

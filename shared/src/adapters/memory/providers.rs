@@ -206,39 +206,42 @@ impl FakeRazorpay {
 
     /// Sets a link's status, as a payment or Razorpay's expiry would.
     pub fn set_link_status(&self, id: &str, status: LinkStatus) {
-        if let Some(link) = self.inner.state().links.iter_mut().find(|l| l.id == id) {
+        if let Ok(link) = by_id(&mut self.inner.state().links, id) {
             link.status = status;
         }
     }
 
     /// Sets an invoice's status, as a payment or Razorpay's expiry would.
     pub fn set_invoice_status(&self, id: &str, status: InvoiceStatus) {
-        if let Some(invoice) = self.inner.state().invoices.iter_mut().find(|i| i.id == id) {
+        if let Ok(invoice) = by_id(&mut self.inner.state().invoices, id) {
             invoice.status = status;
         }
     }
+}
 
-    fn link_mut<'a>(
-        state: &'a mut RazorpayState,
-        id: &str,
-    ) -> Result<&'a mut PaymentLink, RazorpayError> {
-        state
-            .links
-            .iter_mut()
-            .find(|l| l.id == id)
-            .ok_or_else(|| razorpay_refusal(404, "The id provided does not exist"))
-    }
+/// A Razorpay entity, named by its id.
+trait Entity {
+    fn id(&self) -> &str;
+}
 
-    fn invoice_mut<'a>(
-        state: &'a mut RazorpayState,
-        id: &str,
-    ) -> Result<&'a mut Invoice, RazorpayError> {
-        state
-            .invoices
-            .iter_mut()
-            .find(|i| i.id == id)
-            .ok_or_else(|| razorpay_refusal(404, "The id provided does not exist"))
+impl Entity for PaymentLink {
+    fn id(&self) -> &str {
+        &self.id
     }
+}
+
+impl Entity for Invoice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The entity named `id` among `items`, to change, or Razorpay's 404.
+fn by_id<'a, T: Entity>(items: &'a mut [T], id: &str) -> Result<&'a mut T, RazorpayError> {
+    items
+        .iter_mut()
+        .find(|item| item.id() == id)
+        .ok_or_else(|| razorpay_refusal(404, "The id provided does not exist"))
 }
 
 /// The answer, after one yield to the scheduler (as a network call would): concurrent callers
@@ -316,7 +319,7 @@ impl RazorpayApi for FakeRazorpay {
         id: &'a str,
     ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
         ready(self.inner.call("get_payment_link", |state| {
-            FakeRazorpay::link_mut(state, id).map(|l| l.clone())
+            by_id(&mut state.links, id).map(|l| l.clone())
         }))
     }
 
@@ -325,7 +328,7 @@ impl RazorpayApi for FakeRazorpay {
         id: &'a str,
     ) -> PortFuture<'a, Result<PaymentLink, RazorpayError>> {
         ready(self.inner.call("cancel_payment_link", |state| {
-            let link = FakeRazorpay::link_mut(state, id)?;
+            let link = by_id(&mut state.links, id)?;
             if link.status != LinkStatus::Created {
                 return Err(razorpay_refusal(
                     400,
@@ -370,7 +373,7 @@ impl RazorpayApi for FakeRazorpay {
 
     fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
         ready(self.inner.call("get_invoice", |state| {
-            FakeRazorpay::invoice_mut(state, id).map(|i| i.clone())
+            by_id(&mut state.invoices, id).map(|i| i.clone())
         }))
     }
 
@@ -390,7 +393,7 @@ impl RazorpayApi for FakeRazorpay {
 
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
         ready(self.inner.call("cancel_invoice", |state| {
-            let invoice = FakeRazorpay::invoice_mut(state, id)?;
+            let invoice = by_id(&mut state.invoices, id)?;
             if invoice.status != InvoiceStatus::Issued {
                 return Err(razorpay_refusal(
                     400,
