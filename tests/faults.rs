@@ -120,6 +120,49 @@ async fn a_job_stopped_between_two_writes_is_applied_once_on_retry() {
     );
     let first = razorpay_invoice(&stack, &id).await;
     assert_eq!(first["status"], "cancelled", "never two live invoices");
+
+    // 4. The crash window: the invoice issued (and emailed), the job stops before its record
+    // says so, and the customer pays it meanwhile. The mapping was written before the issue, so
+    // the payment is found and recorded exactly once; the resumed sync adopts the paid invoice.
+    failpoint::arm(failpoint::AFTER_RAZORPAY_INVOICE_CREATE, 1000);
+    let id = finalized(&stack, "250.00").await;
+    let issued = wait_for("the invoice issued", Duration::from_secs(30), || async {
+        let found = razorpay_invoice(&stack, &id).await;
+        (found["status"] == "issued").then_some(found)
+    })
+    .await;
+    let path = format!("/_sim/invoices/{}/pay", issued["id"].as_str().unwrap());
+    let (status, _) = system_tests::razorpay_control(&stack, &path, &json!({})).await;
+    assert_eq!(status, 200);
+    let paid_in_flexprice = || async {
+        let (_, invoice) = flexprice(&stack, "GET", &format!("/v1/invoices/{id}"), None).await;
+        invoice["amount_paid"].as_str().map(str::to_owned)
+    };
+    wait_for("the payment recorded", Duration::from_secs(30), || async {
+        paid_in_flexprice().await.filter(|paid| paid == "250.00")
+    })
+    .await;
+    failpoint::arm(failpoint::AFTER_RAZORPAY_INVOICE_CREATE, 0);
+    // The resumed sync finds nothing owed: done, with nothing more made.
+    let view = wait_for(
+        "the paid invoice's sync",
+        Duration::from_secs(30),
+        || async {
+            let (_, view) = api(&stack, "GET", &format!("/api/v1/invoices/{id}/sync"), None).await;
+            (view["state"] == "SKIPPED").then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(view["skip_reason"], "the invoice is paid", "{view}");
+    let receipt = [("receipt", id.as_str())];
+    let made = system_tests::razorpay_api(&stack, "/v1/invoices", &receipt).await;
+    assert_eq!(made["count"], 1, "{made}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        paid_in_flexprice().await.as_deref(),
+        Some("250.00"),
+        "recorded once"
+    );
 }
 
 /// A finalized INR invoice of one line; its id.

@@ -187,19 +187,36 @@ pub async fn link_payment(stack: &LocalStack, amount: &str, idempotency_key: &st
     payment
 }
 
-/// A `payment.captured` for our payment, as Razorpay sends it for a link payment (the link's
-/// notes copied onto the payment).
-pub fn captured_event(
+/// The customer opens a link: Razorpay makes its order (`order_id`, or a new one), the one
+/// every payment on the link is on. Returns the order id.
+pub async fn open_link(stack: &LocalStack, link_id: &str, order_id: Option<&str>) -> String {
+    let path = format!("/_sim/payment_links/{link_id}/open");
+    let body = serde_json::json!({"order_id": order_id});
+    let (status, link) = razorpay_control(stack, &path, &body).await;
+    assert_eq!(status, 200, "{link}");
+    link["order_id"]
+        .as_str()
+        .expect("the link's order")
+        .to_owned()
+}
+
+/// A `payment.captured` for our payment, as Razorpay sends it for a link payment: on the link's
+/// order, with the link's notes copied onto the payment.
+pub async fn captured_event(
     stack: &LocalStack,
     payment: &Value,
     razorpay_payment_id: &str,
     amount_minor: u64,
 ) -> String {
+    let link_id = payment["gateway_tracking_id"]
+        .as_str()
+        .expect("a link payment");
+    let order_id = open_link(stack, link_id, None).await;
     serde_json::json!({"entity": "event", "account_id": stack.razorpay.account_id(),
         "event": "payment.captured", "contains": ["payment"],
         "payload": {"payment": {"entity": {"id": razorpay_payment_id, "entity": "payment",
             "amount": amount_minor, "currency": "INR", "status": "captured", "captured": true,
-            "order_id": format!("order_{}", &razorpay_payment_id[4..]), "invoice_id": null,
+            "order_id": order_id, "invoice_id": null,
             "notes": {"flexprice_payment_id": payment["id"], "tenant_id": stack.ready.tenant_id,
                 "environment_id": stack.ready.environment_id}}}},
         "created_at": 1764060000})

@@ -12,7 +12,9 @@ static ARMED: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
 
 /// After the money is recorded in Flexprice, before it is counted on our payment.
 pub const AFTER_FLEXPRICE_RECORD: &str = "reconcile.after_flexprice_record";
-/// After the Razorpay invoice is created, before the sync record says SYNCED.
+/// After the Razorpay invoice is made as a draft and mapped, before it is issued.
+pub const AFTER_RAZORPAY_INVOICE_DRAFT: &str = "invoice_sync.after_razorpay_invoice_draft";
+/// After the Razorpay invoice is issued, before the sync record says SYNCED.
 pub const AFTER_RAZORPAY_INVOICE_CREATE: &str = "invoice_sync.after_razorpay_invoice_create";
 
 /// Makes the next `times` passes through `name` fail (tests only).

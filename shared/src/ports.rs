@@ -158,6 +158,8 @@ pub trait RazorpayApi: Send + Sync {
         receipt: &'a str,
     ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>>;
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+    /// Issues a draft invoice; Razorpay refuses (400) one that is not a draft.
+    fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
 }
 
 /// What the services ask of Flexprice.
@@ -170,10 +172,16 @@ pub trait FlexpriceApi: Send + Sync {
         &'a self,
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpriceCustomer, FlexpriceError>>;
-    /// Records a payment; the same `idempotency_key` never records twice.
+    /// Records a payment: inserts it, then processes it. The same `idempotency_key` never
+    /// records twice: it answers the row already there, as it is (processed or not).
     fn record_payment<'a>(
         &'a self,
         request: &'a RecordPaymentRequest,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
+    /// Processes a payment that was inserted but not processed.
+    fn process_payment<'a>(
+        &'a self,
+        id: &'a str,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
     /// Adds `keys` to the metadata of `customer`, as it was just read (keeping the rest).
     fn merge_customer_metadata<'a>(

@@ -21,7 +21,7 @@ use shared::domain::keys::TenantScope;
 use shared::domain::money::{Currency, Money};
 use shared::domain::payment::{Payment, PaymentStatus};
 use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
-use shared::ports::{FlexpriceApi, ManualClock};
+use shared::ports::{FlexpriceApi, ManualClock, RazorpayApi};
 use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::reconcile::{self, Applied};
@@ -87,10 +87,22 @@ async fn stored_payment(table: &dyn Table, id: &str, status: &str) {
         1_764_000_000,
     );
     payment.status = PaymentStatus::parse(status).unwrap();
+    payment.gateway_tracking_id = Some(format!("plink_{id}"));
     payment.version = 3;
     records::create(table, &records::payment_key(&scope(), id), &payment)
         .await
         .unwrap();
+    // Its link's order, as a confirmed link event taught it.
+    let order = records::PaymentRef {
+        payment_id: id.to_owned(),
+    };
+    records::create(
+        table,
+        &records::order_key(&scope(), &format!("order_{id}")),
+        &order,
+    )
+    .await
+    .unwrap();
 }
 
 fn event(name: &str, entity: Value) -> String {
@@ -104,17 +116,35 @@ fn failed_attempt(payment_id: &str, razorpay_id: &str) -> String {
         "payment.failed",
         json!({"payment": {"entity": {"id": razorpay_id, "entity": "payment", "amount": 10000,
             "currency": "INR", "status": "failed", "error_code": "BAD_REQUEST_ERROR",
+            "order_id": format!("order_{payment_id}"),
             "notes": {"flexprice_payment_id": payment_id, "tenant_id": "acme",
                 "environment_id": "live"}}}}),
     )
 }
 
+/// A link event for a payment stored by [`stored_payment`] (its link is `plink_{id}`).
 fn link_ended(payment_id: &str, name: &str) -> String {
+    ended_link(payment_id, &format!("plink_{payment_id}"), name)
+}
+
+fn ended_link(payment_id: &str, link_id: &str, name: &str) -> String {
     event(
         name,
-        json!({"payment_link": {"entity": {"id": "plink_1", "reference_id": payment_id,
+        json!({"payment_link": {"entity": {"id": link_id, "reference_id": payment_id,
             "status": "expired", "notes": {}}}}),
     )
+}
+
+/// The link event of a payment the payment service made.
+fn ended(payment: &Payment, name: &str) -> String {
+    ended_link(&payment.id, link_of(payment), name)
+}
+
+fn link_of(payment: &Payment) -> &str {
+    payment
+        .gateway_tracking_id
+        .as_deref()
+        .expect("a payment with a link")
 }
 
 async fn status_of(table: &dyn Table, id: &str) -> (String, u64) {
@@ -188,34 +218,60 @@ async fn an_ended_link_fails_an_open_payment_and_leaves_a_paid_one() {
 }
 
 #[tokio::test]
-async fn events_about_other_tenants_or_payments_we_did_not_make_change_nothing() {
+async fn events_about_other_tenants_or_payments_we_did_not_make_are_acknowledged_unchanged() {
     let (adapters, table) = testkit::fake_adapters().await;
     stored_payment(table.as_ref(), "fxp_1", "PENDING").await;
-    // Another tenant's notes on our route: refused, never applied to our payment.
-    let theirs = failed_attempt("fxp_1", "pay_X").replace("\"acme\"", "\"globex\"");
-    assert!(
-        reconcile::apply(&adapters, &scope(), &theirs)
-            .await
-            .is_err()
-    );
-    // A link made outside flexrzp on the same Razorpay account.
+    let unmapped = |body: String| body.replace("order_fxp_1", "order_elsewhere");
+    // Another tenant's notes on our route, another integration's payment id (Flexprice's own
+    // Razorpay integration names `pay_01…`), a link made outside flexrzp: none is ours, and
+    // none is parked (acknowledged, nothing changed).
+    let theirs = unmapped(failed_attempt("fxp_1", "pay_X").replace("\"acme\"", "\"globex\""));
+    let native = failed_attempt("pay_01JXAMPLE", "pay_Y");
     let foreign = link_ended("", "payment_link.expired")
         .replace("\"reference_id\":\"\"", "\"reference_id\":null");
-    assert_eq!(
-        reconcile::apply(&adapters, &scope(), &foreign)
-            .await
-            .unwrap(),
-        Applied::NotOurs
-    );
-    // Named in the notes but missing: an error to look at, not silence.
-    assert!(
-        reconcile::apply(&adapters, &scope(), &failed_attempt("fxp_gone", "pay_Y"))
-            .await
-            .is_err()
-    );
+    for body in [theirs, native, foreign] {
+        let applied = reconcile::apply(&adapters, &scope(), &body).await;
+        assert_eq!(applied, Ok(Applied::NotOurs), "{body}");
+    }
     assert_eq!(
         status_of(table.as_ref(), "fxp_1").await,
         ("PENDING".into(), 3)
+    );
+}
+
+#[tokio::test]
+async fn notes_naming_our_payment_count_only_on_its_links_order() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-9"))
+        .await
+        .unwrap();
+    let order = stack.razorpay.attempt_link(link_of(&made.payment));
+    // A Checkout payment whose notes were copied from ours, on another order: nothing counts.
+    let forged = captured_on("order_Checkout1", &made.payment.id, "pay_Forged", 10000);
+    let applied = reconcile::apply(&stack.adapters, &scope(), &forged).await;
+    assert_eq!(applied, Ok(Applied::NotOurs));
+    assert_eq!(
+        stack.razorpay.calls("get_payment_link"),
+        1,
+        "the link was asked once"
+    );
+    assert!(stack.flexprice.payments().is_empty());
+    // The real payment, on the link's order, counts; its order is remembered, so the next
+    // event about it asks Razorpay nothing.
+    let real = captured_on(&order, &made.payment.id, "pay_Real", 10000);
+    let counted = reconcile::apply(&stack.adapters, &scope(), &real).await;
+    assert_eq!(
+        counted,
+        Ok(Applied::Counted {
+            status: "SUCCEEDED".into()
+        })
+    );
+    let again = reconcile::apply(&stack.adapters, &scope(), &real).await;
+    assert_eq!(again, Ok(Applied::AlreadyCounted));
+    assert_eq!(stack.razorpay.calls("get_payment_link"), 2);
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
     );
 }
 
@@ -493,11 +549,24 @@ async fn a_sync_under_a_live_lease_waits_and_one_after_it_adopts_what_the_holder
     assert_eq!(metadata.get("razorpay_invoice_id"), Some(&made[0].id));
 }
 
-fn captured(payment_id: &str, razorpay_id: &str, amount: u64) -> String {
+/// `payment.captured` for a payment on `payment`'s link (on the link's order, with the
+/// link's notes copied, as Razorpay does).
+fn captured(stack: &FakeStack, payment: &Payment, razorpay_id: &str, amount: u64) -> String {
+    let order_id = stack.razorpay.attempt_link(link_of(payment));
+    captured_on(&order_id, &payment.id, razorpay_id, amount)
+}
+
+/// A payment's status and what was counted on it.
+async fn standing(stack: &FakeStack, id: &str) -> (PaymentStatus, u64) {
+    let payment = payments::get(&stack.adapters, &scope(), id).await.unwrap();
+    (payment.status, payment.amount_paid)
+}
+
+fn captured_on(order_id: &str, payment_id: &str, razorpay_id: &str, amount: u64) -> String {
     event(
         "payment.captured",
         json!({"payment": {"entity": {"id": razorpay_id, "entity": "payment", "amount": amount,
-            "currency": "INR", "status": "captured", "captured": true,
+            "currency": "INR", "status": "captured", "captured": true, "order_id": order_id,
             "notes": {"flexprice_payment_id": payment_id, "tenant_id": "acme",
                 "environment_id": "live"}}}}),
     )
@@ -509,7 +578,7 @@ async fn captured_money_is_recorded_in_flexprice_once_through_a_lost_answer_and_
     let made = payments::create(&stack.adapters, &scope(), payment_request("order-4"))
         .await
         .unwrap();
-    let body = captured(&made.payment.id, "pay_Cap1", 10000);
+    let body = captured(&stack, &made.payment, "pay_Cap1", 10000);
     stack
         .flexprice
         .fail_next("record_payment", Fault::TimeoutAfter);
@@ -531,12 +600,83 @@ async fn captured_money_is_recorded_in_flexprice_once_through_a_lost_answer_and_
     let recorded = stack.flexprice.payments();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded["razorpay:pay_Cap1"].amount, "100.00");
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
+    );
+}
+
+#[tokio::test]
+async fn money_counts_only_once_flexprice_processed_it_and_a_busy_key_is_not_a_refusal() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-5"))
+        .await
+        .unwrap();
+    let body = captured(&stack, &made.payment, "pay_Two", 10000);
+    // A 409 (another delivery holds the key) is asked again, not filed as a refusal; then
+    // Flexprice inserts the row and fails before processing it.
+    stack.flexprice.fail_next("record_payment", Fault::Conflict);
+    stack
+        .flexprice
+        .fail_next("record_payment", Fault::InsertedUnprocessed);
+    let first = reconcile::apply(&stack.adapters, &scope(), &body).await;
+    assert!(matches!(first, Err(Failure::Retryable(_))), "{first:?}");
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Pending, 0)
+    );
+    assert_eq!(stack.flexprice.invoice("inv_1").unwrap().amount_paid, "0");
+    // The retry gets the unprocessed row back, processes it, and only then counts.
+    let counted = reconcile::apply(&stack.adapters, &scope(), &body)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        Applied::Counted {
+            status: "SUCCEEDED".into()
+        }
+    );
+    assert_eq!(stack.flexprice.calls("process_payment"), 1);
+    let invoice = stack.flexprice.invoice("inv_1").unwrap();
+    assert_eq!(
+        (
+            invoice.payment_status.as_str(),
+            invoice.amount_paid.as_str()
+        ),
+        ("SUCCEEDED", "100.00")
+    );
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_noted_on_the_payment_is_cleared_when_its_money_is_counted() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-6"))
+        .await
+        .unwrap();
+    let body = captured(&stack, &made.payment, "pay_Ref", 10000);
+    stack
+        .flexprice
+        .fail_next("record_payment", Fault::Refused { field: "amount" });
+    let refused = reconcile::apply(&stack.adapters, &scope(), &body).await;
+    assert!(matches!(refused, Err(Failure::Permanent(_))), "{refused:?}");
+    let noted = payments::get(&stack.adapters, &scope(), &made.payment.id)
+        .await
+        .unwrap();
+    assert!(noted.last_error.is_some_and(|e| e.contains("amount")));
+    // Whoever fixed the cause redrives the event: counted, and the note is gone.
+    reconcile::apply(&stack.adapters, &scope(), &body)
+        .await
+        .unwrap();
     let paid = payments::get(&stack.adapters, &scope(), &made.payment.id)
         .await
         .unwrap();
     assert_eq!(
-        (paid.status, paid.amount_paid),
-        (PaymentStatus::Succeeded, 10000)
+        (paid.status, paid.last_error),
+        (PaymentStatus::Succeeded, None)
     );
 }
 
@@ -591,7 +731,7 @@ async fn a_retry_after_the_invoice_was_paid_returns_the_paid_payment_unvalidated
     let made = payments::create(&stack.adapters, &scope(), payment_request("order-5"))
         .await
         .unwrap();
-    let body = captured(&made.payment.id, "pay_Full5", 10000);
+    let body = captured(&stack, &made.payment, "pay_Full5", 10000);
     reconcile::apply(&stack.adapters, &scope(), &body)
         .await
         .unwrap();
@@ -634,8 +774,8 @@ async fn without_a_key_an_ended_link_gives_way_to_a_new_payment_and_retries_stil
         (retried.new, &retried.payment.id),
         (false, &first.payment.id)
     );
-    let ended = link_ended(&first.payment.id, "payment_link.expired");
-    reconcile::apply(&stack.adapters, &scope(), &ended)
+    let end = ended(&first.payment, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &end)
         .await
         .unwrap();
     let next = payments::create(&stack.adapters, &scope(), keyless_request())
@@ -649,16 +789,16 @@ async fn without_a_key_an_ended_link_gives_way_to_a_new_payment_and_retries_stil
         .await
         .unwrap();
     assert_eq!((again.new, &again.payment.id), (false, &next.payment.id));
-    let ended = link_ended(&next.payment.id, "payment_link.expired");
-    reconcile::apply(&stack.adapters, &scope(), &ended)
+    let end = ended(&next.payment, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &end)
         .await
         .unwrap();
     // With a key, the ended payment stays the answer: the same key is the same payment.
     let keyed = payments::create(&stack.adapters, &scope(), payment_request("order-7"))
         .await
         .unwrap();
-    let ended = link_ended(&keyed.payment.id, "payment_link.expired");
-    reconcile::apply(&stack.adapters, &scope(), &ended)
+    let end = ended(&keyed.payment, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &end)
         .await
         .unwrap();
     let same = payments::create(&stack.adapters, &scope(), payment_request("order-7"))
@@ -800,8 +940,8 @@ async fn what_open_links_ask_never_exceeds_what_the_invoice_owes() {
         "the refused one made nothing"
     );
     // Once the first link ends, its share is free again; partial links share the rest.
-    let ended = link_ended(&first.payment.id, "payment_link.expired");
-    reconcile::apply(&stack.adapters, &scope(), &ended)
+    let end = ended(&first.payment, "payment_link.expired");
+    reconcile::apply(&stack.adapters, &scope(), &end)
         .await
         .unwrap();
     for (key, amount) in [("c", "40.00"), ("d", "60.00")] {
@@ -896,7 +1036,7 @@ async fn money_paid_elsewhere_or_a_void_closes_the_links_it_leaves_nothing_for()
         .await
         .unwrap();
     // b is paid: the invoice still owes a's 40.00, so nothing closes.
-    let paid = captured(&b.payment.id, "pay_B", 6000);
+    let paid = captured(&stack, &b.payment, "pay_B", 6000);
     reconcile::apply(&stack.adapters, &scope(), &paid)
         .await
         .unwrap();
@@ -1021,6 +1161,90 @@ async fn sync_record(stack: &FakeStack) -> InvoiceSync {
     )
     .await
     .unwrap()
+}
+
+#[tokio::test]
+async fn a_synced_invoice_is_mapped_before_it_is_issued_and_a_draft_left_behind_is_issued() {
+    let stack = connected_stack(true).await;
+    stack
+        .razorpay
+        .fail_next("issue_invoice", Fault::Unavailable);
+    let stopped = invoice_sync::sync(&stack.adapters, &scope(), "inv_1").await;
+    assert!(matches!(stopped, Err(Failure::Retryable(_))), "{stopped:?}");
+    let draft = &stack.razorpay.invoices()[0];
+    assert_eq!(
+        (draft.status.as_str(), draft.short_url.as_deref()),
+        ("draft", None)
+    );
+    let mapped = invoice_sync::flexprice_invoice_of(&stack.adapters, &scope(), &draft.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped.map(|s| s.invoice_id).as_deref(),
+        Some("inv_1"),
+        "mapped while a draft"
+    );
+    // The redelivery finds the draft by receipt, and issues it: one invoice, payable.
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let invoices = stack.razorpay.invoices();
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0].status.as_str(), "issued");
+    assert_eq!(sync_record(&stack).await.payment_url, invoices[0].short_url);
+}
+
+fn invoice_captured(razorpay_invoice_id: &str, razorpay_id: &str) -> String {
+    event(
+        "payment.captured",
+        json!({"payment": {"entity": {"id": razorpay_id, "entity": "payment", "amount": 10000,
+            "currency": "INR", "status": "captured", "captured": true,
+            "order_id": "order_inv", "invoice_id": razorpay_invoice_id, "notes": []}}}),
+    )
+}
+
+#[tokio::test]
+async fn a_payment_on_an_unmapped_invoice_of_ours_is_retried_and_another_integrations_is_not_ours()
+{
+    let stack = connected_stack(true).await;
+    invoice_sync::sync(&stack.adapters, &scope(), "inv_1")
+        .await
+        .unwrap();
+    let ours = stack.razorpay.invoices()[0].id.clone();
+    // The mapping is gone (as when a sync died between the create and its record, before
+    // invoices were mapped first): the payment is retried, never "not ours".
+    let mapping = records::razorpay_invoice_key(&scope(), &ours);
+    stack.table.delete(&mapping, &[]).await.unwrap();
+    let unmapped = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &invoice_captured(&ours, "pay_I1"),
+    )
+    .await;
+    assert!(
+        matches!(&unmapped, Err(Failure::Retryable(r)) if r.contains("not mapped yet")),
+        "{unmapped:?}"
+    );
+    // An invoice another integration made on the account: acknowledged, not parked.
+    let theirs = stack
+        .razorpay
+        .create_invoice(&shared::adapters::razorpay::wire::InvoiceRequest {
+            kind: "invoice".into(),
+            customer_id: "cust_x".into(),
+            currency: "INR".into(),
+            receipt: "their-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let foreign = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &invoice_captured(&theirs.id, "pay_I2"),
+    )
+    .await;
+    assert_eq!(foreign, Ok(Applied::NotOurs));
+    assert!(stack.flexprice.payments().is_empty());
 }
 
 fn paid_elsewhere(minor: u64, key: &str) -> RecordPaymentRequest {
@@ -1292,7 +1516,7 @@ async fn money_paid_on_a_link_after_the_invoice_was_paid_elsewhere_is_flagged_no
         .record_payment(&paid_elsewhere(10000, "cash-4"))
         .await
         .unwrap();
-    let paid = captured(&link.payment.id, "pay_Twice", 10000);
+    let paid = captured(&stack, &link.payment, "pay_Twice", 10000);
     reconcile::apply(&stack.adapters, &scope(), &paid)
         .await
         .unwrap();

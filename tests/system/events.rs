@@ -112,6 +112,22 @@ async fn run_http(
     (status, body)
 }
 
+/// Opens the link of `create-payment.json`'s payment with the order its captured payment names.
+async fn open_link(stack: &LocalStack) {
+    let (_, payment) = system_tests::api(
+        stack,
+        "GET",
+        &format!("/api/v1/payments/{PAYMENT_ID}"),
+        None,
+    )
+    .await;
+    let link = payment["gateway_tracking_id"]
+        .as_str()
+        .expect("the payment's link");
+    let order = system_tests::open_link(stack, link, Some("order_LocalEvents0001")).await;
+    assert_eq!(order, "order_LocalEvents0001");
+}
+
 #[tokio::test]
 async fn every_file_has_its_documented_outcome_through_its_handler() {
     let mut options = Options::events(0);
@@ -134,6 +150,11 @@ async fn every_file_has_its_documented_outcome_through_its_handler() {
                 "{name}: {response:?}"
             );
             continue;
+        }
+        if name == "razorpay-payment-captured.json" {
+            // The customer opened the link: Razorpay made its order, the one the file's
+            // payment is on (a payment counts only on its link's order).
+            open_link(&stack).await;
         }
         if name == "get-invoice-sync.json" {
             // The sync queued by the two files before runs on the worker first.

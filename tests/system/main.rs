@@ -5,6 +5,7 @@
 
 mod call_counts;
 mod collection;
+mod correlation;
 mod customer_sync;
 mod events;
 mod invoice_sync;

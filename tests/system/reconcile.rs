@@ -146,10 +146,11 @@ async fn a_failed_attempt_leaves_the_payment_open_and_never_undoes_success() {
     assert_eq!(paid["payment_status"], "SUCCEEDED", "{paid}");
 
     // A late payment.failed (out of order) records an attempt but never undoes SUCCEEDED.
+    let order = system_tests::open_link(&stack, link, None).await;
     let late = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
         "event": "payment.failed", "contains": ["payment"],
         "payload": {"payment": {"entity": {"id": "pay_LateFailure000001", "entity": "payment", "amount": 10000,
-            "currency": "INR", "status": "failed", "error_code": "BAD_REQUEST_ERROR",
+            "currency": "INR", "status": "failed", "error_code": "BAD_REQUEST_ERROR", "order_id": order,
             "notes": {"flexprice_payment_id": id, "tenant_id": "demo", "environment_id": "sandbox"}}}},
         "created_at": 1764060000}).to_string();
     let signature = shared::domain::signature::razorpay_sign(
@@ -210,7 +211,7 @@ use system_tests::{
 async fn twenty_concurrent_deliveries_and_five_event_ids_for_one_payment_apply_it_once() {
     let stack = start("rec-").await;
     let payment = link_payment(&stack, "100.00", "twenty").await;
-    let body = captured_event(&stack, &payment, "pay_TwentyTimes0001", 10000);
+    let body = captured_event(&stack, &payment, "pay_TwentyTimes0001", 10000).await;
     let same = (0..20).map(|_| deliver_razorpay(&stack, "evt_twenty", &body));
     // The same Razorpay payment under other event ids (payment.captured and
     // payment_link.paid both carry it; a replay gets a new id).
@@ -250,7 +251,7 @@ async fn twenty_concurrent_deliveries_and_five_event_ids_for_one_payment_apply_i
 async fn an_enqueue_failure_answers_503_releases_the_claim_and_the_redelivery_applies_once() {
     let stack = start("rec-").await;
     let payment = link_payment(&stack, "50.00", "enqueue").await;
-    let body = captured_event(&stack, &payment, "pay_EnqueueFails001", 5000);
+    let body = captured_event(&stack, &payment, "pay_EnqueueFails001", 5000).await;
     // The same receiver, with a queue that does not exist.
     let mut config = stack.adapters.config.clone();
     config.job_queue_url = format!("{}-missing", config.job_queue_url);
@@ -308,7 +309,7 @@ async fn a_capture_after_the_link_expired_records_the_money_and_flags_review() {
     )
     .await;
     payment_when(&stack, id, |p| p["payment_status"] == "FAILED").await;
-    let body = captured_event(&stack, &payment, "pay_AfterExpiry001", 3000);
+    let body = captured_event(&stack, &payment, "pay_AfterExpiry001", 3000).await;
     assert_eq!(
         deliver_razorpay(&stack, "evt_late_capture", &body).await.0,
         200

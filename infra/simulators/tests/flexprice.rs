@@ -181,14 +181,15 @@ async fn recording_payments_is_idempotent_and_recomputes_the_invoice() {
             .paid,
         inr("1000.00")
     );
-    // The same key with another amount is refused.
-    let err = client
+    // The same key with another amount answers the row under the key, as it is: the key
+    // decides, not the body (the caller checks the row is the payment it asked for).
+    let other = client
         .record_payment(&payment(&invoice_id, "5.00", "rzp_pay_A"))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, FlexpriceError::Api { status: 409, .. }),
-        "{err:?}"
+        .unwrap();
+    assert_eq!(
+        (other.id.as_str(), other.amount.as_str()),
+        (first.id.as_str(), "1000.00")
     );
     client
         .record_payment(&payment(&invoice_id, "319.32", "rzp_pay_B"))
@@ -237,6 +238,75 @@ async fn a_payment_retried_after_a_500_is_recorded_once() {
             .paid,
         inr("300.00")
     );
+}
+
+async fn paid(client: &FlexpriceClient, invoice_id: &str) -> Money {
+    let invoice = client.get_invoice(invoice_id).await.unwrap();
+    invoice.amounts().unwrap().paid
+}
+
+/// A client that asks once (no retries), to see each answer.
+fn once_client(sim: &RunningSim) -> FlexpriceClient {
+    let config = FlexpriceConfig::new(&sim.url, Secret::new(API_KEY.to_owned()));
+    FlexpriceClient::new(FlexpriceConfig {
+        retry: RetryPolicy::NONE,
+        ..config
+    })
+    .unwrap()
+}
+
+async fn set_processing(sim: &RunningSim, processing: Value) {
+    post(sim, "/_sim/payment-processing", processing).await;
+}
+
+#[tokio::test]
+async fn a_payment_inserted_but_not_processed_is_answered_unprocessed_until_processed() {
+    let (sim, _) = setup().await;
+    let (_, invoice_id) = seed(&sim).await;
+    let client = once_client(&sim);
+    set_processing(&sim, json!({"fail": 1})).await;
+    let request = payment(&invoice_id, "100.00", "rzp_pay_P");
+    let err = client.record_payment(&request).await.unwrap_err();
+    assert!(
+        matches!(err, FlexpriceError::Api { status: 500, .. }),
+        "{err:?}"
+    );
+    // The replay answers the inserted row without processing it: the invoice is untouched.
+    let replay = client.record_payment(&request).await.unwrap();
+    assert_eq!(replay.payment_status, "INITIATED");
+    assert_eq!(paid(&client, &invoice_id).await, inr("0.00"));
+    let processed = client.process_payment(&replay.id).await.unwrap();
+    assert_eq!(
+        (processed.id.as_str(), processed.payment_status.as_str()),
+        (replay.id.as_str(), "SUCCEEDED")
+    );
+    assert_eq!(paid(&client, &invoice_id).await, inr("100.00"));
+    // Processing twice is refused; the replay now answers SUCCEEDED.
+    let twice = client.process_payment(&replay.id).await.unwrap_err();
+    assert!(
+        matches!(twice, FlexpriceError::Api { status: 400, .. }),
+        "{twice:?}"
+    );
+    let replay = client.record_payment(&request).await.unwrap();
+    assert_eq!(replay.payment_status, "SUCCEEDED");
+    assert_eq!(paid(&client, &invoice_id).await, inr("100.00"));
+}
+
+#[tokio::test]
+async fn a_second_request_on_a_key_being_processed_meets_a_409() {
+    let (sim, _) = setup().await;
+    let (_, invoice_id) = seed(&sim).await;
+    let client = once_client(&sim);
+    set_processing(&sim, json!({"delay_ms": 300})).await;
+    let request = payment(&invoice_id, "100.00", "rzp_pay_Q");
+    let (first, second) = tokio::join!(client.record_payment(&request), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.record_payment(&request).await
+    });
+    assert_eq!(first.unwrap().payment_status, "SUCCEEDED");
+    let err = second.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(paid(&client, &invoice_id).await, inr("100.00"));
 }
 
 #[tokio::test]

@@ -223,6 +223,56 @@ async fn customers_links_invoices_and_payments_round_trip() {
 }
 
 #[tokio::test]
+async fn a_draft_invoice_is_not_payable_until_issued_and_is_issued_once() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let customer = client
+        .create_customer(&customer_request(Some("ada@example.com")))
+        .await
+        .unwrap();
+    let draft = client
+        .create_invoice(&InvoiceRequest {
+            kind: "invoice".into(),
+            customer_id: customer.id.clone(),
+            currency: "INR".into(),
+            receipt: "inv_fp_draft".into(),
+            line_items: vec![LineItemRequest {
+                name: "Plan".into(),
+                amount: 50000,
+                currency: "INR".into(),
+                quantity: 1,
+                description: None,
+            }],
+            draft: Some("1".into()),
+            ..InvoiceRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(draft.status.as_str(), "draft");
+    assert_eq!(
+        (draft.order_id.as_deref(), draft.short_url.as_deref()),
+        (None, None)
+    );
+    let pay = reqwest::Client::new()
+        .post(format!("{}/_sim/invoices/{}/pay", sim.url, draft.id))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pay.status(), 400, "a draft cannot be paid");
+    let issued = client.issue_invoice(&draft.id).await.unwrap();
+    assert_eq!(issued.status.as_str(), "issued");
+    assert!(issued.order_id.is_some() && issued.short_url.is_some());
+    // Issuing twice is refused.
+    let again = client.issue_invoice(&draft.id).await.unwrap_err();
+    let (status, description, _) = api_error(again);
+    assert_eq!(
+        (status, description.as_str()),
+        (400, "Operation not allowed for Invoice in issued status.")
+    );
+}
+
+#[tokio::test]
 async fn the_simulators_rules_come_back_as_typed_errors() {
     let sim = sim().await;
     let client = client(&sim);

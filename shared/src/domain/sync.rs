@@ -193,7 +193,7 @@ pub enum Adoption {
 /// what the invoice's share is now.
 pub fn adoption(status: &str, amount_minor: u64, asked_minor: u64) -> Adoption {
     match status {
-        "issued" if amount_minor == asked_minor => Adoption::Adopt,
+        "issued" | "draft" if amount_minor == asked_minor => Adoption::Adopt,
         "paid" | "partially_paid" => Adoption::Adopt,
         "issued" | "draft" => Adoption::Replace {
             cancel: true,

@@ -679,11 +679,13 @@ fn invoice_request(
         sms_notify: false,
         email_notify: true,
         notes,
+        draft: Some("1".to_owned()),
     }
 }
 
 /// Customer, lines, and the Razorpay invoice (found by receipt first when resuming, and
-/// adopted only if it fits).
+/// adopted only if it fits). It is made as a draft, mapped, and only then issued: no invoice a
+/// customer can pay exists without the mapping that finds its payments.
 async fn create(
     adapters: &Adapters,
     scope: &TenantScope,
@@ -706,7 +708,8 @@ async fn create(
             .next()
     {
         adopt(adapters, scope, clients, claimed, &found, remaining).await?;
-        return Ok((found, form));
+        let issued = map_then_issue(adapters, scope, clients, claimed, found).await?;
+        return Ok((issued, form));
     }
     let customer = customers::ensure(
         adapters.store.as_ref(),
@@ -730,13 +733,48 @@ async fn create(
         line_items,
         currency,
     );
-    let created = clients
+    let draft = clients
         .razorpay
         .create_invoice(&request)
         .await
         .map_err(failure_from_razorpay)?;
-    warn_unless_total(&created, remaining);
-    Ok((created, form))
+    warn_unless_total(&draft, remaining);
+    let issued = map_then_issue(adapters, scope, clients, claimed, draft).await?;
+    Ok((issued, form))
+}
+
+/// Maps the Razorpay invoice to its Flexprice invoice, then issues it if it is a draft. A
+/// failure point between the two leaves a draft nobody can pay, which the resumed sync finds
+/// by receipt and issues.
+async fn map_then_issue(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    claimed: &InvoiceSync,
+    made: RazorpayInvoice,
+) -> Result<RazorpayInvoice, Failure> {
+    let reverse = InvoiceRef {
+        invoice_id: claimed.invoice_id.clone(),
+    };
+    let reverse_key = records::razorpay_invoice_key(scope, &made.id);
+    adapters
+        .store
+        .put(&reverse_key, reverse.to_item())
+        .await
+        .map_err(|e| Failure::retryable(format!("could not map the Razorpay invoice: {e}")))?;
+    if crate::failpoint::hit(crate::failpoint::AFTER_RAZORPAY_INVOICE_DRAFT) {
+        return Err(Failure::retryable(
+            "failure point between the draft and its issue",
+        ));
+    }
+    if made.status != InvoiceStatus::Draft {
+        return Ok(made);
+    }
+    clients
+        .razorpay
+        .issue_invoice(&made.id)
+        .await
+        .map_err(failure_from_razorpay)
 }
 
 /// The invoice an earlier attempt made, adopted if it fits what is owed now; otherwise

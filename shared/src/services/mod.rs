@@ -4,9 +4,11 @@
 pub mod apikeys;
 pub mod collection;
 pub mod connection;
+pub mod correlation;
 pub mod customers;
 pub mod intake;
 pub mod invoice_sync;
 pub mod payment_url;
 pub mod payments;
 pub mod reconcile;
+pub mod recording;

@@ -8,23 +8,23 @@
 //! - `invoice.expired` is noted on the invoice's sync record; `payment.authorized` changes
 //!   nothing.
 //!
-//! Which payment: the `flexprice_payment_id` in the notes (Razorpay copies a link's notes to
-//! its payments) or the link's `reference_id`, checked against the route's tenant; else the
-//! link's order, mapped when first seen; else the Razorpay invoice through the invoice sync's
-//! mapping, where each Razorpay payment gets a payment record of its own (created once).
+//! Which payment (`correlation`): by Razorpay's facts, not by notes alone. A payment on a
+//! Razorpay invoice is the sync's (each Razorpay payment gets a payment record of its own,
+//! created once); a link payment is the one mapped to its order, or the one its notes propose
+//! once its order is confirmed to be that payment's link's. Anything else is not ours and is
+//! acknowledged, never parked.
 //!
 //! Exactly once: the Razorpay payment is recorded into Flexprice with
 //! `idempotency_key = "razorpay:{pay_id}"` (Flexprice dedupes), then counted on our payment in
 //! one transaction with a `RZP_PAYMENT#{pay_id}` item that can be created only once.
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::records::{self, CountedPayment, Made, PaymentRef, Record};
+use crate::adapters::aws::records::{self, CountedPayment, Made, Record};
 use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::flexprice::wire::RecordPaymentRequest;
-use crate::adapters::razorpay::events::{Event, EventLink, Payload, Wrapped};
+use crate::adapters::razorpay::events::{Event, EventInvoice, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
-use crate::domain::error::Classify;
 use crate::domain::error::Failure;
 use crate::domain::instruments::{InstrumentChange, InstrumentKind, Which};
 use crate::domain::keys::{Key, TenantScope};
@@ -33,8 +33,10 @@ use crate::domain::payment::{
     Attempt, Change, Payment, PaymentEvent, PaymentKey, PaymentMethod, PaymentStatus, PaymentUpdate,
 };
 use crate::domain::sync::InvoiceSync;
+use crate::services::correlation::{self, Found};
 use crate::services::invoice_sync;
 use crate::services::payments::payment_id_for;
+use crate::services::recording::{self, RecordError};
 use crate::services::{collection, connection};
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
@@ -103,19 +105,23 @@ async fn captured(
         )));
     }
     let link = payload.payment_link.map(|w| w.entity);
-    let (key, payment) = match find_link_payment(adapters, scope, &razorpay, link.as_ref()).await? {
-        Some(found) => found,
-        None => match &razorpay.invoice_id {
-            Some(razorpay_invoice) => {
-                match invoice_payment(adapters, scope, &razorpay, razorpay_invoice).await? {
-                    Some(found) => found,
-                    None => return Ok(not_ours(&razorpay.id)),
-                }
-            }
-            // Made outside flexrzp on the same Razorpay account (or a link payment whose
-            // notes were not copied: its `payment_link.paid`, which names the link, counts it).
-            None => return Ok(not_ours(&razorpay.id)),
-        },
+    let invoice = payload.invoice.map(|w| w.entity);
+    let found = match &razorpay.invoice_id {
+        Some(razorpay_invoice) => {
+            invoice_payment(
+                adapters,
+                scope,
+                &razorpay,
+                razorpay_invoice,
+                invoice.as_ref(),
+            )
+            .await?
+        }
+        None => correlation::link_payment(adapters, scope, &razorpay, link.as_ref()).await?,
+    };
+    let (key, payment) = match found {
+        Found::Ours(key, payment) => (key, *payment),
+        Found::NotOurs(why) => return Ok(not_ours(&razorpay.id, &why)),
     };
     let applied = count(adapters, scope, &key, &payment, &razorpay).await?;
     instrument_paid(adapters, scope, &key, &payment, &applied).await?;
@@ -151,61 +157,6 @@ async fn instrument_paid(
     collection::paid(adapters, scope, &payment.invoice_id, &which).await
 }
 
-/// The link payment a Razorpay payment belongs to: named in the notes (or the link's
-/// `reference_id`), or found through the link's order. Maps the order when first seen.
-async fn find_link_payment(
-    adapters: &Adapters,
-    scope: &TenantScope,
-    razorpay: &EventPayment,
-    link: Option<&EventLink>,
-) -> Result<Option<(Key, Payment)>, Failure> {
-    let named = if razorpay.notes.get("flexprice_payment_id").is_some() {
-        our_payment(adapters, scope, &razorpay.notes, None).await?
-    } else if let Some(link) = link {
-        our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?
-    } else {
-        None
-    };
-    let order_id = razorpay
-        .order_id
-        .as_deref()
-        .or(link.and_then(|l| l.order_id.as_deref()));
-    if let Some((key, payment)) = named {
-        if let Some(order_id) = order_id {
-            map_order(adapters, scope, order_id, &payment.id).await;
-        }
-        return Ok(Some((key, payment)));
-    }
-    let Some(order_id) = order_id else {
-        return Ok(None);
-    };
-    let table = adapters.store.as_ref();
-    let Some(mapped) = records::read::<PaymentRef>(table, &records::order_key(scope, order_id))
-        .await
-        .map_err(Failure::retryable)?
-    else {
-        return Ok(None);
-    };
-    let key = records::payment_key(scope, &mapped.payment_id);
-    let payment = records::read::<Payment>(table, &key)
-        .await
-        .map_err(Failure::retryable)?
-        .ok_or_else(|| Failure::Permanent(format!("no payment {}", mapped.payment_id)))?;
-    Ok(Some((key, payment)))
-}
-
-/// Remembers which payment a link's order belongs to (best effort: the notes remain the
-/// first way to find it).
-async fn map_order(adapters: &Adapters, scope: &TenantScope, order_id: &str, payment_id: &str) {
-    let mapping = PaymentRef {
-        payment_id: payment_id.to_owned(),
-    };
-    let key = records::order_key(scope, order_id);
-    if let Err(e) = records::create_once(adapters.store.as_ref(), &key, &mapping).await {
-        tracing::warn!(error = %e, order_id, "could not map the link's order");
-    }
-}
-
 /// The payment record of a payment made on a synced Razorpay invoice: one per Razorpay
 /// payment id, created by a conditional write.
 async fn invoice_payment(
@@ -213,21 +164,18 @@ async fn invoice_payment(
     scope: &TenantScope,
     razorpay: &EventPayment,
     razorpay_invoice_id: &str,
-) -> Result<Option<(Key, Payment)>, Failure> {
+    invoice: Option<&EventInvoice>,
+) -> Result<Found, Failure> {
     let Some(sync) = invoice_sync::flexprice_invoice_of(adapters, scope, razorpay_invoice_id)
         .await
         .map_err(Failure::retryable)?
     else {
-        // Ours by its notes but not mapped (yet): worth retrying, then parked.
-        if razorpay.notes.get("flexprice_invoice_id").is_some() {
-            return Err(Failure::Retryable(format!(
-                "Razorpay invoice {razorpay_invoice_id} names a Flexprice invoice but has no sync record"
-            )));
-        }
-        return Ok(None);
+        return unmapped_invoice(adapters, scope, razorpay_invoice_id, invoice).await;
     };
-    if let Some(attached) = attached_payment(adapters, scope, &sync, razorpay_invoice_id).await? {
-        return Ok(Some(attached));
+    if let Some((key, attached)) =
+        attached_payment(adapters, scope, &sync, razorpay_invoice_id).await?
+    {
+        return Ok(Found::Ours(key, Box::new(attached)));
     }
     let payment = invoice_payment_record(adapters, scope, razorpay, razorpay_invoice_id, &sync)?;
     let key = records::payment_key(scope, &payment.id);
@@ -237,7 +185,37 @@ async fn invoice_payment(
     {
         Made::New(payment) | Made::Existing(payment) => payment,
     };
-    Ok(Some((key, stored)))
+    Ok(Found::Ours(key, Box::new(stored)))
+}
+
+/// A payment on a Razorpay invoice with no mapping: if the invoice's notes say it is this
+/// tenant's, its mapping is still on its way (retried, then parked with the reason); else it
+/// is another integration's.
+async fn unmapped_invoice(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay_invoice_id: &str,
+    invoice: Option<&EventInvoice>,
+) -> Result<Found, Failure> {
+    let notes = match invoice {
+        Some(invoice) => invoice.notes.clone(),
+        None => {
+            let clients = connection::job_clients(adapters, scope).await?;
+            match clients.razorpay.get_invoice(razorpay_invoice_id).await {
+                Ok(fetched) => fetched.notes,
+                Err(e) if e.is_not_found() => Notes::default(),
+                Err(e) => return Err(Failure::classed(&e)),
+            }
+        }
+    };
+    if correlation::names_this_scope(scope, &notes) {
+        return Err(Failure::Retryable(format!(
+            "Razorpay invoice {razorpay_invoice_id} is this tenant's but not mapped yet"
+        )));
+    }
+    Ok(Found::NotOurs(format!(
+        "Razorpay invoice {razorpay_invoice_id} is not one flexrzp synced"
+    )))
 }
 
 /// The caller's payment a Razorpay invoice was answered for, if one was.
@@ -319,7 +297,8 @@ async fn count(
     count_once(adapters, counted_key, key.clone(), payment, razorpay).await
 }
 
-/// The captured amount, in our payment's currency (another currency is never ours to count).
+/// The captured amount, in our payment's currency and within what its link asks (anything
+/// else is never ours to count: parked for a person, as the money is real).
 fn captured_money(payment: &Payment, razorpay: &EventPayment) -> Result<Money, Failure> {
     let currency = Currency::from_code(&razorpay.currency).map_err(Failure::permanent)?;
     let ours = payment.amount.currency();
@@ -331,11 +310,20 @@ fn captured_money(payment: &Payment, razorpay: &EventPayment) -> Result<Money, F
             ours.code()
         )));
     }
+    if payment.method == PaymentMethod::PaymentLink && razorpay.amount > payment.amount.minor() {
+        return Err(Failure::Permanent(format!(
+            "payment {} captured {} subunits, more than the {} its link asks",
+            razorpay.id,
+            razorpay.amount,
+            payment.amount.minor()
+        )));
+    }
     Ok(Money::from_minor(razorpay.amount, currency))
 }
 
-/// Step 1: Flexprice, exactly once thanks to its idempotency key. A refusal is permanent: the
-/// job is parked, and the reason is noted on the payment for whoever looks.
+/// Step 1: Flexprice, exactly once thanks to its idempotency key, and only once Flexprice says
+/// it processed the payment. A refusal is permanent: the job is parked, and the reason is
+/// noted on the payment for whoever looks (cleared when the money is counted).
 async fn record_in_flexprice(
     adapters: &Adapters,
     scope: &TenantScope,
@@ -358,12 +346,11 @@ async fn record_in_flexprice(
         &format!("razorpay:{}", razorpay.id),
         metadata,
     );
-    let Err(e) = clients.flexprice.record_payment(&record).await else {
-        return Ok(());
+    let e = match recording::record(clients.flexprice.as_ref(), &record).await {
+        Ok(_) => return Ok(()),
+        Err(RecordError::Retry(reason)) => return Err(Failure::Retryable(reason)),
+        Err(RecordError::Refused(e)) => e,
     };
-    if e.is_retryable() {
-        return Err(Failure::retryable(e));
-    }
     let reason = format!(
         "Flexprice refused Razorpay payment {} ({}): {e}",
         razorpay.id,
@@ -457,47 +444,13 @@ fn counted(
     (change, status)
 }
 
-fn not_ours(razorpay_id: &str) -> Applied {
+fn not_ours(razorpay_id: &str, why: &str) -> Applied {
     tracing::info!(
         razorpay_id,
-        "event about a payment or link flexrzp did not make; ignored"
+        why,
+        "event about a payment or link flexrzp did not make; acknowledged"
     );
     Applied::NotOurs
-}
-
-/// Our payment named by a link or payment's notes (or the link's `reference_id`), checked to
-/// belong to `scope`. `None`: nothing names a payment of ours (a link or payment made outside
-/// flexrzp on the same Razorpay account). Named in the notes but missing is an error.
-async fn our_payment(
-    adapters: &Adapters,
-    scope: &TenantScope,
-    notes: &Notes,
-    reference_id: Option<&str>,
-) -> Result<Option<(Key, Payment)>, Failure> {
-    if notes
-        .get("tenant_id")
-        .is_some_and(|t| t != scope.tenant_id())
-        || notes
-            .get("environment_id")
-            .is_some_and(|e| e != scope.environment_id())
-    {
-        return Err(Failure::Permanent(
-            "the event belongs to another tenant or environment".into(),
-        ));
-    }
-    let named = notes.get("flexprice_payment_id");
-    let Some(payment_id) = named.or(reference_id) else {
-        return Ok(None);
-    };
-    let key = records::payment_key(scope, payment_id);
-    let payment = records::read::<Payment>(adapters.store.as_ref(), &key)
-        .await
-        .map_err(Failure::retryable)?;
-    match payment {
-        Some(payment) => Ok(Some((key, payment))),
-        None if named.is_some() => Err(Failure::Permanent(format!("no payment {payment_id}"))),
-        None => Ok(None),
-    }
 }
 
 /// `invoice.expired`: the synced invoice's payment URL no longer works; say so on its record.
@@ -511,7 +464,10 @@ async fn invoice_expired(
         .await
         .map_err(Failure::retryable)?
     else {
-        return Ok(not_ours(&invoice.id));
+        return Ok(not_ours(
+            &invoice.id,
+            "not a Razorpay invoice flexrzp synced",
+        ));
     };
     // About the sync record's own Razorpay invoice, not an earlier issue it replaced.
     if sync.razorpay_invoice_id.as_deref() == Some(invoice.id.as_str()) {
@@ -533,13 +489,14 @@ async fn record_attempt(
     payload: Payload,
 ) -> Result<Applied, Failure> {
     let failed = entity(payload.payment, "payment")?;
-    let Some((key, payment)) = find_link_payment(adapters, scope, &failed, None).await? else {
-        if let Some(invoice) = &failed.invoice_id {
-            // A failed try on a synced invoice: the invoice stays payable; nothing to change.
-            tracing::info!(razorpay_payment_id = %failed.id, razorpay_invoice_id = %invoice, "failed attempt on a Razorpay invoice");
-            return Ok(Applied::NoChange);
-        }
-        return Ok(not_ours(&failed.id));
+    if let Some(invoice) = &failed.invoice_id {
+        // A failed try on a synced invoice: the invoice stays payable; nothing to change.
+        tracing::info!(razorpay_payment_id = %failed.id, razorpay_invoice_id = %invoice, "failed attempt on a Razorpay invoice");
+        return Ok(Applied::NoChange);
+    }
+    let (key, payment) = match correlation::link_payment(adapters, scope, &failed, None).await? {
+        Found::Ours(key, payment) => (key, *payment),
+        Found::NotOurs(why) => return Ok(not_ours(&failed.id, &why)),
     };
     if payment
         .attempts
@@ -597,10 +554,9 @@ async fn link_ended(
     event: &str,
 ) -> Result<Applied, Failure> {
     let link = entity(payload.payment_link, "payment link")?;
-    let Some((key, payment)) =
-        our_payment(adapters, scope, &link.notes, link.reference_id.as_deref()).await?
-    else {
-        return Ok(not_ours(&link.id));
+    let (key, payment) = match correlation::linked_payment(adapters, scope, &link).await? {
+        Found::Ours(key, payment) => (key, *payment),
+        Found::NotOurs(why) => return Ok(not_ours(&link.id, &why)),
     };
     let closed = InstrumentChange::Closed {
         reason: event.to_owned(),

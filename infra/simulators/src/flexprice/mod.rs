@@ -213,6 +213,10 @@ struct Payment {
     invoice_id: String,
     amount: Money,
     metadata: BTreeMap<String, String>,
+    /// INITIATED when inserted, SUCCEEDED once processed.
+    status: &'static str,
+    /// Between insert and process: another request with its key meets a 409.
+    in_flight: bool,
 }
 
 impl Payment {
@@ -221,8 +225,19 @@ impl Payment {
             "destination_id": self.invoice_id, "payment_method_type": "OFFLINE",
             "amount": self.amount.to_decimal_string(),
             "currency": self.amount.currency().code().to_ascii_lowercase(),
-            "payment_status": "SUCCEEDED", "metadata": self.metadata})
+            "payment_status": self.status, "metadata": self.metadata})
     }
+}
+
+/// How the next payment records go (`/_sim/payment-processing`): the next `fail` inserts
+/// stop after the insert (INITIATED, answered 500); every insert waits `delay_ms` before it is
+/// processed (a same-key request meanwhile meets Flexprice's 409).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct Processing {
+    #[serde(default)]
+    pub fail: u32,
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +245,7 @@ struct Data {
     customers: BTreeMap<String, Value>,
     invoices: BTreeMap<String, Invoice>,
     payments: BTreeMap<String, Payment>,
+    processing: Processing,
     next_number: u64,
 }
 
@@ -340,9 +356,11 @@ impl Simulator {
             .route("/v1/invoices/{id}/void", post(void_invoice))
             .route("/v1/payments", post(record_payment))
             .route("/v1/payments/{id}", get(get_payment))
+            .route("/v1/payments/{id}/process", post(process_payment))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
-            .route("/_sim/webhook-target", post(set_webhook_target));
+            .route("/_sim/webhook-target", post(set_webhook_target))
+            .route("/_sim/payment-processing", post(set_processing));
         api.merge(control).with_state(self.clone())
     }
 
@@ -667,27 +685,41 @@ fn payment_request_key(body: &Value) -> Result<String, ApiError> {
 }
 
 impl Data {
-    /// Records a processed payment and reconciles its invoice; returns the invoice as it is now.
-    fn reconcile(&mut self, payment: Payment) -> Option<Value> {
-        let invoice = self.invoices.get_mut(&payment.invoice_id)?;
-        invoice.paid = invoice
-            .paid
-            .checked_add(payment.amount)
-            .unwrap_or(invoice.paid);
+    /// The second phase: an inserted payment is processed (SUCCEEDED) and its invoice
+    /// recomputed; returns the payment and the invoice as they are now.
+    fn process(&mut self, id: &str) -> Result<(Value, Value), ApiError> {
+        let payment = self
+            .payments
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found("payment", id))?;
+        payment.in_flight = false;
+        if payment.status != "INITIATED" {
+            return Err(ApiError::new(
+                400,
+                "invalid_operation",
+                format!("payment is {} and cannot be processed", payment.status),
+            ));
+        }
+        payment.status = "SUCCEEDED";
+        let (amount, invoice_id, json) =
+            (payment.amount, payment.invoice_id.clone(), payment.json());
+        let invoice = self
+            .invoices
+            .get_mut(&invoice_id)
+            .ok_or_else(|| ApiError::not_found("invoice", &invoice_id))?;
+        invoice.paid = invoice.paid.checked_add(amount).unwrap_or(invoice.paid);
         invoice.version += 1;
-        let json = invoice.json();
-        self.payments.insert(payment.id.clone(), payment);
-        Some(json)
+        Ok((json, invoice.json()))
     }
-}
 
-async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let result = body_json(&body).and_then(|body| {
-        let key = payment_request_key(&body)?;
-        let field = |name: &str| field(&body, name);
-        let mut data = lock(&sim.inner.data);
+    /// The first phase: the row under the request's key, inserted INITIATED. A key already
+    /// used answers its row as it is, unprocessed or not, whatever the body says (Flexprice's
+    /// documented replay); a key whose first request is still running meets a 409.
+    fn insert(&mut self, body: &Value) -> Result<Recorded, ApiError> {
+        let key = payment_request_key(body)?;
+        let field = |name: &str| field(body, name);
         let invoice_id = field("destination_id");
-        let invoice = data
+        let invoice = self
             .invoices
             .get(&invoice_id)
             .ok_or_else(|| ApiError::not_found("invoice", &invoice_id))?;
@@ -696,20 +728,19 @@ async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
         if currency != invoice.currency {
             return Err(ApiError::validation("currency does not match the invoice"));
         }
-        let amount = decimal(&body, "amount", currency)?;
+        let amount = decimal(body, "amount", currency)?;
         if amount.is_zero() {
             return Err(ApiError::validation("amount must be greater than 0"));
         }
-        if let Some(existing) = data.payments.values().find(|p| p.idempotency_key == key) {
-            return if existing.invoice_id == invoice_id && existing.amount == amount {
-                Ok((StatusCode::OK, existing.json(), None))
-            } else {
-                Err(ApiError::new(
+        if let Some(existing) = self.payments.values().find(|p| p.idempotency_key == key) {
+            if existing.in_flight {
+                return Err(ApiError::new(
                     409,
                     "already_exists",
-                    "idempotency_key was used for another payment",
-                ))
-            };
+                    "a payment with this idempotency_key is being created",
+                ));
+            }
+            return Ok(Recorded::Existing(existing.json()));
         }
         if invoice.status != "FINALIZED" {
             return Err(ApiError::new(
@@ -718,26 +749,87 @@ async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
                 format!("invoice is {}", invoice.status),
             ));
         }
+        let fail = self.processing.fail > 0;
+        self.processing.fail = self.processing.fail.saturating_sub(1);
         let payment = Payment {
             id: new_id("pay_"),
             idempotency_key: key,
-            invoice_id: invoice_id.clone(),
+            invoice_id,
             amount,
             metadata: string_map(body.get("metadata")),
+            status: "INITIATED",
+            in_flight: !fail,
         };
-        let json = payment.json();
-        Ok((StatusCode::CREATED, json, data.reconcile(payment)))
-    });
+        let id = payment.id.clone();
+        self.payments.insert(id.clone(), payment);
+        Ok(Recorded::Inserted {
+            id,
+            fail,
+            delay: Duration::from_millis(self.processing.delay_ms),
+        })
+    }
+}
+
+/// What the first phase of a payment record did.
+enum Recorded {
+    /// The key was used before: its row, as it is.
+    Existing(Value),
+    /// Inserted; to be processed after `delay`, unless this insert is scripted to `fail`.
+    Inserted {
+        id: String,
+        fail: bool,
+        delay: Duration,
+    },
+}
+
+async fn record_payment(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let inserted = body_json(&body).and_then(|body| lock(&sim.inner.data).insert(&body));
+    let (id, delay) = match inserted {
+        Ok(Recorded::Existing(row)) => return (StatusCode::OK, Json(row)).into_response(),
+        Ok(Recorded::Inserted { fail: true, .. }) => {
+            return ApiError::new(500, "internal_error", "internal server error").response();
+        }
+        Ok(Recorded::Inserted { id, delay, .. }) => (id, delay),
+        Err(error) => return error.response(),
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    processed(&sim, &id, StatusCode::CREATED)
+}
+
+/// Runs the second phase and answers the payment; Flexprice publishes `invoice.update.payment`
+/// after every reconciliation.
+fn processed(sim: &Simulator, id: &str, status: StatusCode) -> Response {
+    let result = lock(&sim.inner.data).process(id);
     match result {
-        Ok((status, value, reconciled)) => {
-            // Flexprice publishes `invoice.update.payment` after every reconciliation.
-            if let Some(invoice) = reconciled {
-                sim.send_invoice_event("invoice.update.payment", invoice);
-            }
-            (status, Json(value)).into_response()
+        Ok((payment, invoice)) => {
+            sim.send_invoice_event("invoice.update.payment", invoice);
+            (status, Json(payment)).into_response()
         }
         Err(error) => error.response(),
     }
+}
+
+/// `POST /v1/payments/{id}/process`: processes an inserted payment; refused (400) once
+/// processed, 409 while its first request is still running.
+async fn process_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let busy = lock(&sim.inner.data)
+        .payments
+        .get(&id)
+        .is_some_and(|p| p.in_flight);
+    if busy {
+        return ApiError::new(409, "already_exists", "the payment is being processed").response();
+    }
+    processed(&sim, &id, StatusCode::OK)
+}
+
+async fn set_processing(
+    State(sim): State<Simulator>,
+    Json(processing): Json<Processing>,
+) -> Response {
+    lock(&sim.inner.data).processing = processing;
+    Json(json!({"ok": true})).into_response()
 }
 
 async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

@@ -140,6 +140,17 @@ impl Account {
         Ok(captured_events(&payment, link_event, entities))
     }
 
+    /// A customer opens a link to pay it: Razorpay makes the link's order (once; every
+    /// payment on the link is on it). Returns the link.
+    pub fn open_link(&mut self, id: &str, order_id: Option<String>) -> Result<Value, ApiError> {
+        let link = self.link_mut(id)?;
+        if link.order_id.is_none() {
+            link.order_id = Some(order_id.unwrap_or_else(|| new_id("order_")));
+        }
+        let link = link.clone();
+        Ok(self.link_json(&link))
+    }
+
     /// A customer's attempt on a link fails; the link stays open.
     pub fn fail_link_payment(&mut self, id: &str, method: &str) -> Result<Vec<Event>, ApiError> {
         let link = self.link(id)?.clone();

@@ -45,6 +45,10 @@ pub struct SimConfig {
     pub webhook: Option<WebhookTarget>,
     /// Delivery attempts per webhook (Razorpay retries for 24 h; the simulator is bounded).
     pub webhook_attempts: u32,
+    /// The events the webhook is subscribed to (`None`: all); Razorpay sends only those.
+    pub subscribed: Option<Vec<String>>,
+    /// Send nothing at all (a webhook Razorpay disabled, or a delivery outage).
+    pub drop_webhooks: bool,
 }
 
 impl SimConfig {
@@ -55,6 +59,8 @@ impl SimConfig {
             account_id: new_id("acc_"),
             webhook: None,
             webhook_attempts: 5,
+            subscribed: None,
+            drop_webhooks: false,
         }
     }
 }
@@ -130,10 +136,12 @@ impl Simulator {
             .route("/v1/invoices", post(create_invoice).get(list_invoices))
             .route("/v1/invoices/{id}", get(get_invoice))
             .route("/v1/invoices/{id}/cancel", post(cancel_invoice))
+            .route("/v1/invoices/{id}/issue", post(issue_invoice))
             .route("/v1/payments/{id}", get(get_payment))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
+            .route("/_sim/webhook-subscription", post(set_subscription))
             .route("/_sim/refuse-customer", post(refuse_customer))
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
             .route("/_sim/invoices/{id}/{action}", post(invoice_action));
@@ -167,9 +175,12 @@ impl Simulator {
             .iter()
             .map(|(id, name, _)| json!({"id": id, "event": name}))
             .collect();
-        let Some(target) = config.webhook else {
+        let Some(target) = config.webhook.filter(|_| !config.drop_webhooks) else {
             return summary;
         };
+        if let Some(subscribed) = &config.subscribed {
+            prepared.retain(|(_, name, _)| subscribed.contains(name));
+        }
         if options.reorder {
             prepared.reverse();
         }
@@ -398,6 +409,10 @@ async fn cancel_invoice(State(sim): State<Simulator>, Path(id): Path<String>) ->
     reply(lock(&sim.inner.account).cancel_invoice(&id))
 }
 
+async fn issue_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(lock(&sim.inner.account).issue_invoice(&id))
+}
+
 async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     let account = lock(&sim.inner.account);
     reply(
@@ -434,6 +449,8 @@ async fn set_webhook_target(
 struct ActionRequest {
     amount: Option<u64>,
     method: Option<String>,
+    /// For `open`: the order to give the link (a fixture's); a new one otherwise.
+    order_id: Option<String>,
     #[serde(flatten)]
     delivery: DeliveryOptions,
 }
@@ -454,6 +471,26 @@ fn action_reply(
         payments_unique.dedup();
         json!({"payments": payments_unique, "events": sim.deliver(events, delivery)})
     }))
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    /// The events to send (`null`: all).
+    events: Option<Vec<String>>,
+    /// Send nothing.
+    #[serde(default)]
+    drop: bool,
+}
+
+/// Which events the webhook gets (the dashboard's event checkboxes), or none at all.
+async fn set_subscription(
+    State(sim): State<Simulator>,
+    Json(subscription): Json<Subscription>,
+) -> Response {
+    let mut config = lock(&sim.inner.config);
+    config.subscribed = subscription.events;
+    config.drop_webhooks = subscription.drop;
+    Json(json!({"ok": true})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -480,6 +517,10 @@ async fn link_action(
     body: Bytes,
 ) -> Response {
     let request: ActionRequest = serde_json::from_slice(&body).unwrap_or_default();
+    if action == "open" {
+        let opened = lock(&sim.inner.account).open_link(&id, request.order_id);
+        return reply(opened);
+    }
     let method = request.method.as_deref().unwrap_or("upi");
     let result = {
         let mut account = lock(&sim.inner.account);

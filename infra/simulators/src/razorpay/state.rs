@@ -290,6 +290,18 @@ fn short_url() -> String {
     format!("https://rzp.io/rzp/{}", &code[..7])
 }
 
+/// What an invoice's lines add up to, in subunits.
+fn invoice_total(line_items: &[LineItem]) -> Result<u64, ApiError> {
+    line_items
+        .iter()
+        .try_fold(0u64, |sum, li| {
+            li.amount
+                .checked_mul(li.quantity)
+                .and_then(|t| sum.checked_add(t))
+        })
+        .ok_or_else(|| ApiError::bad_request("The amount is invalid", Some("amount")))
+}
+
 /// An invoice's `line_items`: 1 to 50, each named, in the invoice's currency.
 fn invoice_lines(body: &Value, currency: Currency) -> Result<Vec<LineItem>, ApiError> {
     let items = body
@@ -371,11 +383,14 @@ impl Account {
             })
             .collect();
         let cancelled = invoice.status == "cancelled";
+        let draft = invoice.status == "draft";
+        let unless_draft = |value: Value| if draft { Value::Null } else { value };
         json!({"id": invoice.id, "entity": "invoice", "receipt": invoice.receipt,
             "invoice_number": invoice.receipt, "customer_id": invoice.customer_id,
-            "customer_details": customer.map(Customer::json), "order_id": invoice.order_id,
+            "customer_details": customer.map(Customer::json),
+            "order_id": unless_draft(json!(invoice.order_id)),
             "line_items": items, "payment_id": invoice.payment_id, "status": invoice.status,
-            "expire_by": invoice.expire_by, "issued_at": invoice.created_at,
+            "expire_by": invoice.expire_by, "issued_at": unless_draft(json!(invoice.created_at)),
             "paid_at": invoice.paid_at, "cancelled_at": invoice.cancelled_at,
             "expired_at": invoice.expired_at, "sms_status": "pending", "email_status": "pending",
             "date": invoice.created_at, "terms": null, "partial_payment": invoice.partial_payment,
@@ -384,7 +399,8 @@ impl Account {
             "amount_paid": if cancelled { Value::Null } else { json!(invoice.amount_paid) },
             "amount_due": if cancelled { Value::Null } else { json!(invoice.amount - invoice.amount_paid) },
             "currency": invoice.currency.code(), "description": invoice.description,
-            "notes": notes_json(&invoice.notes), "comment": null, "short_url": invoice.short_url,
+            "notes": notes_json(&invoice.notes), "comment": null,
+            "short_url": unless_draft(json!(invoice.short_url)),
             "type": "invoice", "created_at": invoice.created_at})
     }
 
@@ -525,14 +541,7 @@ impl Account {
         }
         let currency = currency_field(body)?;
         let line_items = invoice_lines(body, currency)?;
-        let amount = line_items
-            .iter()
-            .try_fold(0u64, |sum, li| {
-                li.amount
-                    .checked_mul(li.quantity)
-                    .and_then(|t| sum.checked_add(t))
-            })
-            .ok_or_else(|| ApiError::bad_request("The amount is invalid", Some("amount")))?;
+        let amount = invoice_total(&line_items)?;
         check_amount(amount, currency)?;
         let receipt = self.unique_receipt(body)?;
         let notes = parse_notes(body)?;
@@ -540,6 +549,9 @@ impl Account {
             body,
             "expire_by should be at least 15 minutes after current time.",
         )?;
+        // A draft is not payable and has no order or URL until it is issued (the harsher
+        // reading: the docs say only that the order is made on issue).
+        let draft = string_field(body, "draft").as_deref() == Some("1");
         let invoice = Invoice {
             id: new_id("inv_"),
             receipt,
@@ -548,10 +560,14 @@ impl Account {
             line_items,
             amount,
             amount_paid: 0,
-            status: "issued".to_owned(),
-            order_id: new_id("order_"),
+            status: if draft { "draft" } else { "issued" }.to_owned(),
+            order_id: if draft {
+                String::new()
+            } else {
+                new_id("order_")
+            },
             payment_id: None,
-            short_url: short_url(),
+            short_url: if draft { String::new() } else { short_url() },
             expire_by,
             partial_payment: body
                 .get("partial_payment")
@@ -589,6 +605,28 @@ impl Account {
 
     pub fn invoice(&self, id: &str) -> Result<&Invoice, ApiError> {
         self.invoices.get(id).ok_or_else(|| ApiError::not_found(id))
+    }
+
+    /// `POST /v1/invoices/{id}/issue`: only a draft; it gets its order and URL.
+    pub fn issue_invoice(&mut self, id: &str) -> Result<Value, ApiError> {
+        let invoice = self
+            .invoices
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(id))?;
+        if invoice.status != "draft" {
+            return Err(ApiError::bad_request(
+                &format!(
+                    "Operation not allowed for Invoice in {} status.",
+                    invoice.status
+                ),
+                None,
+            ));
+        }
+        invoice.status = "issued".to_owned();
+        invoice.order_id = new_id("order_");
+        invoice.short_url = short_url();
+        let invoice = invoice.clone();
+        Ok(self.invoice_json(&invoice))
     }
 
     /// `POST /v1/invoices/{id}/cancel`.

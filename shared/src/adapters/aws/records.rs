@@ -396,7 +396,8 @@ fn payment_condition(read: &Payment, change: &PaymentUpdate) -> Vec<Expect> {
     expect
 }
 
-/// What a payment change sets, and what it removes.
+/// What a payment change sets, and what it removes (counting money removes `last_error`:
+/// whatever stopped the money before is over).
 fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
     let attrs = Attrs::default();
     match change {
@@ -443,7 +444,7 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
                 .number(AMOUNT_PAID, *amount_paid)
                 .opt_text(REVIEW, review.as_ref())
                 .number(UPDATED_AT, *at),
-            vec![],
+            vec![LAST_ERROR.to_owned()],
         ),
         PaymentUpdate::AttemptRecorded { attempts } => (attrs.json(ATTEMPTS, attempts), vec![]),
         PaymentUpdate::Failed { reason, at } => (

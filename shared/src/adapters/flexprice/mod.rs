@@ -2,7 +2,8 @@
 //! merging keys into invoice metadata.
 //!
 //! Every call here is safe to retry: reads, the metadata write (it writes the same merged map
-//! again), and recording a payment (Flexprice dedupes on the caller's `idempotency_key`).
+//! again), recording a payment (Flexprice dedupes on the caller's `idempotency_key`, answering
+//! the row it has, processed or not) and processing one (refused once processed).
 
 pub mod wire;
 
@@ -49,6 +50,13 @@ impl Classify for FlexpriceError {
             FlexpriceError::Timeout | FlexpriceError::Transport(_) => ErrorClass::Retryable,
             _ => ErrorClass::Permanent,
         }
+    }
+}
+
+impl FlexpriceError {
+    /// 409: another request holds the same idempotency key (or the object changed meanwhile).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, FlexpriceError::Api { status: 409, .. })
     }
 }
 
@@ -171,6 +179,13 @@ impl FlexpriceClient {
         self.call(Method::POST, "/v1/payments", Some(request)).await
     }
 
+    /// Processes a payment Flexprice inserted but did not process (an INITIATED row answered
+    /// again for its idempotency key); refused for one already processed.
+    pub async fn process_payment(&self, id: &str) -> Result<Payment, FlexpriceError> {
+        let path = format!("/v1/payments/{}/process", segment(id));
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
     /// Adds `keys` to the metadata of `customer` (as just read), keeping the rest: Flexprice
     /// replaces metadata on update, so the whole map is written back.
     pub async fn merge_customer_metadata(
@@ -222,6 +237,13 @@ impl crate::ports::FlexpriceApi for FlexpriceClient {
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<Payment, FlexpriceError>> {
         Box::pin(FlexpriceClient::record_payment(self, request))
+    }
+
+    fn process_payment<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<Payment, FlexpriceError>> {
+        Box::pin(FlexpriceClient::process_payment(self, id))
     }
 
     fn merge_customer_metadata<'a>(

@@ -200,6 +200,28 @@ pub struct Payment {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Where a recorded payment stands, as Flexprice says it: it inserts the row (INITIATED),
+/// then processes it; only a processed payment moved the invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedAs {
+    /// SUCCEEDED or OVERPAID: the money is on the invoice.
+    Counted,
+    /// INITIATED, PENDING or PROCESSING: inserted, not (yet) processed.
+    Unprocessed,
+    /// FAILED, VOIDED, refunded or a status this client does not know.
+    Other,
+}
+
+impl Payment {
+    pub fn recorded_as(&self) -> RecordedAs {
+        match self.payment_status.as_str() {
+            "SUCCEEDED" | "OVERPAID" => RecordedAs::Counted,
+            "INITIATED" | "PENDING" | "PROCESSING" => RecordedAs::Unprocessed,
+            _ => RecordedAs::Other,
+        }
+    }
+}
+
 /// `PUT /v1/invoices/{id}`: the metadata given replaces the invoice's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpdateInvoiceRequest {

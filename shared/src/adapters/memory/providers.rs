@@ -33,6 +33,11 @@ pub enum Fault {
     TimeoutAfter,
     /// Refused with a 400 naming `field` (Razorpay's validation), before acting.
     Refused { field: &'static str },
+    /// 409 before acting: another request holds the same idempotency key.
+    Conflict,
+    /// Flexprice's two phases split: the payment row is inserted (INITIATED) but not
+    /// processed, and the answer is a 500.
+    InsertedUnprocessed,
 }
 
 /// The faults scripted for the next calls, by call name, and every call made.
@@ -61,6 +66,8 @@ trait FaultError: Sized {
     fn before(fault: Fault) -> Option<Self>;
     /// The answer lost after the call acted.
     fn lost() -> Self;
+    /// A 500 after the call acted (in part).
+    fn failed_after() -> Self;
 }
 
 /// A fake's state and its script: every call is recorded and meets the fault scripted for it.
@@ -77,6 +84,15 @@ impl<S> Scripted<S> {
 
     fn fail_next(&self, call: &'static str, fault: Fault) {
         lock(&self.script).faults.push((call, fault));
+    }
+
+    /// Whether the next fault scripted for `call` is `fault` (left in place for the call).
+    fn next_is(&self, call: &str, fault: Fault) -> bool {
+        lock(&self.script)
+            .faults
+            .iter()
+            .find(|(c, _)| *c == call)
+            .is_some_and(|(_, f)| *f == fault)
     }
 
     fn calls(&self, call: &str) -> usize {
@@ -100,6 +116,7 @@ impl<S> Scripted<S> {
         let answer = act(&mut self.state())?;
         match fault {
             Some(Fault::TimeoutAfter) => Err(E::lost()),
+            Some(Fault::InsertedUnprocessed) => Err(E::failed_after()),
             _ => Ok(answer),
         }
     }
@@ -116,12 +133,17 @@ impl FaultError for RazorpayError {
                 field: Some(field.to_owned()),
                 reason: Some("input_validation_failed".to_owned()),
             }),
-            Fault::TimeoutAfter => None,
+            Fault::Conflict => Some(razorpay_refusal(409, "conflict")),
+            Fault::TimeoutAfter | Fault::InsertedUnprocessed => None,
         }
     }
 
     fn lost() -> RazorpayError {
         RazorpayError::Timeout
+    }
+
+    fn failed_after() -> RazorpayError {
+        razorpay_refusal(500, "internal server error")
     }
 }
 
@@ -132,12 +154,17 @@ impl FaultError for FlexpriceError {
             Fault::Refused { field } => {
                 Some(flexprice_refusal(400, &format!("{field} is invalid")))
             }
-            Fault::TimeoutAfter => None,
+            Fault::Conflict => Some(flexprice_refusal(409, "already_exists")),
+            Fault::TimeoutAfter | Fault::InsertedUnprocessed => None,
         }
     }
 
     fn lost() -> FlexpriceError {
         FlexpriceError::Timeout
+    }
+
+    fn failed_after() -> FlexpriceError {
+        flexprice_refusal(500, "internal server error")
     }
 }
 
@@ -209,6 +236,16 @@ impl FakeRazorpay {
         if let Ok(link) = by_id(&mut self.inner.state().links, id) {
             link.status = status;
         }
+    }
+
+    /// A first try to pay a link: Razorpay makes the link's order (every payment on the link
+    /// is on it). Returns the order id.
+    pub fn attempt_link(&self, id: &str) -> String {
+        let order_id = format!("order_of_{id}");
+        if let Ok(link) = by_id(&mut self.inner.state().links, id) {
+            link.order_id = Some(order_id.clone());
+        }
+        order_id
     }
 
     /// Sets an invoice's status, as a payment or Razorpay's expiry would.
@@ -359,15 +396,31 @@ impl RazorpayApi for FakeRazorpay {
                 .map(|l| l.amount * l.quantity)
                 .sum();
             let id = state.id("inv");
+            let draft = request.draft.as_deref() == Some("1");
             let invoice: Invoice = wire(json!({
-                "id": id, "status": "issued", "receipt": request.receipt,
+                "id": id, "status": if draft { "draft" } else { "issued" },
+                "receipt": request.receipt,
                 "customer_id": request.customer_id, "amount": total, "amount_paid": 0,
                 "amount_due": total, "currency": request.currency,
-                "short_url": format!("https://rzp.io/i/{id}"), "notes": request.notes,
-                "created_at": 1_764_000_000,
+                "short_url": if draft { None } else { Some(format!("https://rzp.io/i/{id}")) },
+                "notes": request.notes, "created_at": 1_764_000_000,
             }));
             state.invoices.push(invoice.clone());
             Ok(invoice)
+        }))
+    }
+
+    fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        ready(self.inner.call("issue_invoice", |state| {
+            let invoice = by_id(&mut state.invoices, id)?;
+            if invoice.status != InvoiceStatus::Draft {
+                let status = invoice.status.as_str();
+                let refusal = format!("Operation not allowed for Invoice in {status} status.");
+                return Err(razorpay_refusal(400, &refusal));
+            }
+            invoice.status = InvoiceStatus::Issued;
+            invoice.short_url = Some(format!("https://rzp.io/i/{id}"));
+            Ok(invoice.clone())
         }))
     }
 
@@ -394,11 +447,15 @@ impl RazorpayApi for FakeRazorpay {
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
         ready(self.inner.call("cancel_invoice", |state| {
             let invoice = by_id(&mut state.invoices, id)?;
-            if invoice.status != InvoiceStatus::Issued {
-                return Err(razorpay_refusal(
-                    400,
-                    "Only issued invoices can be cancelled",
-                ));
+            let open = [
+                InvoiceStatus::Draft,
+                InvoiceStatus::Issued,
+                InvoiceStatus::PartiallyPaid,
+            ];
+            if !open.contains(&invoice.status) {
+                let status = invoice.status.as_str();
+                let refusal = format!("Operation not allowed for Invoice in {status} status.");
+                return Err(razorpay_refusal(400, &refusal));
             }
             invoice.status = InvoiceStatus::Cancelled;
             Ok(invoice.clone())
@@ -507,6 +564,30 @@ fn reconcile(invoice: &mut FlexpriceInvoice, amount: &str) {
     .to_owned();
 }
 
+impl FlexpriceState {
+    /// Flexprice's second phase: an INITIATED payment becomes SUCCEEDED and moves its
+    /// invoice; any other is refused (400), as processing twice would count it twice.
+    fn process(&mut self, key: &str) -> Result<FlexpricePayment, FlexpriceError> {
+        let payment = self
+            .payments
+            .get_mut(key)
+            .ok_or_else(|| not_found("payment", key))?;
+        if payment.payment_status != "INITIATED" {
+            let status = &payment.payment_status;
+            return Err(flexprice_refusal(400, &format!("payment is {status}")));
+        }
+        payment.payment_status = "SUCCEEDED".to_owned();
+        let payment = payment.clone();
+        if let Some(invoice) = self
+            .invoices
+            .get_mut(payment.destination_id.as_deref().unwrap_or_default())
+        {
+            reconcile(invoice, &payment.amount);
+        }
+        Ok(payment)
+    }
+}
+
 /// Adds `keys` to `metadata`, keeping the rest.
 fn merge(metadata: &mut BTreeMap<String, String>, keys: &BTreeMap<String, String>) {
     metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -540,28 +621,48 @@ impl FlexpriceApi for FakeFlexprice {
         &'a self,
         request: &'a RecordPaymentRequest,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>> {
-        ready(self.inner.call("record_payment", |state| {
+        let unprocessed = self
+            .inner
+            .next_is("record_payment", Fault::InsertedUnprocessed);
+        let answer = self.inner.call("record_payment", |state| {
             if !state.invoices.contains_key(&request.destination_id) {
                 return Err(not_found("invoice", &request.destination_id));
             }
             if let Some(recorded) = state.payments.get(&request.idempotency_key) {
-                return Ok(recorded.clone());
+                return Ok(Some(recorded.clone()));
             }
             let id = format!("pay_fake_{}", state.payments.len() + 1);
             let payment: FlexpricePayment = wire(json!({
                 "id": id, "idempotency_key": request.idempotency_key,
                 "destination_id": request.destination_id, "amount": request.amount,
-                "currency": request.currency, "payment_status": "SUCCEEDED",
+                "currency": request.currency, "payment_status": "INITIATED",
                 "payment_method_type": request.payment_method_type,
                 "metadata": request.metadata,
             }));
-            if let Some(invoice) = state.invoices.get_mut(&request.destination_id) {
-                reconcile(invoice, &request.amount);
-            }
             state
                 .payments
-                .insert(request.idempotency_key.clone(), payment.clone());
-            Ok(payment)
+                .insert(request.idempotency_key.clone(), payment);
+            if unprocessed {
+                return Ok(None);
+            }
+            state.process(&request.idempotency_key).map(Some)
+        });
+        // An unprocessed insert answers the scripted 500 (`call` turns the fault into it).
+        ready(answer.and_then(|p| p.ok_or_else(FlexpriceError::failed_after)))
+    }
+
+    fn process_payment<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>> {
+        ready(self.inner.call("process_payment", |state| {
+            let key = state
+                .payments
+                .iter()
+                .find(|(_, p)| p.id == id)
+                .map(|(key, _)| key.clone())
+                .ok_or_else(|| not_found("payment", id))?;
+            state.process(&key)
         }))
     }
 

@@ -43,4 +43,6 @@ pub struct EventInvoice {
     pub id: String,
     #[serde(default)]
     pub status: InvoiceStatus,
+    #[serde(default)]
+    pub notes: Notes,
 }

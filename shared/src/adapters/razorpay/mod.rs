@@ -22,8 +22,8 @@ use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
 use wire::{
-    Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, Payment,
-    PaymentLink, PaymentLinkList, PaymentLinkRequest,
+    Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, InvoiceStatus,
+    Payment, PaymentLink, PaymentLinkList, PaymentLinkRequest,
 };
 
 /// Razorpay's production API.
@@ -54,6 +54,22 @@ impl RazorpayError {
     /// 429: Razorpay refused the request without acting on it.
     pub fn is_throttled(&self) -> bool {
         matches!(self, RazorpayError::Api { status: 429, .. })
+    }
+
+    /// 404, or Razorpay's 400 for an id it does not know ("… is not a valid id", "The id
+    /// provided does not exist"): no such object on this account.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RazorpayError::Api { status: 404, .. } => true,
+            RazorpayError::Api {
+                status: 400,
+                description,
+                ..
+            } => {
+                description.contains("does not exist") || description.ends_with("is not a valid id")
+            }
+            _ => false,
+        }
     }
 
     /// A 4xx other than 429: the request itself was refused.
@@ -351,6 +367,20 @@ impl RazorpayClient {
             .await
     }
 
+    /// Issues a draft invoice (payable, and sent if it says so); after an unknown outcome, or
+    /// a refusal of a retry, reads it: no longer a draft means the first call issued it.
+    pub async fn issue_invoice(&self, id: &str) -> Result<Invoice, RazorpayError> {
+        let path = format!("/v1/invoices/{}/issue", segment(id));
+        self.create_recoverable(
+            || self.call(Method::POST, &path, &[], None::<&()>),
+            || async {
+                let invoice = self.get_invoice(id).await?;
+                Ok((invoice.status != InvoiceStatus::Draft).then_some(invoice))
+            },
+        )
+        .await
+    }
+
     // ---------- payments ----------
 
     pub async fn get_payment(&self, id: &str) -> Result<Payment, RazorpayError> {
@@ -418,6 +448,10 @@ impl crate::ports::RazorpayApi for RazorpayClient {
 
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
         Box::pin(RazorpayClient::cancel_invoice(self, id))
+    }
+
+    fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
+        Box::pin(RazorpayClient::issue_invoice(self, id))
     }
 }
 

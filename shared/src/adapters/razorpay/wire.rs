@@ -388,6 +388,9 @@ pub struct InvoiceRequest {
     pub email_notify: bool,
     #[serde(skip_serializing_if = "Notes::is_empty")]
     pub notes: Notes,
+    /// `Some("1")`: made as a draft (nothing payable, nothing sent) until it is issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
