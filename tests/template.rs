@@ -111,6 +111,11 @@ fn the_job_queue_redrives_to_a_longer_lived_dlq_and_outlasts_the_worker() {
     let settings = QueueSettings::default();
 
     let worker_timeout = u64_of(&worker["Timeout"]);
+    assert_eq!(
+        worker_timeout,
+        invoice_sync::TIMEOUT.as_secs(),
+        "the local stack gives a batch the worker's timeout"
+    );
     let visibility = u64_of(&queue["VisibilityTimeout"]);
     assert!(
         visibility >= 6 * worker_timeout,
@@ -120,7 +125,16 @@ fn the_job_queue_redrives_to_a_longer_lived_dlq_and_outlasts_the_worker() {
         u64_of(&queue["RedrivePolicy"]["maxReceiveCount"]),
         u64::from(settings.max_receive_count)
     );
-    assert_eq!(settings.max_receive_count, 5);
+    let schedule = shared::domain::jobs::RetrySchedule::PRODUCTION;
+    assert_eq!(settings.max_receive_count, schedule.max_receives);
+    assert!(
+        schedule.budget_secs() >= 24 * 3600,
+        "a day of retries at least"
+    );
+    assert!(
+        u64::from(settings.retention_secs) > schedule.budget_secs(),
+        "the queue keeps a job longer than it is retried"
+    );
     assert_eq!(visibility, u64::from(settings.visibility_timeout_secs));
     let retention = u64_of(&queue["MessageRetentionPeriod"]);
     let dlq_retention = u64_of(&dlq["MessageRetentionPeriod"]);

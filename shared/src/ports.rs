@@ -29,9 +29,9 @@ use crate::adapters::flexprice::wire::{
 };
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
-    Customer, CustomerRequest, Invoice, InvoiceRequest, PaymentLink, PaymentLinkRequest,
+    Customer, CustomerRequest, Invoice, InvoiceRequest, Payment, PaymentLink, PaymentLinkRequest,
 };
-use crate::domain::jobs::Job;
+use crate::domain::jobs::{Job, Retry};
 use crate::domain::keys::Key;
 use crate::domain::secret::Secret;
 
@@ -97,6 +97,8 @@ pub trait Queue: Send + Sync {
         job: &'a Job,
         trace_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<String, QueueError>>;
+    /// Makes failed messages visible again only after their waits (the backoff of a retry).
+    fn retry_later<'a>(&'a self, retries: &'a [Retry]) -> PortFuture<'a, Result<(), QueueError>>;
 }
 
 /// Secret strings by id, served from a cache where the adapter keeps one.
@@ -158,6 +160,8 @@ pub trait RazorpayApi: Send + Sync {
         receipt: &'a str,
     ) -> PortFuture<'a, Result<Vec<Invoice>, RazorpayError>>;
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+    /// A payment, as Razorpay has it now.
+    fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>>;
     /// Issues a draft invoice; Razorpay refuses (400) one that is not a draft.
     fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::aws::secrets::{SecretsCache, SecretsError};
+use shared::adapters::aws::secrets::{
+    MAX_ENTRIES, MISSING_TTL, REFRESH_INTERVAL, SecretsCache, SecretsError,
+};
 use shared::adapters::memory::MemorySecrets;
 use shared::domain::secret::Secret;
 use shared::ports::{Clock, ManualClock, SecretStore, SystemClock};
@@ -40,6 +42,34 @@ fn cache(env: &TestEnv, counter: &CallCounter, clock: Arc<dyn Clock>) -> Arc<Sec
     ))
 }
 
+/// A cache on a clock that moves only when told, over a fresh emulator, with `value` stored as
+/// the tenant's secret (none: the secret does not exist).
+struct Timed {
+    env: TestEnv,
+    name: String,
+    counter: CallCounter,
+    clock: Arc<ManualClock>,
+    cache: Arc<SecretsCache>,
+}
+
+async fn timed(tenant: &str, value: Option<&str>) -> Timed {
+    let env = TestEnv::new().await;
+    let name = format!("{}/{tenant}/live", env.secret_prefix);
+    if let Some(value) = value {
+        put_secret(&env, &name, value).await;
+    }
+    let counter = CallCounter::new();
+    let clock = Arc::new(ManualClock::at_millis(SystemClock.now_millis()));
+    let cache = cache(&env, &counter, clock.clone());
+    Timed {
+        env,
+        name,
+        counter,
+        clock,
+        cache,
+    }
+}
+
 #[tokio::test]
 async fn twenty_concurrent_readers_make_one_call() {
     let env = TestEnv::new().await;
@@ -61,12 +91,13 @@ async fn twenty_concurrent_readers_make_one_call() {
 
 #[tokio::test]
 async fn the_cache_serves_within_the_ttl_and_refetches_after_it() {
-    let env = TestEnv::new().await;
-    let name = format!("{}/tenant_1/live", env.secret_prefix);
-    put_secret(&env, &name, "v1").await;
-    let counter = CallCounter::new();
-    let clock = Arc::new(ManualClock::at_millis(SystemClock.now_millis()));
-    let cache = cache(&env, &counter, clock.clone());
+    let Timed {
+        env,
+        name,
+        counter,
+        clock,
+        cache,
+    } = timed("tenant_1", Some("v1")).await;
     assert_eq!(cache.get(&name).await.unwrap().expose(), "v1");
     rotate(&env, &name, "v2").await;
     clock.advance(TTL - Duration::from_secs(1));
@@ -79,12 +110,13 @@ async fn the_cache_serves_within_the_ttl_and_refetches_after_it() {
 
 #[tokio::test]
 async fn a_forced_refresh_bypasses_the_cache_once_for_concurrent_callers() {
-    let env = TestEnv::new().await;
-    let name = format!("{}/tenant_1/live", env.secret_prefix);
-    put_secret(&env, &name, "old").await;
-    let counter = CallCounter::new();
-    let clock = Arc::new(ManualClock::at_millis(SystemClock.now_millis()));
-    let cache = cache(&env, &counter, clock.clone());
+    let Timed {
+        env,
+        name,
+        counter,
+        clock,
+        cache,
+    } = timed("tenant_1", Some("old")).await;
     assert_eq!(cache.get(&name).await.unwrap().expose(), "old");
     rotate(&env, &name, "new").await;
     clock.advance(Duration::from_millis(10));
@@ -103,18 +135,72 @@ async fn a_forced_refresh_bypasses_the_cache_once_for_concurrent_callers() {
 }
 
 #[tokio::test]
-async fn a_missing_secret_is_not_found_and_not_cached() {
+async fn a_missing_secret_is_answered_missing_for_a_while_without_asking_again() {
+    let Timed {
+        env,
+        name,
+        counter,
+        clock,
+        cache,
+    } = timed("nobody", None).await;
+    for _ in 0..100 {
+        let err = cache.get(&name).await.unwrap_err();
+        assert!(
+            matches!(&err, SecretsError::NotFound { id } if *id == name),
+            "{err:?}"
+        );
+    }
+    clock.advance(Duration::from_millis(5));
+    assert!(cache.refresh(&name).await.is_err());
+    assert_eq!(counter.count("GetSecretValue"), 2, "one read, one forced");
+    put_secret(&env, &name, "now-here").await;
+    clock.advance(MISSING_TTL.max(REFRESH_INTERVAL));
+    assert_eq!(cache.get(&name).await.unwrap().expose(), "now-here");
+    assert_eq!(counter.count("GetSecretValue"), 3);
+}
+
+#[tokio::test]
+async fn forced_refreshes_read_a_secret_at_most_once_per_interval() {
+    let Timed {
+        env,
+        name,
+        counter,
+        clock,
+        cache,
+    } = timed("tenant_1", Some("v1")).await;
+    cache.get(&name).await.unwrap();
+    // A stream of bad signatures: the first forces a read, the rest within the interval do not.
+    for _ in 0..1000 {
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(cache.refresh(&name).await.unwrap().expose(), "v1");
+    }
+    assert_eq!(counter.count("GetSecretValue"), 2);
+    rotate(&env, &name, "v2").await;
+    clock.advance(REFRESH_INTERVAL);
+    assert_eq!(cache.refresh(&name).await.unwrap().expose(), "v2");
+    assert_eq!(counter.count("GetSecretValue"), 3);
+}
+
+#[tokio::test]
+async fn the_cache_stays_bounded_whatever_ids_are_asked_and_keeps_real_secrets_first() {
     let env = TestEnv::new().await;
-    let name = format!("{}/nobody/live", env.secret_prefix);
+    let known = format!("{}/tenant_1/live", env.secret_prefix);
+    put_secret(&env, &known, "kept").await;
     let counter = CallCounter::new();
     let cache = cache(&env, &counter, Arc::new(SystemClock));
-    let err = cache.get(&name).await.unwrap_err();
-    assert!(
-        matches!(&err, SecretsError::NotFound { id } if *id == name),
-        "{err:?}"
+    cache.get(&known).await.unwrap();
+    for n in 0..MAX_ENTRIES + 50 {
+        let unknown = format!("{}/nobody_{n}/live", env.secret_prefix);
+        assert!(cache.get(&unknown).await.is_err());
+        assert!(cache.len() <= MAX_ENTRIES, "{} entries", cache.len());
+    }
+    let calls = counter.count("GetSecretValue");
+    assert_eq!(cache.get(&known).await.unwrap().expose(), "kept");
+    assert_eq!(
+        counter.count("GetSecretValue"),
+        calls,
+        "the real secret was kept"
     );
-    put_secret(&env, &name, "now-here").await;
-    assert_eq!(cache.get(&name).await.unwrap().expose(), "now-here");
 }
 
 #[tokio::test]

@@ -652,6 +652,35 @@ async fn money_counts_only_once_flexprice_processed_it_and_a_busy_key_is_not_a_r
 }
 
 #[tokio::test]
+async fn an_event_whose_payment_has_a_null_amount_is_counted_from_razorpays_copy() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("order-8"))
+        .await
+        .unwrap();
+    let order = stack.razorpay.attempt_link(link_of(&made.payment));
+    let body = captured_on(&order, &made.payment.id, "pay_Null", 10000)
+        .replace("\"amount\":10000", "\"amount\":null");
+    assert!(body.contains("\"amount\":null"), "{body}");
+    let notes = json!({"flexprice_payment_id": made.payment.id, "tenant_id": "acme",
+        "environment_id": "live"});
+    let copy = json!({"id": "pay_Null", "amount": 10000, "currency": "INR",
+        "status": "captured", "order_id": order, "notes": notes});
+    stack.razorpay.add_payment(copy);
+    let counted = reconcile::apply(&stack.adapters, &scope(), &body).await;
+    assert_eq!(
+        counted,
+        Ok(Applied::Counted {
+            status: "SUCCEEDED".into()
+        })
+    );
+    assert_eq!(stack.razorpay.calls("get_payment"), 1);
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
+    );
+}
+
+#[tokio::test]
 async fn a_refusal_noted_on_the_payment_is_cleared_when_its_money_is_counted() {
     let stack = connected_stack(false).await;
     let made = payments::create(&stack.adapters, &scope(), payment_request("order-6"))

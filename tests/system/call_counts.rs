@@ -127,3 +127,57 @@ async fn a_payment_link_for_a_synced_customer_makes_these_calls() {
         .unwrap();
     assert_eq!(counter.calls(), ["DynamoDB.GetItem"]);
 }
+
+#[tokio::test]
+async fn ten_thousand_requests_for_unknown_tenants_or_with_bad_signatures_read_a_handful_of_secrets()
+ {
+    let stack = system_tests::start("calls-").await;
+    let (adapters, counter) = counted(&stack);
+    let body = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
+        "event": "payment.authorized", "contains": ["payment"], "payload": {}})
+    .to_string();
+    let good = razorpay_sign(
+        &Secret::new(stack.ready.webhook_secret.clone()),
+        body.as_bytes(),
+    );
+    let forged = razorpay_sign(&Secret::new("not-the-secret".to_owned()), body.as_bytes());
+    let ghosts: Vec<String> = (0..10).map(|n| format!("ghost{n}")).collect();
+    let mut refused = std::collections::BTreeMap::<u16, usize>::new();
+    for n in 0..10_000 {
+        // Half to ten tenants that do not exist (well signed), half to ours with a bad signature.
+        let (tenant, signature) = if n % 2 == 0 {
+            (ghosts[(n / 2) % 10].as_str(), good.as_str())
+        } else {
+            ("demo", forged.as_str())
+        };
+        let delivery = shared::services::intake::Delivery {
+            tenant_id: tenant,
+            environment_id: "sandbox",
+            signature: Some(signature),
+            event_id: Some("evt_attack"),
+            trace_id: None,
+            body: body.as_bytes(),
+        };
+        let refusal = shared::services::intake::razorpay(&adapters, delivery)
+            .await
+            .unwrap_err();
+        *refused
+            .entry(shared::api::problem::Problem::from(refusal).status)
+            .or_default() += 1;
+    }
+    assert_eq!(refused, [(401, 5_000), (404, 5_000)].into());
+    let reads = counter
+        .calls()
+        .iter()
+        .filter(|call| call.ends_with("GetSecretValue"))
+        .count();
+    // Each ghost once, ours once, and one forced read for the first bad signature.
+    assert_eq!(reads, 12, "{:?}", counter.calls());
+    assert!(
+        counter
+            .calls()
+            .iter()
+            .all(|c| c.starts_with("Secrets Manager")),
+        "a refused request touches nothing else"
+    );
+}

@@ -141,9 +141,13 @@ async fn every_file_has_its_documented_outcome_through_its_handler() {
     for (name, function, expected) in FILES {
         if function == Function::Worker {
             let event: SqsEvent = serde_json::from_str(&read(name)).unwrap();
-            let response = invoice_sync::handle(stack.adapters.clone(), event)
-                .await
-                .unwrap();
+            let response = invoice_sync::handle(
+                stack.adapters.clone(),
+                event,
+                invoice_sync::deadline_from_now(&stack.adapters),
+            )
+            .await
+            .unwrap();
             assert_eq!(
                 response.batch_item_failures.len(),
                 usize::from(expected),

@@ -159,7 +159,11 @@ async fn five_deliveries_and_five_concurrent_manual_retries_make_one_invoice() {
             message
         })
         .collect();
-    let direct = invoice_sync::handle(stack.adapters.clone(), batch);
+    let direct = invoice_sync::handle(
+        stack.adapters.clone(),
+        batch,
+        invoice_sync::deadline_from_now(&stack.adapters),
+    );
     let (delivered, retried, _) = tokio::join!(
         futures::future::join_all(deliveries),
         futures::future::join_all(retries),

@@ -344,6 +344,59 @@ async fn paid_while_flexprice_faults(
     (stack, id)
 }
 
+/// Messages resting in the DLQ now.
+async fn parked(stack: &LocalStack) -> usize {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&stack.queues.dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn flexprice_down_longer_than_five_tries_last_parks_nothing_and_records_after_recovery() {
+    // Down for 25 s: the old budget (five tries 180 s apart, 15 minutes) is 15 s at the local
+    // stack's scale; the backoff (1 s doubling, scaled) keeps trying past it.
+    let (stack, id) = paid_while_flexprice_faults(
+        "80.00",
+        "flexprice-outage",
+        simulators::Fault::Status { status: 503 },
+        100_000,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let failed_during_outage = stack.poller.snapshot().3;
+    assert!(failed_during_outage >= 5, "{:?}", stack.poller.snapshot());
+    assert_eq!(parked(&stack).await, 0, "nothing parked during the outage");
+    stack.flexprice.clear_faults();
+    let paid = wait_for(
+        "the payment after recovery",
+        Duration::from_secs(60),
+        || async {
+            let (_, payment) =
+                system_tests::api(&stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+            (payment["payment_status"] == "SUCCEEDED").then_some(payment)
+        },
+    )
+    .await;
+    assert_eq!(paid["amount_paid_minor"], 8000);
+    let invoice = &stack.ready.invoice_ids[0];
+    assert_eq!(
+        flexprice_paid(&stack, invoice).await.0,
+        "80.00",
+        "recorded once"
+    );
+    assert_eq!(parked(&stack).await, 0);
+}
+
 #[tokio::test]
 async fn flexprice_down_for_a_while_then_back_records_the_payment_once() {
     // Two job attempts' worth of 503s (the client tries three times per attempt).

@@ -2,19 +2,22 @@
 //! failed (`ReportBatchItemFailures`), so SQS redelivers only those and, after
 //! `maxReceiveCount`, parks them in the DLQ.
 //!
-//! Each message runs on its own task: a panic fails that message only. A message that cannot
-//! be parsed (a poison body) fails every delivery and so lands in the DLQ, where it is kept
-//! for inspection; nothing is dropped. Until the job flows land, every job fails as "not
-//! implemented" and takes the same path.
+//! Each message runs on its own task, within the time left before the invocation's deadline:
+//! a panic or a job that runs out of time fails that message only. A failed message comes back
+//! after its retry schedule's wait (`ChangeMessageVisibility`), so a job is retried for more
+//! than a day before SQS parks it; a message that cannot be parsed (a poison body) or fails for
+//! good comes back at once, burns its receives, and is kept in the DLQ for inspection. Nothing
+//! is dropped.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
 use shared::domain::error::Failure;
-use shared::domain::jobs::{Job, Task};
+use shared::domain::jobs::{Job, Retry, RetrySchedule, Task};
 use shared::services::{collection, invoice_sync, reconcile};
 use thiserror::Error;
 use tracing::Instrument;
@@ -39,8 +42,51 @@ pub fn parse_job(message: &SqsMessage) -> Result<Job, Failure> {
     Ok(job)
 }
 
-/// Runs `run` on every message of the batch concurrently and reports the failures.
-pub async fn process_batch<F, Fut>(event: SqsEvent, run: F) -> Result<SqsBatchResponse, BatchError>
+/// What answering the batch leaves to do: the failures for Lambda, and when each comes back.
+#[derive(Debug, Default)]
+pub struct Answered {
+    pub response: SqsBatchResponse,
+    pub retries: Vec<Retry>,
+}
+
+/// The worker's timeout (`template.yaml`'s `Timeout`): what the local stack gives a batch.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The deadline of an invocation starting now, as Lambda sets it (epoch milliseconds).
+pub fn deadline_from_now(adapters: &Adapters) -> u64 {
+    let timeout = u64::try_from(TIMEOUT.as_millis()).unwrap_or(u64::MAX);
+    adapters.clock.now_millis().saturating_add(timeout)
+}
+
+/// The time left for the jobs: until the function's deadline, less what answering takes.
+pub fn job_budget(deadline_ms: u64, now_ms: u64) -> Duration {
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    left.saturating_sub(ANSWER_MARGIN).max(MIN_BUDGET)
+}
+
+/// Kept back from the deadline to report the failures and set their retries.
+const ANSWER_MARGIN: Duration = Duration::from_secs(3);
+const MIN_BUDGET: Duration = Duration::from_secs(1);
+
+/// How many times SQS has handed this message out (this delivery included).
+fn receives(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Runs `run` on every message of the batch concurrently, each within `budget` (a job that
+/// runs out of time fails alone), and reports the failures with their retries: a retryable
+/// failure comes back after the schedule's wait for its receive count, a permanent one at once
+/// (it burns its receives quickly and rests in the DLQ, kept).
+pub async fn process_batch<F, Fut>(
+    event: SqsEvent,
+    budget: Duration,
+    schedule: RetrySchedule,
+    run: F,
+) -> Result<Answered, BatchError>
 where
     F: Fn(Job) -> Fut,
     Fut: Future<Output = Result<(), Failure>> + Send + 'static,
@@ -54,27 +100,63 @@ where
                 .message_attributes
                 .get(TRACE_ID_ATTRIBUTE)
                 .and_then(|a| a.string_value.clone());
+            let retry = (message.receipt_handle.clone(), receives(&message));
             // In the batch's span, so that a job's log lines carry whatever the caller put there.
-            let task = parse_job(&message).map(|job| tokio::spawn(run(job).in_current_span()));
-            (id, trace_id, task)
+            let task = parse_job(&message)
+                .map(|job| tokio::spawn(within(budget, run(job)).in_current_span()));
+            (id, trace_id, retry, task)
         })
         .collect();
-    let mut response = SqsBatchResponse::default();
-    for (id, trace_id, task) in tasks {
-        let outcome = match task {
-            Ok(handle) => match handle.await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(join_error) if join_error.is_panic() => Err("the job panicked".to_owned()),
-                Err(join_error) => Err(join_error.to_string()),
-            },
-            Err(parse_error) => Err(parse_error.to_string()),
+    let mut answered = Answered::default();
+    for (id, trace_id, (receipt, receives), task) in tasks {
+        let Err(failure) = outcome(task).await else {
+            continue;
         };
-        if let Err(reason) = outcome {
-            tracing::warn!(message_id = ?id, trace_id = ?trace_id, %reason, "job failed; SQS will redeliver it");
-            response.add_failure(id.ok_or(BatchError::FailedMessageWithoutId)?);
+        let wait_secs = match failure {
+            Failure::Retryable(_) => schedule.wait_secs(receives),
+            Failure::Permanent(_) => 0,
+        };
+        tracing::warn!(message_id = ?id, trace_id = ?trace_id, reason = %failure, receives, wait_secs, "job failed; SQS will redeliver it");
+        answered
+            .response
+            .add_failure(id.ok_or(BatchError::FailedMessageWithoutId)?);
+        if let Some(receipt_handle) = receipt {
+            answered.retries.push(Retry {
+                receipt_handle,
+                wait_secs,
+            });
         }
     }
-    Ok(response)
+    Ok(answered)
+}
+
+/// A job that must end within `budget`: past it, it fails (retryable) on its own.
+async fn within(
+    budget: Duration,
+    job: impl Future<Output = Result<(), Failure>>,
+) -> Result<(), Failure> {
+    tokio::time::timeout(budget, job).await.unwrap_or_else(|_| {
+        Err(Failure::Retryable(format!(
+            "the job ran out of time ({} ms before the function's deadline)",
+            budget.as_millis()
+        )))
+    })
+}
+
+/// What a message's task came to: a panic or a poison body is a failure like any other.
+async fn outcome(
+    task: Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure>,
+) -> Result<(), Failure> {
+    match task {
+        Ok(handle) => match handle.await {
+            Ok(result) => result,
+            Err(join_error) if join_error.is_panic() => {
+                Err(Failure::Retryable("the job panicked".to_owned()))
+            }
+            Err(join_error) => Err(Failure::Retryable(join_error.to_string())),
+        },
+        Err(parse_error) => Err(parse_error),
+    }
 }
 
 /// Runs one job. A retryable failure fails the message (SQS redelivers it, then parks it in
@@ -122,12 +204,26 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
     }
 }
 
-/// The Lambda handler: one SQS batch.
+/// The Lambda handler: one SQS batch, to be answered before `deadline_ms` (the invocation's
+/// deadline, epoch milliseconds). The failed messages' retries are set before answering (best
+/// effort: one not set comes back after the queue's default visibility).
 pub async fn handle(
     adapters: Arc<Adapters>,
     event: SqsEvent,
+    deadline_ms: u64,
 ) -> Result<SqsBatchResponse, BatchError> {
-    process_batch(event, |job| run_job(adapters.clone(), job)).await
+    let budget = job_budget(deadline_ms, adapters.clock.now_millis());
+    let schedule = adapters.config.retry;
+    let answered = process_batch(event, budget, schedule, |job| {
+        run_job(adapters.clone(), job)
+    })
+    .await?;
+    if !answered.retries.is_empty()
+        && let Err(e) = adapters.queue.retry_later(&answered.retries).await
+    {
+        tracing::warn!(error = %e, "could not set the retries' waits; they come back after the queue's default");
+    }
+    Ok(answered.response)
 }
 
 #[cfg(test)]
@@ -178,13 +274,85 @@ mod tests {
         }
     }
 
+    async fn run_batch(event: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
+        let answered = process_batch(
+            event,
+            Duration::from_secs(5),
+            RetrySchedule::PRODUCTION,
+            ok_unless_bad,
+        )
+        .await?;
+        Ok(answered.response)
+    }
+
+    fn received(id: &str, body: &str, receives: u32) -> SqsMessage {
+        let mut message = message(Some(id), body);
+        message.receipt_handle = Some(format!("rh-{id}"));
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receives.to_string());
+        message
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_waits_its_schedule_and_a_poison_one_comes_back_at_once() {
+        let event = batch(vec![
+            received("m1", &job_body("fail"), 1),
+            received("m2", &job_body("fail"), 9),
+            received("m3", "{not json", 3),
+            received("m4", &job_body("a"), 2),
+        ]);
+        let answered = process_batch(
+            event,
+            Duration::from_secs(5),
+            RetrySchedule::PRODUCTION,
+            ok_unless_bad,
+        )
+        .await
+        .unwrap();
+        assert_eq!(failed_ids(&answered.response), ["m1", "m2", "m3"]);
+        let waits: Vec<(&str, u32)> = answered
+            .retries
+            .iter()
+            .map(|r| (r.receipt_handle.as_str(), r.wait_secs))
+            .collect();
+        assert_eq!(waits, [("rh-m1", 60), ("rh-m2", 10800), ("rh-m3", 0)]);
+    }
+
+    async fn slow_unless_quick(job: Job) -> Result<(), Failure> {
+        if let Task::SyncInvoice { invoice_id } = &job.task
+            && invoice_id == "slow"
+        {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_deadline_fails_alone_and_the_batch_is_answered_in_time() {
+        let event = batch(vec![
+            message(Some("m1"), &job_body("quick")),
+            message(Some("m2"), &job_body("slow")),
+            message(Some("m3"), &job_body("quick")),
+        ]);
+        let started = std::time::Instant::now();
+        let budget = job_budget(10_000 + 3_200, 10_000);
+        assert_eq!(budget, Duration::from_secs(1), "never less than a second");
+        let answered = process_batch(event, budget, RetrySchedule::PRODUCTION, slow_unless_quick)
+            .await
+            .unwrap();
+        assert_eq!(failed_ids(&answered.response), ["m2"]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(job_budget(30_000, 0), Duration::from_secs(27));
+    }
+
     #[tokio::test]
     async fn all_succeed_reports_no_failures() {
         let event = batch(vec![
             message(Some("m1"), &job_body("a")),
             message(Some("m2"), &job_body("b")),
         ]);
-        let response = process_batch(event, ok_unless_bad).await.unwrap();
+        let response = run_batch(event).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json, serde_json::json!({"batchItemFailures": []}));
@@ -202,7 +370,7 @@ mod tests {
             ),
             message(Some("m5"), &job_body("b")),
         ]);
-        let response = process_batch(event, ok_unless_bad).await.unwrap();
+        let response = run_batch(event).await.unwrap();
         assert_eq!(failed_ids(&response), ["m2", "m3", "m4"]);
     }
 
@@ -213,7 +381,7 @@ mod tests {
             message(Some("m2"), &job_body("panic")),
             message(Some("m3"), &job_body("b")),
         ]);
-        let response = process_batch(event, ok_unless_bad).await.unwrap();
+        let response = run_batch(event).await.unwrap();
         assert_eq!(failed_ids(&response), ["m2"]);
     }
 
@@ -223,13 +391,13 @@ mod tests {
             message(Some("m1"), &job_body("a")),
             message(None, &job_body("fail")),
         ]);
-        let err = process_batch(event, ok_unless_bad).await.unwrap_err();
+        let err = run_batch(event).await.unwrap_err();
         assert!(matches!(err, BatchError::FailedMessageWithoutId));
         let event = batch(vec![message(Some(""), &job_body("fail"))]);
-        assert!(process_batch(event, ok_unless_bad).await.is_err());
+        assert!(run_batch(event).await.is_err());
         // A message without an id that succeeds is fine.
         let event = batch(vec![message(None, &job_body("a"))]);
-        assert!(process_batch(event, ok_unless_bad).await.is_ok());
+        assert!(run_batch(event).await.is_ok());
     }
 
     #[test]

@@ -10,7 +10,11 @@ async fn main() -> Result<(), Error> {
     let adapters = Arc::new(Adapters::from_env().await?);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let adapters = adapters.clone();
-        async move { Ok::<_, Error>(invoice_sync::handle(adapters, event.payload).await?) }
+        let deadline_ms = event.context.deadline;
+        async move {
+            let answered = invoice_sync::handle(adapters, event.payload, deadline_ms).await?;
+            Ok::<_, Error>(answered)
+        }
     }))
     .await
 }

@@ -11,7 +11,9 @@ async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded
     let event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/sqs-sync-invoice.json")).unwrap();
     let id = event.records[0].message_id.clone().unwrap();
-    let response = invoice_sync::handle(Arc::new(env.adapters()), event)
+    let adapters = Arc::new(env.adapters());
+    let deadline = invoice_sync::deadline_from_now(&adapters);
+    let response = invoice_sync::handle(adapters, event, deadline)
         .await
         .unwrap();
     let failed: Vec<_> = response

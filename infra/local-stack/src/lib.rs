@@ -20,9 +20,14 @@ use serde_json::{Value, json};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::provision::{self, QueueSettings, Queues};
 use shared::adapters::config::Config;
+use shared::domain::jobs::RetrySchedule;
 use shared::domain::keys::TenantScope;
 use shared::domain::secret::Secret;
 use simulators::common::new_id;
+
+/// The local stack runs the production retry schedule this many times faster: a minute's
+/// wait is a second, the 28 h budget about 28 minutes.
+pub const LOCAL_RETRY_SCALE: u32 = 60;
 
 pub const TENANT_ID: &str = "demo";
 pub const ENVIRONMENT_ID: &str = "sandbox";
@@ -351,6 +356,7 @@ impl LocalStack {
                 secret_prefix: secret_prefix.clone(),
                 razorpay_api_url: razorpay.url.clone(),
                 flexprice_api_url: flexprice.url.clone(),
+                retry: RetrySchedule::PRODUCTION.scaled(LOCAL_RETRY_SCALE),
             },
         ));
         let sqs = aws_sdk_sqs::Client::new(&sdk);

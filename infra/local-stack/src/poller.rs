@@ -123,9 +123,13 @@ async fn hand_to_worker(
         .iter()
         .map(|m| to_lambda_message(m, queue_arn, "us-east-1"))
         .collect();
-    let handled = invoice_sync::handle(adapters.clone(), event)
-        .instrument(logs::function_span(logs::INVOICE_SYNC))
-        .await;
+    let handled = invoice_sync::handle(
+        adapters.clone(),
+        event,
+        invoice_sync::deadline_from_now(adapters),
+    )
+    .instrument(logs::function_span(logs::INVOICE_SYNC))
+    .await;
     match handled {
         Ok(response) => response
             .batch_item_failures

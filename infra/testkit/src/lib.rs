@@ -87,6 +87,7 @@ impl TestEnv {
                 secret_prefix: self.secret_prefix.clone(),
                 razorpay_api_url: shared::adapters::razorpay::DEFAULT_BASE_URL.to_owned(),
                 flexprice_api_url: shared::adapters::flexprice::DEFAULT_BASE_URL.to_owned(),
+                retry: shared::domain::jobs::RetrySchedule::PRODUCTION,
             },
         )
     }
@@ -149,6 +150,7 @@ impl FakeStack {
                 secret_prefix: "fake".into(),
                 razorpay_api_url: "http://127.0.0.1:9".into(),
                 flexprice_api_url: "http://127.0.0.1:9".into(),
+                retry: shared::domain::jobs::RetrySchedule::PRODUCTION,
             },
         );
         let table = Arc::new(MemoryTable::new());

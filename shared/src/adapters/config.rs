@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::domain::jobs::RetrySchedule;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is not set")]
@@ -28,6 +30,9 @@ pub struct Config {
     pub razorpay_api_url: String,
     /// `FLEXPRICE_API_URL`, default Flexprice Cloud.
     pub flexprice_api_url: String,
+    /// How failed jobs wait before their next try; `RETRY_SCALE` (a whole number, default 1)
+    /// divides every wait, for a local run of the same schedule.
+    pub retry: RetrySchedule,
 }
 
 impl Config {
@@ -69,6 +74,18 @@ impl Config {
                 })
             }
         };
+        let scale = match lookup("RETRY_SCALE") {
+            None => 1,
+            Some(text) => {
+                text.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s >= 1)
+                    .ok_or(ConfigError::Invalid {
+                        name: "RETRY_SCALE",
+                        reason: "it must be a whole number of at least 1",
+                    })?
+            }
+        };
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             job_queue_url: required("JOB_QUEUE_URL")?,
@@ -81,6 +98,7 @@ impl Config {
                 "FLEXPRICE_API_URL",
                 crate::adapters::flexprice::DEFAULT_BASE_URL,
             )?,
+            retry: RetrySchedule::PRODUCTION.scaled(scale),
         })
     }
 }
@@ -105,6 +123,7 @@ mod tests {
         assert_eq!(config.secret_prefix, "flexrzp");
         assert_eq!(config.razorpay_api_url, "https://api.razorpay.com");
         assert_eq!(config.flexprice_api_url, "https://api.cloud.flexprice.io");
+        assert_eq!(config.retry, RetrySchedule::PRODUCTION);
         let config = from(&[
             ("TABLE_NAME", "t"),
             ("JOB_QUEUE_URL", "q"),
@@ -136,6 +155,19 @@ mod tests {
             err,
             ConfigError::Invalid {
                 name: "SECRET_PREFIX",
+                ..
+            }
+        ));
+        let err = from(&[
+            ("TABLE_NAME", "t"),
+            ("JOB_QUEUE_URL", "q"),
+            ("RETRY_SCALE", "0"),
+        ])
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "RETRY_SCALE",
                 ..
             }
         ));

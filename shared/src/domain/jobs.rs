@@ -54,9 +54,83 @@ impl Job {
     }
 }
 
+/// How long a failed job waits before its next try: doubling from `base_secs` up to
+/// `cap_secs`, for `max_receives` tries, after which SQS parks it in the DLQ (the queue's
+/// `maxReceiveCount`). `scale` divides every wait: the local stack runs the same schedule 60
+/// times faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub base_secs: u32,
+    pub cap_secs: u32,
+    pub max_receives: u32,
+    pub scale: u32,
+}
+
+impl RetrySchedule {
+    /// One minute doubling to three hours, 16 tries: 28 h 15 min before a job is parked, longer
+    /// than Razorpay's own 24 h of webhook retries.
+    pub const PRODUCTION: RetrySchedule = RetrySchedule {
+        base_secs: 60,
+        cap_secs: 3 * 3600,
+        max_receives: 16,
+        scale: 1,
+    };
+
+    /// The same schedule, every wait divided by `scale` (at least 1).
+    pub fn scaled(self, scale: u32) -> RetrySchedule {
+        RetrySchedule {
+            scale: scale.max(1),
+            ..self
+        }
+    }
+
+    /// The wait after the `receive`-th try failed (1 for the first), in whole seconds (SQS's
+    /// unit; SQS allows at most 12 h).
+    pub fn wait_secs(&self, receive: u32) -> u32 {
+        let doublings = receive.saturating_sub(1).min(31);
+        let wait = u64::from(self.base_secs) << doublings;
+        let capped = wait.min(u64::from(self.cap_secs)).min(MAX_VISIBILITY_SECS);
+        u32::try_from(capped / u64::from(self.scale.max(1))).unwrap_or(u32::MAX)
+    }
+
+    /// How long a job that always fails is retried before it is parked.
+    pub fn budget_secs(&self) -> u64 {
+        (1..=self.max_receives)
+            .map(|receive| u64::from(self.wait_secs(receive)))
+            .sum()
+    }
+}
+
+/// SQS's longest visibility timeout.
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+
+/// A failed message to be tried again after `wait_secs` (by its receipt handle, from the
+/// delivery that failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub receipt_handle: String,
+    pub wait_secs: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retry_budget_outlasts_razorpays_day_of_retries() {
+        let schedule = RetrySchedule::PRODUCTION;
+        let waits: Vec<u32> = (1..=10).map(|r| schedule.wait_secs(r)).collect();
+        assert_eq!(
+            waits,
+            [60, 120, 240, 480, 960, 1920, 3840, 7680, 10800, 10800]
+        );
+        assert_eq!(schedule.budget_secs(), 101_700, "28 h 15 min");
+        assert!(schedule.budget_secs() >= 24 * 3600);
+        let local = schedule.scaled(60);
+        assert_eq!((local.wait_secs(1), local.wait_secs(9)), (1, 180));
+        assert_eq!(local.budget_secs(), 101_700 / 60);
+        assert_eq!(schedule.wait_secs(u32::MAX), 10800, "no overflow");
+    }
 
     #[test]
     fn job_body_is_flat_json_with_a_kind() {

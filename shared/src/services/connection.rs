@@ -516,6 +516,7 @@ mod tests {
             secret_prefix: "p".to_owned(),
             razorpay_api_url: "http://127.0.0.1:1".to_owned(),
             flexprice_api_url: "http://127.0.0.1:2".to_owned(),
+            retry: crate::domain::jobs::RetrySchedule::PRODUCTION,
         }
     }
 

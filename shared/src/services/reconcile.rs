@@ -97,7 +97,7 @@ async fn captured(
     scope: &TenantScope,
     payload: Payload,
 ) -> Result<Applied, Failure> {
-    let razorpay = entity(payload.payment, "payment")?;
+    let razorpay = complete(adapters, scope, entity(payload.payment, "payment")?).await?;
     if razorpay.status != EventPaymentStatus::Captured {
         return Err(Failure::Permanent(format!(
             "payment {} is {}, not captured",
@@ -126,6 +126,22 @@ async fn captured(
     let applied = count(adapters, scope, &key, &payment, &razorpay).await?;
     instrument_paid(adapters, scope, &key, &payment, &applied).await?;
     Ok(applied)
+}
+
+/// The event's payment, or Razorpay's own copy when the event left out what counting needs (a
+/// `null` amount or currency): the read never fails on it, and nothing is counted from a guess.
+async fn complete(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay: EventPayment,
+) -> Result<EventPayment, Failure> {
+    if razorpay.amount > 0 && !razorpay.currency.is_empty() {
+        return Ok(razorpay);
+    }
+    tracing::warn!(razorpay_payment_id = %razorpay.id, "the event's payment has no amount or currency; reading it from Razorpay");
+    let clients = connection::job_clients(adapters, scope).await?;
+    let fetched = clients.razorpay.get_payment(&razorpay.id).await;
+    fetched.map_err(|e| Failure::classed(&e))
 }
 
 /// A payment paid in full: its instrument is paid, and its siblings are settled. Checked on

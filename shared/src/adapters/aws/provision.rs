@@ -70,7 +70,7 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> QueueSettings {
         QueueSettings {
-            max_receive_count: 5,
+            max_receive_count: crate::domain::jobs::RetrySchedule::PRODUCTION.max_receives,
             visibility_timeout_secs: 180,
             retention_secs: 4 * 24 * 3600,
             dlq_retention_secs: 14 * 24 * 3600,

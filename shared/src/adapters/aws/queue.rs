@@ -2,12 +2,12 @@
 //! attributes.
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 use thiserror::Error;
 
 use super::AwsError;
 use crate::domain::error::{Classify, ErrorClass};
-use crate::domain::jobs::Job;
+use crate::domain::jobs::{Job, Retry};
 
 /// SQS's classic message size limit; a job must fit in one message.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -86,6 +86,37 @@ impl JobQueue {
             .map_err(|e| AwsError::from_sdk("SendMessage", &e))?;
         Ok(output.message_id.unwrap_or_default())
     }
+
+    /// Sets each failed message's visibility to its wait (`ChangeMessageVisibilityBatch`, ten
+    /// at a time): it comes back after the wait, not after the queue's default.
+    pub async fn retry_later(&self, retries: &[Retry]) -> Result<(), QueueError> {
+        for chunk in retries.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, retry)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&retry.receipt_handle)
+                        .visibility_timeout(i32::try_from(retry.wait_secs).unwrap_or(i32::MAX))
+                        .build()
+                        .map_err(|e| AwsError::build("ChangeMessageVisibilityBatch", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", &e))?;
+            for failed in output.failed() {
+                tracing::warn!(code = failed.code(), message = ?failed.message(), "a retry's visibility was not changed; it comes back after the queue's default");
+            }
+        }
+        Ok(())
+    }
 }
 
 impl crate::ports::Queue for JobQueue {
@@ -95,5 +126,12 @@ impl crate::ports::Queue for JobQueue {
         trace_id: Option<&'a str>,
     ) -> crate::ports::PortFuture<'a, Result<String, QueueError>> {
         Box::pin(JobQueue::send(self, job, trace_id))
+    }
+
+    fn retry_later<'a>(
+        &'a self,
+        retries: &'a [Retry],
+    ) -> crate::ports::PortFuture<'a, Result<(), QueueError>> {
+        Box::pin(JobQueue::retry_later(self, retries))
     }
 }

@@ -1,5 +1,11 @@
 //! Secrets Manager reads with an in-process TTL cache: one fetch per secret per TTL however
 //! many requests ask at once, and a forced refresh for the signature-rotation path.
+//!
+//! Cheap requests must stay cheap: a secret that does not exist (a request for an unknown
+//! tenant) is remembered as missing for [`MISSING_TTL`]; a forced refresh (a bad signature)
+//! reads Secrets Manager at most once per secret per [`REFRESH_INTERVAL`]; and the cache holds
+//! at most [`MAX_ENTRIES`] secrets (missing ones go first, then the oldest), so requests for
+//! ever new tenant ids cannot grow it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,10 +38,42 @@ impl Classify for SecretsError {
     }
 }
 
+/// How long a secret found missing is answered as missing without asking again.
+pub const MISSING_TTL: Duration = Duration::from_secs(30);
+/// A forced refresh reads a secret again at most this often.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// The most secrets the cache holds.
+pub const MAX_ENTRIES: usize = 1024;
+
 #[derive(Clone)]
 struct Cached {
-    value: Arc<Secret<String>>,
+    /// `None`: Secrets Manager said it does not exist.
+    value: Option<Arc<Secret<String>>>,
     fetched_at_ms: u64,
+    /// When a forced refresh last read it.
+    refreshed_at_ms: Option<u64>,
+}
+
+impl Cached {
+    fn answer(&self, id: &str) -> Result<Arc<Secret<String>>, SecretsError> {
+        self.value
+            .clone()
+            .ok_or_else(|| SecretsError::NotFound { id: id.to_owned() })
+    }
+
+    /// Whether it may still be answered at `now`.
+    fn fresh(&self, now: u64, ttl: Duration) -> bool {
+        let ttl = if self.value.is_some() {
+            ttl
+        } else {
+            MISSING_TTL
+        };
+        now.saturating_sub(self.fetched_at_ms) < millis(ttl)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
@@ -63,35 +101,53 @@ impl SecretsCache {
             .slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !slots.contains_key(id) && slots.len() >= MAX_ENTRIES {
+            evict(&mut slots);
+        }
         slots.entry(id.to_owned()).or_default().clone()
     }
 
-    /// The secret's current string value, from the cache while it is younger than the TTL.
+    /// How many secrets the cache holds (missing ones included).
+    pub fn len(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The secret's current string value, from the cache while it is younger than the TTL (a
+    /// missing one: [`MISSING_TTL`]).
     pub async fn get(&self, id: &str) -> Result<Arc<Secret<String>>, SecretsError> {
         let slot = self.slot(id);
         let mut cached = slot.lock().await;
-        let now = self.clock.now_millis();
-        let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         if let Some(entry) = cached.as_ref()
-            && now.saturating_sub(entry.fetched_at_ms) < ttl
+            && entry.fresh(self.clock.now_millis(), self.ttl)
         {
-            return Ok(entry.value.clone());
+            return entry.answer(id);
         }
-        self.fetch_into(id, &mut cached).await
+        self.fetch_into(id, &mut cached, None).await
     }
 
     /// Fetches the secret again, bypassing the cache (e.g. after a signature failure that a
-    /// rotation may explain). Callers waiting at the same time share one fetch.
+    /// rotation may explain): callers waiting at the same time share one fetch, and within
+    /// [`REFRESH_INTERVAL`] of the last forced read the cached answer stands.
     pub async fn refresh(&self, id: &str) -> Result<Arc<Secret<String>>, SecretsError> {
         let asked_at = self.clock.now_millis();
         let slot = self.slot(id);
         let mut cached = slot.lock().await;
-        if let Some(entry) = cached.as_ref()
-            && entry.fetched_at_ms >= asked_at
-        {
-            return Ok(entry.value.clone());
+        if let Some(entry) = cached.as_ref() {
+            let recently = entry
+                .refreshed_at_ms
+                .is_some_and(|at| asked_at.saturating_sub(at) < millis(REFRESH_INTERVAL));
+            if entry.fetched_at_ms >= asked_at || recently {
+                return entry.answer(id);
+            }
         }
-        self.fetch_into(id, &mut cached).await
+        self.fetch_into(id, &mut cached, Some(asked_at)).await
     }
 
     /// Stores `value` as the secret's current value (creating the secret if needed) and
@@ -126,8 +182,9 @@ impl SecretsCache {
         }
         let slot = self.slot(id);
         *slot.lock().await = Some(Cached {
-            value: Arc::new(value),
+            value: Some(Arc::new(value)),
             fetched_at_ms: self.clock.now_millis(),
+            refreshed_at_ms: None,
         });
         Ok(())
     }
@@ -157,38 +214,61 @@ impl SecretsCache {
         Ok(())
     }
 
+    /// Reads the secret into `cached`: its value, or that it is missing.
     async fn fetch_into(
         &self,
         id: &str,
         cached: &mut Option<Cached>,
+        refreshed_at_ms: Option<u64>,
     ) -> Result<Arc<Secret<String>>, SecretsError> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| {
+        let value = match self.client.get_secret_value().secret_id(id).send().await {
+            Ok(output) => Some(
+                output
+                    .secret_string
+                    .ok_or_else(|| SecretsError::NoValue { id: id.to_owned() })?,
+            ),
+            Err(e)
                 if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception())
-                {
-                    SecretsError::NotFound { id: id.to_owned() }
-                } else {
-                    SecretsError::Aws {
-                        id: id.to_owned(),
-                        source: AwsError::from_sdk("GetSecretValue", &e),
-                    }
-                }
-            })?;
-        let value = output
-            .secret_string
-            .ok_or_else(|| SecretsError::NoValue { id: id.to_owned() })?;
-        let value = Arc::new(Secret::new(value));
-        *cached = Some(Cached {
-            value: value.clone(),
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => {
+                return Err(SecretsError::Aws {
+                    id: id.to_owned(),
+                    source: AwsError::from_sdk("GetSecretValue", &e),
+                });
+            }
+        };
+        let entry = Cached {
+            value: value.map(|v| Arc::new(Secret::new(v))),
             fetched_at_ms: self.clock.now_millis(),
-        });
-        Ok(value)
+            refreshed_at_ms,
+        };
+        let answer = entry.answer(id);
+        *cached = Some(entry);
+        answer
+    }
+}
+
+/// Makes room for one more secret: drops the missing ones, then the oldest, among those no
+/// request is reading right now.
+fn evict(slots: &mut HashMap<String, Slot>) {
+    let mut idle: Vec<(String, bool, u64)> = slots
+        .iter()
+        .filter_map(|(id, slot)| {
+            let cached = slot.try_lock().ok()?;
+            let (missing, at) = cached
+                .as_ref()
+                .map_or((true, 0), |c| (c.value.is_none(), c.fetched_at_ms));
+            Some((id.clone(), missing, at))
+        })
+        .collect();
+    // Missing first, then oldest first: every missing one goes, or else the oldest.
+    idle.sort_by_key(|(_, missing, at)| (!*missing, *at));
+    let missing = idle.iter().take_while(|(_, missing, _)| *missing).count();
+    for (id, _, _) in idle.into_iter().take(missing.max(1)) {
+        slots.remove(&id);
     }
 }
 

@@ -47,7 +47,11 @@ impl Classify for FlexpriceError {
             FlexpriceError::Api { status, .. } if *status == 429 || *status >= 500 => {
                 ErrorClass::Retryable
             }
-            FlexpriceError::Timeout | FlexpriceError::Transport(_) => ErrorClass::Retryable,
+            // A 2xx whose body cannot be read: an unknown outcome, like a timeout (every call of
+            // this client is safe to repeat).
+            FlexpriceError::Timeout | FlexpriceError::Transport(_) | FlexpriceError::Decode(_) => {
+                ErrorClass::Retryable
+            }
             _ => ErrorClass::Permanent,
         }
     }

@@ -19,6 +19,17 @@ fn zero() -> String {
     "0".to_owned()
 }
 
+/// A money field `null` means none: "0".
+fn zero_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_else(zero))
+}
+
+/// A field Flexprice sent as `null` reads as "", which every use refuses (an amount that cannot
+/// be parsed, an unknown status): the read never fails on it, and nothing acts on a guess.
+fn empty_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineItem {
     #[serde(default)]
@@ -57,26 +68,32 @@ pub struct Tax {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: String,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub customer_id: String,
     /// `DRAFT`, `FINALIZED`, `VOIDED` or `SKIPPED`.
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub invoice_status: String,
     /// `PENDING`, `SUCCEEDED`, `OVERPAID`, `FAILED`, ...
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub payment_status: String,
     /// Lower-case, as Flexprice sends it.
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub currency: String,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub amount_due: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub amount_paid: String,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub amount_remaining: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub subtotal: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub total: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub total_discount: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub total_tax: String,
-    #[serde(default = "zero")]
+    #[serde(default = "zero", deserialize_with = "zero_if_null")]
     pub total_prepaid_credits_applied: String,
     #[serde(default)]
     pub invoice_number: Option<String>,
@@ -191,8 +208,11 @@ pub struct Payment {
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub destination_id: Option<String>,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub amount: String,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub currency: String,
+    #[serde(default, deserialize_with = "empty_if_null")]
     pub payment_status: String,
     #[serde(default)]
     pub payment_method_type: Option<String>,
@@ -265,6 +285,37 @@ mod tests {
             "line_items": [{"display_name": "Pro", "amount": "999.00", "quantity": "1", "currency": "inr"}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn nulls_never_fail_a_read_and_a_missing_amount_is_refused_where_it_is_used() {
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "inv_1", "customer_id": "cust_1", "invoice_status": "FINALIZED",
+            "payment_status": null, "currency": "inr", "amount_due": "10.00",
+            "amount_paid": null, "amount_remaining": null, "total_discount": null,
+            "invoice_number": null, "due_date": null, "metadata": null,
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                invoice.amount_paid.as_str(),
+                invoice.total_discount.as_str()
+            ),
+            ("0", "0")
+        );
+        assert!(
+            invoice.amounts().is_err(),
+            "no amount_remaining is not zero"
+        );
+        let payment: Payment = serde_json::from_value(serde_json::json!({
+            "id": "pay_1", "amount": null, "currency": null, "payment_status": null,
+        }))
+        .unwrap();
+        assert_eq!(
+            payment.recorded_as(),
+            RecordedAs::Other,
+            "an unknown status counts nothing"
+        );
     }
 
     #[test]

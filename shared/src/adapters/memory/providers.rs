@@ -18,8 +18,8 @@ use crate::adapters::flexprice::wire::{
 };
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
-    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, PaymentLink,
-    PaymentLinkRequest,
+    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, Payment,
+    PaymentLink, PaymentLinkRequest,
 };
 use crate::domain::money::Money;
 use crate::ports::{FlexpriceApi, PortFuture, RazorpayApi};
@@ -188,6 +188,7 @@ struct RazorpayState {
     customers: Vec<Customer>,
     links: Vec<PaymentLink>,
     invoices: Vec<Invoice>,
+    payments: Vec<Payment>,
     next_id: u64,
 }
 
@@ -238,6 +239,11 @@ impl FakeRazorpay {
         }
     }
 
+    /// A payment Razorpay has (given as Razorpay's JSON), for `get_payment` to answer.
+    pub fn add_payment(&self, payment: serde_json::Value) {
+        self.inner.state().payments.push(wire(payment));
+    }
+
     /// A first try to pay a link: Razorpay makes the link's order (every payment on the link
     /// is on it). Returns the order id.
     pub fn attempt_link(&self, id: &str) -> String {
@@ -262,6 +268,12 @@ trait Entity {
 }
 
 impl Entity for PaymentLink {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Entity for Payment {
     fn id(&self) -> &str {
         &self.id
     }
@@ -407,6 +419,12 @@ impl RazorpayApi for FakeRazorpay {
             }));
             state.invoices.push(invoice.clone());
             Ok(invoice)
+        }))
+    }
+
+    fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>> {
+        ready(self.inner.call("get_payment", |state| {
+            by_id(&mut state.payments, id).map(|p| p.clone())
         }))
     }
 

@@ -3,12 +3,13 @@
 use std::sync::Mutex;
 
 use crate::adapters::aws::queue::{MAX_MESSAGE_BYTES, QueueError};
-use crate::domain::jobs::Job;
+use crate::domain::jobs::{Job, Retry};
 use crate::ports::{PortFuture, Queue};
 
 #[derive(Default)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<(String, Job)>>,
+    retries: Mutex<Vec<Retry>>,
 }
 
 impl MemoryQueue {
@@ -19,6 +20,14 @@ impl MemoryQueue {
     /// The jobs sent so far, with their message ids, oldest first.
     pub fn sent(&self) -> Vec<(String, Job)> {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The retries asked for so far, oldest first.
+    pub fn retries(&self) -> Vec<Retry> {
+        self.retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -41,5 +50,11 @@ impl Queue for MemoryQueue {
                 Ok(id)
             });
         Box::pin(async move { sent })
+    }
+
+    fn retry_later<'a>(&'a self, retries: &'a [Retry]) -> PortFuture<'a, Result<(), QueueError>> {
+        let mut kept = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        kept.extend_from_slice(retries);
+        Box::pin(async { Ok(()) })
     }
 }

@@ -92,7 +92,11 @@ impl Classify for RazorpayError {
             RazorpayError::Api { status, .. } if *status == 429 || *status >= 500 => {
                 ErrorClass::Retryable
             }
-            RazorpayError::Timeout | RazorpayError::Transport(_) => ErrorClass::Retryable,
+            // A 2xx whose body cannot be read is an unknown outcome, like a timeout: a create
+            // may have acted (its recovery lookup decides), a read can be asked again.
+            RazorpayError::Timeout | RazorpayError::Transport(_) | RazorpayError::Decode(_) => {
+                ErrorClass::Retryable
+            }
             _ => ErrorClass::Permanent,
         }
     }
@@ -453,6 +457,10 @@ impl crate::ports::RazorpayApi for RazorpayClient {
     fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>> {
         Box::pin(RazorpayClient::issue_invoice(self, id))
     }
+
+    fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>> {
+        Box::pin(RazorpayClient::get_payment(self, id))
+    }
 }
 
 #[cfg(test)]
@@ -474,7 +482,10 @@ mod tests {
         assert!(!api(400).is_retryable() && api(400).is_client_error());
         assert!(!api(401).is_retryable());
         assert!(RazorpayError::Timeout.is_retryable());
-        assert!(!RazorpayError::Decode("x".into()).is_retryable());
+        assert!(
+            RazorpayError::Decode("x".into()).is_retryable(),
+            "an unknown outcome"
+        );
     }
 
     #[test]

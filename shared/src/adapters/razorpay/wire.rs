@@ -80,6 +80,14 @@ impl<'de> Deserialize<'de> for Notes {
     }
 }
 
+/// `null` reads as the type's default (0, ""): Razorpay sends `null` for fields it does not
+/// fill, and a read must not fail on one. Whoever uses a value checks it makes sense.
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// `null` and `""` both mean "absent".
 pub(crate) fn non_empty<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -314,17 +322,20 @@ pub struct LinkPayment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentLink {
     pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub amount: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub amount_paid: u64,
+    #[serde(default, deserialize_with = "nullable")]
     pub currency: String,
     pub status: LinkStatus,
     #[serde(default, deserialize_with = "non_empty")]
     pub reference_id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub short_url: String,
     #[serde(default, deserialize_with = "non_empty")]
     pub order_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub accept_partial: bool,
     #[serde(default, deserialize_with = "timestamp")]
     pub expire_by: Option<u64>,
@@ -344,7 +355,7 @@ pub struct PaymentLink {
     pub callback_method: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub created_at: u64,
 }
 
@@ -428,6 +439,7 @@ pub struct Invoice {
     pub amount_paid: Option<u64>,
     #[serde(default)]
     pub amount_due: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
     pub currency: String,
     #[serde(default)]
     pub line_items: Vec<LineItem>,
@@ -439,11 +451,11 @@ pub struct Invoice {
     pub paid_at: Option<u64>,
     #[serde(default, deserialize_with = "timestamp")]
     pub cancelled_at: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub partial_payment: bool,
     #[serde(default)]
     pub notes: Notes,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub created_at: u64,
 }
 
@@ -460,7 +472,10 @@ pub struct Collection<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     pub id: String,
+    /// 0 when Razorpay sent none (`null`): then the payment is read from the API.
+    #[serde(default, deserialize_with = "nullable")]
     pub amount: u64,
+    #[serde(default, deserialize_with = "nullable")]
     pub currency: String,
     pub status: PaymentStatus,
     #[serde(default, deserialize_with = "non_empty")]
@@ -469,9 +484,9 @@ pub struct Payment {
     pub invoice_id: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     pub method: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub captured: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub amount_refunded: u64,
     #[serde(default, deserialize_with = "non_empty")]
     pub email: Option<String>,
@@ -485,7 +500,7 @@ pub struct Payment {
     pub error_description: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     pub error_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub created_at: u64,
 }
 
@@ -532,6 +547,28 @@ impl ErrorBody {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nulls_where_numbers_or_strings_are_expected_never_fail_a_read() {
+        let payment: super::Payment = serde_json::from_value(serde_json::json!({
+            "id": "pay_1", "amount": null, "currency": null, "status": "captured",
+            "amount_refunded": null, "captured": null, "created_at": null, "notes": null,
+        }))
+        .unwrap();
+        assert_eq!((payment.amount, payment.currency.as_str()), (0, ""));
+        let link: super::PaymentLink = serde_json::from_value(serde_json::json!({
+            "id": "plink_1", "amount": null, "amount_paid": null, "currency": null,
+            "status": "created", "short_url": null, "accept_partial": null, "created_at": null,
+        }))
+        .unwrap();
+        assert_eq!((link.amount, link.short_url.as_str()), (0, ""));
+        let invoice: super::Invoice = serde_json::from_value(serde_json::json!({
+            "id": "inv_1", "status": "issued", "currency": null, "amount": null,
+            "partial_payment": null, "created_at": null,
+        }))
+        .unwrap();
+        assert_eq!(invoice.amount, None);
+    }
+
     use super::*;
 
     #[test]
