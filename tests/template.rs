@@ -103,6 +103,48 @@ fn each_function_builds_its_own_binary_with_cargo_lambda() {
 }
 
 #[test]
+fn a_schedule_queues_the_sweep_and_an_alarm_watches_what_it_finds() {
+    let template = template();
+    let schedule = &resource(&template, "SweepSchedule")["Properties"];
+    assert_eq!(
+        schedule["ScheduleExpression"].as_str(),
+        Some("rate(15 minutes)")
+    );
+    let input = schedule["Target"]["Input"].as_str().unwrap();
+    assert_eq!(
+        shared::domain::jobs::Work::parse(input),
+        Ok(shared::domain::jobs::Work::SweepAll),
+        "the worker reads the schedule's message"
+    );
+    let alarm = &resource(&template, "WebhookDegradedAlarm")["Properties"];
+    assert_eq!(
+        alarm["Namespace"].as_str(),
+        Some(shared::adapters::telemetry::NAMESPACE)
+    );
+    let line = shared::adapters::telemetry::emf_line("WebhookMissed", 1, &[("tenant", "t")], 0);
+    let emitted: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let metric = &emitted["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(
+        metric["Metrics"][0]["Name"].as_str(),
+        alarm["MetricName"].as_str()
+    );
+    assert_eq!(
+        metric["Dimensions"][1],
+        serde_json::json!([]),
+        "an all-tenants series"
+    );
+}
+
+#[test]
+fn the_gateway_throttles_bursts_before_they_reach_the_functions() {
+    let template = template();
+    let settings = &resource(&template, "HttpApi")["Properties"]["DefaultRouteSettings"];
+    let burst = u64_of(&settings["ThrottlingBurstLimit"]);
+    let rate = u64_of(&settings["ThrottlingRateLimit"]);
+    assert!(burst > 0 && rate > 0 && burst >= rate, "{burst} / {rate}");
+}
+
+#[test]
 fn the_job_queue_redrives_to_a_longer_lived_dlq_and_outlasts_the_worker() {
     let template = template();
     let queue = &resource(&template, "JobQueue")["Properties"];

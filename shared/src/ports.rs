@@ -27,10 +27,10 @@ use crate::adapters::flexprice::wire::{
     Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
     RecordPaymentRequest,
 };
-use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, Payment, PaymentLink, PaymentLinkRequest,
 };
+use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::jobs::{Job, Retry};
 use crate::domain::keys::Key;
 use crate::domain::secret::Secret;
@@ -162,6 +162,19 @@ pub trait RazorpayApi: Send + Sync {
     fn cancel_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
     /// A payment, as Razorpay has it now.
     fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>>;
+    /// One page of the payments created in a window, newest first.
+    fn list_payments<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Payment>, RazorpayError>>;
+    /// The account's payment links.
+    fn list_payment_links(&self) -> PortFuture<'_, Result<Vec<PaymentLink>, RazorpayError>>;
+    /// A page of the account's invoices, newest first.
+    fn list_invoices(
+        &self,
+        count: u32,
+        skip: u32,
+    ) -> PortFuture<'_, Result<Vec<Invoice>, RazorpayError>>;
     /// Issues a draft invoice; Razorpay refuses (400) one that is not a draft.
     fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
 }

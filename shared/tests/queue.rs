@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::adapters::aws::provision::QueueSettings;
 use shared::adapters::aws::queue::{KIND_ATTRIBUTE, QueueError, TRACE_ID_ATTRIBUTE};
-use shared::domain::jobs::{Job, Task};
+use shared::domain::jobs::{Job, Retry, Task};
 use shared::domain::keys::TenantScope;
 use testkit::TestEnv;
 
@@ -49,6 +49,37 @@ async fn a_sent_job_arrives_with_its_kind_and_trace_id() {
         attributes[TRACE_ID_ATTRIBUTE].string_value(),
         Some("Root=1-abc-def")
     );
+}
+
+#[tokio::test]
+async fn a_job_is_in_its_tenants_group_and_a_retry_comes_back_only_after_its_wait() {
+    let env = TestEnv::new().await;
+    let sent = job(Task::SyncInvoice {
+        invoice_id: "inv_7".into(),
+    });
+    env.job_queue().send(&sent, None).await.unwrap();
+    let receive = || {
+        env.sqs()
+            .receive_message()
+            .queue_url(&env.queues.url)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(1)
+            .send()
+    };
+    let first = receive().await.unwrap();
+    let message = &first.messages()[0];
+    let group = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId));
+    assert_eq!(group.map(String::as_str), Some("tenant_1"));
+    let retry = |wait_secs| Retry {
+        receipt_handle: message.receipt_handle().unwrap().to_owned(),
+        wait_secs,
+    };
+    env.job_queue().retry_later(&[retry(60)]).await.unwrap();
+    assert!(receive().await.unwrap().messages().is_empty(), "waiting");
+    env.job_queue().retry_later(&[retry(0)]).await.unwrap();
+    assert_eq!(receive().await.unwrap().messages().len(), 1, "back");
 }
 
 #[tokio::test]

@@ -21,11 +21,11 @@ use shared::domain::keys::TenantScope;
 use shared::domain::money::{Currency, Money};
 use shared::domain::payment::{Payment, PaymentStatus};
 use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
+use shared::ports::{Clock, SystemClock, Table};
 use shared::ports::{FlexpriceApi, ManualClock, RazorpayApi};
-use shared::ports::{SystemClock, Table};
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::reconcile::{self, Applied};
-use shared::services::{collection, payment_url};
+use shared::services::{collection, payment_url, sweep};
 use shared::services::{customers, invoice_sync, payments};
 use testkit::FakeStack;
 
@@ -677,6 +677,76 @@ async fn an_event_whose_payment_has_a_null_amount_is_counted_from_razorpays_copy
     assert_eq!(
         standing(&stack, &made.payment.id).await,
         (PaymentStatus::Succeeded, 10000)
+    );
+}
+
+// ---- the reconciliation sweep ----
+
+#[tokio::test]
+async fn the_sweep_applies_what_no_webhook_brought_once_including_a_late_capture() {
+    let stack = connected_stack(false).await;
+    let made = payments::create(&stack.adapters, &scope(), payment_request("sweep-1"))
+        .await
+        .unwrap();
+    let order = stack.razorpay.attempt_link(link_of(&made.payment));
+    let notes = json!({"flexprice_payment_id": made.payment.id, "tenant_id": "acme",
+        "environment_id": "live"});
+    // A failed attempt five minutes ago, whose webhook never came.
+    let created_at = SystemClock.now_secs() - 300;
+    stack
+        .razorpay
+        .add_payment(json!({"id": "pay_Late", "amount": 10000, "currency": "INR",
+        "status": "failed", "order_id": order, "notes": notes, "created_at": created_at}));
+    let first = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(first.missed, 1, "{first:?}");
+    let tried = payments::get(&stack.adapters, &scope(), &made.payment.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tried.status, tried.attempts.len()),
+        (PaymentStatus::Pending, 1)
+    );
+    let shown = shared::services::connection::get(&stack.adapters, &scope())
+        .await
+        .unwrap();
+    assert_eq!(shown["webhook"]["status"], "degraded", "{shown}");
+    // Nothing new: nothing applied. Then the bank confirms the payment after all: the watched
+    // payment is read again and its money counted, once.
+    let quiet = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(quiet.missed, 0, "{quiet:?}");
+    stack.razorpay.capture("pay_Late");
+    let late = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(late.missed, 1, "{late:?}");
+    assert_eq!(
+        standing(&stack, &made.payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
+    );
+    let again = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(again.missed, 0);
+    assert_eq!(stack.flexprice.payments().len(), 1, "recorded once");
+}
+
+#[tokio::test]
+async fn the_schedule_sweeps_every_connected_scope_and_no_disconnected_one() {
+    let stack = FakeStack::new().await;
+    let other = TenantScope::new("globex", "test").unwrap();
+    for scope in [scope(), other.clone()] {
+        sweep::register(&stack.adapters, &scope, true)
+            .await
+            .unwrap();
+        sweep::register(&stack.adapters, &scope, true)
+            .await
+            .unwrap();
+    }
+    sweep::register(&stack.adapters, &other, false)
+        .await
+        .unwrap();
+    assert_eq!(sweep::sweep_all(&stack.adapters).await, Ok(1));
+    let sent = stack.queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].1.tenant_id.as_str(), &sent[0].1.task),
+        ("acme", &Task::Sweep)
     );
 }
 

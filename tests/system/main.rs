@@ -13,4 +13,5 @@ mod local_stack;
 mod openapi;
 mod payments;
 mod reconcile;
+mod sweep;
 mod webhooks;

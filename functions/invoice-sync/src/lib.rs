@@ -17,8 +17,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
 use shared::domain::error::Failure;
-use shared::domain::jobs::{Job, Retry, RetrySchedule, Task};
-use shared::services::{collection, invoice_sync, reconcile};
+use shared::domain::jobs::{Job, Retry, RetrySchedule, Task, Work};
+use shared::services::{collection, invoice_sync, reconcile, sweep};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -31,15 +31,13 @@ pub enum BatchError {
     FailedMessageWithoutId,
 }
 
-/// Parses a message body into a job.
-pub fn parse_job(message: &SqsMessage) -> Result<Job, Failure> {
+/// Parses a message body into work: a job, or the schedule's sweep of every scope.
+pub fn parse_work(message: &SqsMessage) -> Result<Work, Failure> {
     let body = message
         .body
         .as_deref()
         .ok_or_else(|| Failure::poison("the message has no body"))?;
-    let job: Job = serde_json::from_str(body).map_err(Failure::poison)?;
-    job.scope().map_err(Failure::poison)?;
-    Ok(job)
+    Work::parse(body).map_err(Failure::poison)
 }
 
 /// What answering the batch leaves to do: the failures for Lambda, and when each comes back.
@@ -88,7 +86,7 @@ pub async fn process_batch<F, Fut>(
     run: F,
 ) -> Result<Answered, BatchError>
 where
-    F: Fn(Job) -> Fut,
+    F: Fn(Work) -> Fut,
     Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let tasks: Vec<_> = event
@@ -102,8 +100,8 @@ where
                 .and_then(|a| a.string_value.clone());
             let retry = (message.receipt_handle.clone(), receives(&message));
             // In the batch's span, so that a job's log lines carry whatever the caller put there.
-            let task = parse_job(&message)
-                .map(|job| tokio::spawn(within(budget, run(job)).in_current_span()));
+            let task = parse_work(&message)
+                .map(|work| tokio::spawn(within(budget, run(work)).in_current_span()));
             (id, trace_id, retry, task)
         })
         .collect();
@@ -162,11 +160,23 @@ async fn outcome(
 /// Runs one job. A retryable failure fails the message (SQS redelivers it, then parks it in
 /// the DLQ); a permanent failure of a Razorpay event is parked the same way, so the event is
 /// kept; a permanent invoice-sync failure is recorded on the invoice's sync record instead.
-pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
+pub async fn run_work(adapters: Arc<Adapters>, work: Work) -> Result<(), Failure> {
+    match work {
+        Work::Job(job) => run_job(&adapters, job).await,
+        Work::SweepAll => {
+            let queued = sweep::sweep_all(&adapters).await?;
+            tracing::info!(queued, "a sweep queued for every connected scope");
+            Ok(())
+        }
+    }
+}
+
+/// Runs one job of one scope.
+async fn run_job(adapters: &Adapters, job: Job) -> Result<(), Failure> {
     let scope = job.scope().map_err(Failure::poison)?;
     match &job.task {
         Task::ApplyRazorpayEvent { event_id, body } => {
-            match reconcile::apply(&adapters, &scope, body).await {
+            match reconcile::apply(adapters, &scope, body).await {
                 Ok(applied) => {
                     tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
                     Ok(())
@@ -175,7 +185,7 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
             }
         }
         Task::SyncInvoice { invoice_id } => {
-            match invoice_sync::sync(&adapters, &scope, invoice_id).await {
+            match invoice_sync::sync(adapters, &scope, invoice_id).await {
                 Ok(synced) => {
                     tracing::info!(%invoice_id, ?synced, "invoice sync done");
                     Ok(())
@@ -190,15 +200,20 @@ pub async fn run_job(adapters: Arc<Adapters>, job: Job) -> Result<(), Failure> {
             }
         }
         Task::CancelInvoice { invoice_id } => {
-            let cancelled = invoice_sync::cancel(&adapters, &scope, invoice_id).await?;
+            let cancelled = invoice_sync::cancel(adapters, &scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
-            let settled = collection::settle(&adapters, &scope, invoice_id).await?;
+            let settled = collection::settle(adapters, &scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?settled, "the voided invoice's instruments settled");
             Ok(())
         }
         Task::SettleCollection { invoice_id } => {
-            let settled = collection::settle(&adapters, &scope, invoice_id).await?;
+            let settled = collection::settle(adapters, &scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?settled, "invoice instruments settled");
+            Ok(())
+        }
+        Task::Sweep => {
+            let swept = sweep::sweep(adapters, &scope).await?;
+            tracing::info!(?swept, "swept");
             Ok(())
         }
     }
@@ -215,7 +230,7 @@ pub async fn handle(
     let budget = job_budget(deadline_ms, adapters.clock.now_millis());
     let schedule = adapters.config.retry;
     let answered = process_batch(event, budget, schedule, |job| {
-        run_job(adapters.clone(), job)
+        run_work(adapters.clone(), job)
     })
     .await?;
     if !answered.retries.is_empty()
@@ -264,7 +279,10 @@ mod tests {
             .collect()
     }
 
-    async fn ok_unless_bad(job: Job) -> Result<(), Failure> {
+    async fn ok_unless_bad(work: Work) -> Result<(), Failure> {
+        let Work::Job(job) = work else {
+            return Ok(());
+        };
         match &job.task {
             Task::SyncInvoice { invoice_id } if invoice_id == "panic" => panic!("boom"),
             Task::SyncInvoice { invoice_id } if invoice_id == "fail" => {
@@ -319,8 +337,11 @@ mod tests {
         assert_eq!(waits, [("rh-m1", 60), ("rh-m2", 10800), ("rh-m3", 0)]);
     }
 
-    async fn slow_unless_quick(job: Job) -> Result<(), Failure> {
-        if let Task::SyncInvoice { invoice_id } = &job.task
+    async fn slow_unless_quick(work: Work) -> Result<(), Failure> {
+        if let Work::Job(Job {
+            task: Task::SyncInvoice { invoice_id },
+            ..
+        }) = &work
             && invoice_id == "slow"
         {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -405,13 +426,13 @@ mod tests {
         let mut no_body = SqsMessage::default();
         no_body.message_id = Some("m".into());
         assert!(
-            matches!(parse_job(&no_body), Err(Failure::Permanent(reason)) if reason.starts_with("the message body is not a job")),
+            matches!(parse_work(&no_body), Err(Failure::Permanent(reason)) if reason.starts_with("the message body is not a job")),
         );
         let unknown = message(
             Some("m"),
             r#"{"tenant_id":"t","environment_id":"e","kind":"nope"}"#,
         );
-        let err = parse_job(&unknown).unwrap_err();
+        let err = parse_work(&unknown).unwrap_err();
         assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 }

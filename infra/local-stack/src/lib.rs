@@ -10,6 +10,7 @@ pub mod logs;
 pub mod poller;
 pub mod redrive;
 pub mod stress;
+pub mod sweep;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub struct Options {
     /// The file the functions' log lines go to, when the caller installed [`logs::init`] for
     /// it (the `local-stack` command does); named in the READY line.
     pub log_file: Option<PathBuf>,
+    /// Whether the stand-in for the template's sweep schedule runs: on for `local-stack up`,
+    /// off by default so that a test decides when a sweep happens (`POST /_local/sweep`).
+    pub scheduled_sweeps: bool,
 }
 
 impl Options {
@@ -72,6 +76,7 @@ impl Options {
             visibility_timeout_secs: 1,
             resource_prefix: "flexrzp-local".to_owned(),
             log_file: None,
+            scheduled_sweeps: false,
         }
     }
 
@@ -299,6 +304,7 @@ fn serve_gateway(
         queue_url: queues.url.clone(),
         dlq_url: queues.dlq_url.clone(),
     })
+    .merge(sweep::router(adapters.clone()))
     .merge(gateway::router(adapters));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -348,20 +354,21 @@ impl LocalStack {
         let identity = Identity::from_options(&options);
         let (razorpay, flexprice) = start_simulators(&identity, &gateway_url).await?;
         // The functions call the simulators as they would call Razorpay and Flexprice.
-        let adapters = Arc::new(Adapters::new(
-            &sdk,
-            Config {
-                table_name: table.clone(),
-                job_queue_url: queues.url.clone(),
-                secret_prefix: secret_prefix.clone(),
-                razorpay_api_url: razorpay.url.clone(),
-                flexprice_api_url: flexprice.url.clone(),
-                retry: RetrySchedule::PRODUCTION.scaled(LOCAL_RETRY_SCALE),
-            },
-        ));
+        let config = Config {
+            table_name: table.clone(),
+            job_queue_url: queues.url.clone(),
+            secret_prefix: secret_prefix.clone(),
+            razorpay_api_url: razorpay.url.clone(),
+            flexprice_api_url: flexprice.url.clone(),
+            retry: RetrySchedule::PRODUCTION.scaled(LOCAL_RETRY_SCALE),
+        };
+        let adapters = Arc::new(Adapters::new(&sdk, config));
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let gateway = serve_gateway(listener, adapters.clone(), &sqs, &queues);
         let mut tasks = vec![gateway, razorpay.task, flexprice.task];
+        if options.scheduled_sweeps {
+            tasks.push(sweep::schedule(adapters.clone()));
+        }
         let (customer_id, invoice_ids) =
             seed_flexprice(&flexprice.url, &identity.flexprice_api_key).await?;
         seed_tenant(&adapters, &identity, &razorpay.sim.account_id()).await?;

@@ -11,6 +11,9 @@
 //! `--verbose` prints them on stderr too.
 //! `local-stack redrive [--gateway http://127.0.0.1:3000]`: moves the running stack's parked
 //! jobs from the DLQ back to the job queue (what `aws sqs start-message-move-task` does on AWS).
+//! `local-stack sweep [--gateway http://127.0.0.1:3000]`: queues a reconciliation sweep of
+//! every connected scope now (`up` also runs one every 15 s, the template's 15 minutes
+//! scaled).
 
 use std::path::PathBuf;
 
@@ -71,9 +74,10 @@ async fn main() -> std::process::ExitCode {
         "up" => up(&args).await,
         "demo" => demo(&args).await,
         "redrive" => redrive(&args).await,
+        "sweep" => sweep(&args).await,
         "stress" => stress(&args).await,
         other => Err(format!(
-            "unknown command {other:?}; use `up`, `demo`, `stress` or `redrive`"
+            "unknown command {other:?}; use `up`, `demo`, `stress`, `redrive` or `sweep`"
         )),
     };
     match result {
@@ -94,6 +98,8 @@ async fn up(args: &[String]) -> Result<std::process::ExitCode, String> {
         Options::from_env(port)
     };
     options.log_file = Some(start_logs(args, "up")?);
+    // The stand-in for the template's sweep schedule (every 15 s at the local speed).
+    options.scheduled_sweeps = true;
     let stack = LocalStack::start(options).await?;
     println!("{}", stack.ready_line());
     shutdown_signal().await;
@@ -168,25 +174,37 @@ async fn stress(args: &[String]) -> Result<std::process::ExitCode, String> {
     })
 }
 
-async fn redrive(args: &[String]) -> Result<std::process::ExitCode, String> {
+/// POSTs to one of the running stack's `/_local` routes; its JSON answer.
+async fn local_post(args: &[String], path: &str, what: &str) -> Result<serde_json::Value, String> {
     let gateway = value(args, "--gateway")
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
     let http = shared::adapters::http::client(shared::adapters::http::Timeouts::default())
         .map_err(|e| e.to_string())?;
     let response = http
-        .post(format!("{gateway}/_local/dlq/redrive"))
+        .post(format!("{gateway}{path}"))
         .send()
         .await
         .map_err(|e| format!("no local stack answers at {gateway}: {e}"))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
-        return Err(format!("the redrive failed ({status}): {body}"));
+        return Err(format!("the {what} failed ({status}): {body}"));
     }
+    Ok(body)
+}
+
+async fn redrive(args: &[String]) -> Result<std::process::ExitCode, String> {
+    let body = local_post(args, "/_local/dlq/redrive", "redrive").await?;
     println!(
         "moved {} job(s) from the DLQ back to the job queue",
         body["moved"]
     );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn sweep(args: &[String]) -> Result<std::process::ExitCode, String> {
+    let body = local_post(args, "/_local/sweep", "sweep").await?;
+    println!("queued a sweep of {} connected scope(s)", body["queued"]);
     Ok(std::process::ExitCode::SUCCESS)
 }

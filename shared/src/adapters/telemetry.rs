@@ -24,6 +24,41 @@ pub fn filter_directive(rust_log: Option<&str>, lambda_level: Option<&str>) -> S
     level.to_owned()
 }
 
+/// The CloudWatch namespace of flexrzp's metrics.
+pub const NAMESPACE: &str = "flexrzp";
+
+/// One metric in CloudWatch's embedded metric format: a JSON line on stdout, which Lambda
+/// sends to CloudWatch Logs and CloudWatch turns into the metric (no API call), per its
+/// dimensions and also without any (what an alarm over all tenants watches).
+pub fn metric(name: &str, value: u64, dimensions: &[(&str, &str)]) {
+    println!(
+        "{}",
+        emf_line(
+            name,
+            value,
+            dimensions,
+            crate::ports::Clock::now_millis(&crate::ports::SystemClock)
+        )
+    );
+}
+
+/// The EMF line of [`metric`], at `timestamp_ms`.
+pub fn emf_line(name: &str, value: u64, dimensions: &[(&str, &str)], timestamp_ms: u64) -> String {
+    let mut line = serde_json::Map::new();
+    let keys: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    line.insert(
+        "_aws".to_owned(),
+        serde_json::json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE, "Dimensions": [keys, []],
+            "Metrics": [{"Name": name, "Unit": "Count"}]}]}),
+    );
+    for (key, value) in dimensions {
+        line.insert((*key).to_owned(), serde_json::json!(value));
+    }
+    line.insert(name.to_owned(), serde_json::json!(value));
+    serde_json::Value::Object(line).to_string()
+}
+
 /// Installs the global JSON subscriber. Call once, from `main`.
 pub fn init() {
     let directive = filter_directive(

@@ -17,6 +17,8 @@ pub enum Task {
     ApplyRazorpayEvent { event_id: String, body: String },
     /// Close the instruments of an invoice that would let its customer pay more than it owes.
     SettleCollection { invoice_id: String },
+    /// Compare Razorpay's payments and links with what was applied, and apply the rest.
+    Sweep,
 }
 
 impl Task {
@@ -26,6 +28,7 @@ impl Task {
             Task::CancelInvoice { .. } => "cancel_invoice",
             Task::ApplyRazorpayEvent { .. } => "apply_razorpay_event",
             Task::SettleCollection { .. } => "settle_collection",
+            Task::Sweep => "sweep",
         }
     }
 }
@@ -51,6 +54,34 @@ impl Job {
     /// The job's scope, validated again: a message body is input like any other.
     pub fn scope(&self) -> Result<TenantScope, ScopeError> {
         TenantScope::new(&self.tenant_id, &self.environment_id)
+    }
+}
+
+/// What a message on the job queue asks: a job of one scope, or (from the schedule, which
+/// knows no tenant) a sweep of every connected scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    Job(Job),
+    SweepAll,
+}
+
+/// The schedule's message: `{"kind": "sweep_all"}`.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Scheduled {
+    SweepAll,
+}
+
+impl Work {
+    /// A message body as work; a job's scope is validated again (a body is input like any
+    /// other).
+    pub fn parse(body: &str) -> Result<Work, String> {
+        if let Ok(Scheduled::SweepAll) = serde_json::from_str::<Scheduled>(body) {
+            return Ok(Work::SweepAll);
+        }
+        let job: Job = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        job.scope().map_err(|e| e.to_string())?;
+        Ok(Work::Job(job))
     }
 }
 
@@ -149,6 +180,20 @@ mod tests {
         let back: Job = serde_json::from_value(json).unwrap();
         assert_eq!(back, job);
         assert_eq!(back.task.kind(), "sync_invoice");
+    }
+
+    #[test]
+    fn the_schedules_message_is_a_sweep_of_every_scope_and_a_sweep_job_names_one() {
+        assert_eq!(Work::parse(r#"{"kind":"sweep_all"}"#), Ok(Work::SweepAll));
+        let one = r#"{"tenant_id":"t","environment_id":"e","kind":"sweep"}"#;
+        assert!(matches!(
+            Work::parse(one),
+            Ok(Work::Job(Job {
+                task: Task::Sweep,
+                ..
+            }))
+        ));
+        assert!(Work::parse(r#"{"kind":"sweep_everything"}"#).is_err());
     }
 
     #[test]

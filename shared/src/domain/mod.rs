@@ -14,5 +14,6 @@ pub mod payment;
 pub mod requests;
 pub mod secret;
 pub mod signature;
+pub mod sweep;
 pub mod sync;
 pub mod url;

@@ -333,6 +333,9 @@ pub async fn put(
     )
     .await
     .map_err(|e| store_refusal(&e))?;
+    crate::services::sweep::register(adapters, scope, true)
+        .await
+        .map_err(|e| store_refusal(&e))?;
     // The view is built from what was just written: no read back.
     Ok((existing.is_none(), view(&settings, Some(&stored), now)))
 }
@@ -473,7 +476,14 @@ pub async fn get(adapters: &Adapters, scope: &TenantScope) -> Result<Value, Refu
         .await?
         .ok_or_else(not_connected)?;
     let secrets = read_secrets(adapters, scope).await?;
-    Ok(view(&settings, secrets.as_ref(), adapters.clock.now_secs()))
+    let now = adapters.clock.now_secs();
+    let mut shown = view(&settings, secrets.as_ref(), now);
+    // What the reconciliation sweep says of the webhook: degraded when it applied what no
+    // webhook brought in the last day.
+    let sweep = crate::services::sweep::state(adapters, scope).await;
+    shown["webhook"] = serde_json::to_value(sweep.unwrap_or_default().health(now))
+        .map_err(|_| Refusal::Internal)?;
+    Ok(shown)
 }
 
 /// `DELETE /api/v1/connections/razorpay`: removes the credentials and the settings.
@@ -489,6 +499,9 @@ pub async fn delete(adapters: &Adapters, scope: &TenantScope) -> Result<(), Refu
     adapters
         .store
         .delete(&ConnectionSettings::key(scope), &[])
+        .await
+        .map_err(|e| store_refusal(&e))?;
+    crate::services::sweep::register(adapters, scope, false)
         .await
         .map_err(|e| store_refusal(&e))
 }

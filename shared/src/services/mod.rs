@@ -12,3 +12,4 @@ pub mod payment_url;
 pub mod payments;
 pub mod reconcile;
 pub mod recording;
+pub mod sweep;

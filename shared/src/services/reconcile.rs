@@ -485,17 +485,24 @@ async fn invoice_expired(
             "not a Razorpay invoice flexrzp synced",
         ));
     };
-    // About the sync record's own Razorpay invoice, not an earlier issue it replaced.
-    if sync.razorpay_invoice_id.as_deref() == Some(invoice.id.as_str()) {
-        let status = invoice.status.as_str();
+    // About the sync record's own Razorpay invoice, not an earlier issue it replaced; noted
+    // once (a redelivery, or the sweep finding it again, changes nothing).
+    let status = invoice.status.as_str();
+    let noted = sync.razorpay_invoice_id.as_deref() == Some(invoice.id.as_str())
+        && sync.razorpay_status.as_deref() != Some(status);
+    if noted {
         invoice_sync::note_razorpay_status(adapters, scope, &sync, status).await?;
     }
     let closed = InstrumentChange::Closed {
         reason: "invoice.expired".to_owned(),
     };
     let which = Which::Razorpay(&invoice.id);
-    close_instrument(adapters, scope, &sync.invoice_id, &which, &closed).await?;
-    Ok(Applied::InvoiceExpired)
+    let changed = close_instrument(adapters, scope, &sync.invoice_id, &which, &closed).await?;
+    Ok(if noted || changed {
+        Applied::InvoiceExpired
+    } else {
+        Applied::NoChange
+    })
 }
 
 /// `payment.failed`: one attempt per Razorpay payment id; the status is left as it is.
@@ -535,17 +542,17 @@ async fn record_attempt(
     Ok(Applied::AttemptRecorded)
 }
 
-/// An instrument Razorpay closed (expired, cancelled): what it held is free again.
+/// An instrument Razorpay closed (expired, cancelled): what it held is free again. Whether it
+/// was open until now.
 async fn close_instrument(
     adapters: &Adapters,
     scope: &TenantScope,
     invoice_id: &str,
     which: &Which<'_>,
     closed: &InstrumentChange,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     collection::change(adapters, scope, invoice_id, which, closed)
         .await
-        .map(|_| ())
         .map_err(|e| Failure::classed(&e))
 }
 

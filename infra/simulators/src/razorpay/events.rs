@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::state::{Account, ApiError, Payment, new_id, now};
+use super::state::{Account, ApiError, Payment, PaymentLink, new_id, now};
 
 /// One webhook event: its name and what its `payload` contains.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,14 +111,8 @@ impl Account {
         );
         let link_mut = self.link_mut(id)?;
         link_mut.order_id = Some(order_id.clone());
-        link_mut.amount_paid += amount;
         link_mut.payments.push(payment.id.clone());
-        link_mut.status = if link_mut.amount_paid >= link_mut.amount {
-            "paid"
-        } else {
-            "partially_paid"
-        }
-        .to_owned();
+        paid_with(link_mut, amount);
         let link = link_mut.clone();
         let order = link_order_json(
             &order_id,
@@ -184,6 +178,51 @@ impl Account {
             "payment.failed",
             vec![("payment", payment.json())],
         )])
+    }
+
+    /// A payment Razorpay reported failed is captured after all (late authorisation: the bank
+    /// confirmed it later). Its link is paid with it when it was still open.
+    pub fn capture_late(&mut self, id: &str) -> Result<Vec<Event>, ApiError> {
+        let payment = self
+            .payments
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(id))?;
+        if payment.status != "failed" {
+            return Err(ApiError::bad_request(
+                &format!("Payment is {} and cannot be captured late", payment.status),
+                None,
+            ));
+        }
+        payment.status = "captured".to_owned();
+        payment.error = None;
+        let payment = payment.clone();
+        let order_id = payment.order_id.clone();
+        let mut events = vec![Event::new(
+            "payment.captured",
+            vec![("payment", payment.json())],
+        )];
+        if let Some(link) = self
+            .links
+            .values_mut()
+            .find(|l| l.order_id.as_deref() == Some(order_id.as_str()))
+            && (link.status == "created" || link.status == "partially_paid")
+        {
+            paid_with(link, payment.amount);
+            let link = link.clone();
+            let name = if link.status == "paid" {
+                "payment_link.paid"
+            } else {
+                "payment_link.partially_paid"
+            };
+            events.push(Event::new(
+                name,
+                vec![
+                    ("payment_link", self.link_json(&link)),
+                    ("payment", payment.json()),
+                ],
+            ));
+        }
+        Ok(events)
     }
 
     /// A link passes its `expire_by` unpaid.
@@ -308,6 +347,17 @@ fn payable_amount(requested: Option<u64>, remaining: u64, partial: bool) -> Resu
 
 /// The events of a captured payment, in Razorpay's order: authorized, captured, then the
 /// event of what it paid (`entities`: that event's payload).
+/// `amount` more paid on a link: paid once it has all it asks, partially paid before.
+fn paid_with(link: &mut PaymentLink, amount: u64) {
+    link.amount_paid += amount;
+    link.status = if link.amount_paid >= link.amount {
+        "paid"
+    } else {
+        "partially_paid"
+    }
+    .to_owned();
+}
+
 fn captured_events(
     payment: &Payment,
     event: &str,

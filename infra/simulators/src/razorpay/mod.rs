@@ -137,6 +137,7 @@ impl Simulator {
             .route("/v1/invoices/{id}", get(get_invoice))
             .route("/v1/invoices/{id}/cancel", post(cancel_invoice))
             .route("/v1/invoices/{id}/issue", post(issue_invoice))
+            .route("/v1/payments", get(list_payments))
             .route("/v1/payments/{id}", get(get_payment))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
@@ -144,7 +145,8 @@ impl Simulator {
             .route("/_sim/webhook-subscription", post(set_subscription))
             .route("/_sim/refuse-customer", post(refuse_customer))
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
-            .route("/_sim/invoices/{id}/{action}", post(invoice_action));
+            .route("/_sim/invoices/{id}/{action}", post(invoice_action))
+            .route("/_sim/payments/{id}/capture", post(capture_late));
         api.merge(control).with_state(self.clone())
     }
 
@@ -376,14 +378,17 @@ async fn create_invoice(State(sim): State<Simulator>, body: Bytes) -> Response {
 struct InvoiceQuery {
     receipt: Option<String>,
     customer_id: Option<String>,
+    count: Option<usize>,
+    skip: Option<usize>,
 }
 
+/// `GET /v1/invoices`: newest first, `count` (default 10, at most 100) after `skip`.
 async fn list_invoices(
     State(sim): State<Simulator>,
     Query(query): Query<InvoiceQuery>,
 ) -> Response {
     let account = lock(&sim.inner.account);
-    let items: Vec<Value> = account
+    let mut invoices: Vec<&state::Invoice> = account
         .invoices
         .values()
         .filter(|i| query.receipt.as_ref().is_none_or(|r| *r == i.receipt))
@@ -393,11 +398,27 @@ async fn list_invoices(
                 .as_ref()
                 .is_none_or(|c| *c == i.customer_id)
         })
-        .map(|i| account.invoice_json(i))
         .collect();
-    reply(Ok(
-        json!({"entity": "collection", "count": items.len(), "items": items}),
-    ))
+    invoices.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let items = invoices.into_iter().map(|i| account.invoice_json(i));
+    reply(page(items, query.count, query.skip))
+}
+
+/// One page of a collection, newest first: `count` (default 10, at most 100) after `skip`.
+fn page(
+    items: impl Iterator<Item = Value>,
+    count: Option<usize>,
+    skip: Option<usize>,
+) -> Result<Value, ApiError> {
+    let count = count.unwrap_or(10);
+    if count > 100 {
+        return Err(ApiError::bad_request(
+            "The count may not be greater than 100.",
+            Some("count"),
+        ));
+    }
+    let items: Vec<Value> = items.skip(skip.unwrap_or(0)).take(count).collect();
+    Ok(json!({"entity": "collection", "count": items.len(), "items": items}))
 }
 
 async fn get_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
@@ -407,6 +428,38 @@ async fn get_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Re
 
 async fn cancel_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     reply(lock(&sim.inner.account).cancel_invoice(&id))
+}
+
+#[derive(Deserialize)]
+struct PaymentsQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    count: Option<usize>,
+    skip: Option<usize>,
+}
+
+/// `GET /v1/payments?from=&to=&count=&skip=`: created in `[from, to]` (Razorpay's bounds are
+/// inclusive; the harsher reading for a client that pages), newest first, at most 100 a page.
+async fn list_payments(
+    State(sim): State<Simulator>,
+    Query(query): Query<PaymentsQuery>,
+) -> Response {
+    let account = lock(&sim.inner.account);
+    let mut payments: Vec<&state::Payment> = account
+        .payments
+        .values()
+        .filter(|p| query.from.is_none_or(|from| p.created_at >= from))
+        .filter(|p| query.to.is_none_or(|to| p.created_at <= to))
+        .collect();
+    payments.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let items = payments.into_iter().map(state::Payment::json);
+    reply(page(items, query.count, query.skip))
+}
+
+/// `/_sim/payments/{id}/capture`: a failed payment captured late; its events are delivered.
+async fn capture_late(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let result = lock(&sim.inner.account).capture_late(&id);
+    action_reply(&sim, result, DeliveryOptions::default())
 }
 
 async fn issue_invoice(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

@@ -13,6 +13,7 @@ use crate::domain::instruments::Collection;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Payment, PaymentMethod, PaymentStatus, PaymentUpdate};
+use crate::domain::sweep::SweepState;
 use crate::domain::sync::{InvoiceSync, SyncState};
 use crate::ports::Table;
 
@@ -58,6 +59,12 @@ const RAZORPAY_INVOICE_ID: &str = "razorpay_invoice_id";
 const RAZORPAY_PAYMENT_ID: &str = "razorpay_payment_id";
 const REVIEW: &str = "review";
 const UPDATED_AT: &str = "updated_at";
+const WATERMARK: &str = "watermark";
+const WATCHING: &str = "watching";
+const MISSED: &str = "missed";
+const LAST_MISSED_AT: &str = "last_missed_at";
+const LAST_RUN_AT: &str = "last_run_at";
+const SCOPES: &str = "scopes";
 
 /// The attributes of an event claim (the claims adapter builds its own condition expressions
 /// from them: a claim's conditions are richer than the table port's).
@@ -123,6 +130,20 @@ pub fn collection_key(scope: &TenantScope, invoice_id: &str) -> Key {
 /// A Razorpay invoice → the Flexprice invoice it was synced from.
 pub fn razorpay_invoice_key(scope: &TenantScope, razorpay_invoice_id: &str) -> Key {
     scope.key("RZP_INVOICE", razorpay_invoice_id)
+}
+
+/// A scope's reconciliation sweep: its watermark, the failed payments it watches, what it found
+/// the webhooks missed.
+pub fn sweep_key(scope: &TenantScope) -> Key {
+    scope.key("SWEEP", "razorpay")
+}
+
+/// Every connected scope, for the scheduled sweep to visit (global, outside every scope).
+pub fn registry_key() -> Key {
+    Key {
+        pk: "REGISTRY#razorpay".to_owned(),
+        sk: "REGISTRY".to_owned(),
+    }
 }
 
 /// An API key, found by its hash before the tenant is known (global, outside every scope).
@@ -595,6 +616,84 @@ impl Record for Collection {
     }
 }
 
+impl Record for SweepState {
+    const NAME: &'static str = "sweep state";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .opt_number(WATERMARK, self.watermark)
+            .json(WATCHING, &self.watching)
+            .number(MISSED, self.missed)
+            .opt_number(LAST_MISSED_AT, self.last_missed_at)
+            .opt_number(LAST_RUN_AT, self.last_run_at)
+            .number(VERSION, self.version)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<SweepState, StoreError> {
+        let f = Fields::of::<SweepState>(item);
+        Ok(SweepState {
+            watermark: item.u64_attr(WATERMARK),
+            watching: f.json(WATCHING)?,
+            missed: item.u64_attr(MISSED).unwrap_or(0),
+            last_missed_at: item.u64_attr(LAST_MISSED_AT),
+            last_run_at: item.u64_attr(LAST_RUN_AT),
+            version: item.u64_attr(VERSION).unwrap_or(0),
+        })
+    }
+}
+
+/// The connected scopes, as `tenant/environment`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    pub scopes: Vec<String>,
+    pub version: u64,
+}
+
+impl Record for Registry {
+    const NAME: &'static str = "registry";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .json(SCOPES, &self.scopes)
+            .number(VERSION, self.version)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<Registry, StoreError> {
+        let f = Fields::of::<Registry>(item);
+        Ok(Registry {
+            scopes: f.json(SCOPES)?,
+            version: item.u64_attr(VERSION).unwrap_or(0),
+        })
+    }
+}
+
+/// Writes `next` where `read` was: creates it at version 1 when there was none, else replaces
+/// it if it is still at the version read (bumped). Returns it as stored.
+pub async fn save_versioned<R: Record + Clone>(
+    table: &dyn Table,
+    key: &Key,
+    read_version: Option<u64>,
+    next: &R,
+) -> Result<R, StoreError> {
+    let Some(version) = read_version else {
+        let mut first = next.to_item();
+        first.insert(VERSION.to_owned(), n(1));
+        table.create(key, first.clone()).await?;
+        return R::from_item(&first);
+    };
+    let mut set = next.to_item();
+    set.remove(VERSION);
+    let update = Update {
+        expect: vec![Expect::Version(version)],
+        set,
+        remove: vec![],
+        bump_version: true,
+    };
+    R::from_item(&table.update(key, &update).await?)
+}
+
 /// Writes the collection `next`: creates it when there was none (`read` is `None`), else
 /// replaces its instruments if it is still at the version read. Returns it as stored.
 pub async fn save_collection(
@@ -603,20 +702,7 @@ pub async fn save_collection(
     read: Option<&Collection>,
     next: &Collection,
 ) -> Result<Collection, StoreError> {
-    let Some(read) = read else {
-        let mut first = next.clone();
-        first.version = 1;
-        return create(table, key, &first).await.map(|()| first);
-    };
-    let mut set = next.to_item();
-    set.remove(VERSION);
-    let update = Update {
-        expect: vec![Expect::Version(read.version)],
-        set,
-        remove: vec![],
-        bump_version: true,
-    };
-    Collection::from_item(&table.update(key, &update).await?)
+    save_versioned(table, key, read.map(|r| r.version), next).await
 }
 
 /// A Razorpay invoice's Flexprice invoice.

@@ -16,11 +16,11 @@ use crate::adapters::flexprice::wire::{
     Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
     RecordPaymentRequest,
 };
-use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, Payment,
     PaymentLink, PaymentLinkRequest,
 };
+use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::money::Money;
 use crate::ports::{FlexpriceApi, PortFuture, RazorpayApi};
 
@@ -244,6 +244,13 @@ impl FakeRazorpay {
         self.inner.state().payments.push(wire(payment));
     }
 
+    /// A failed payment captured after all (late authorisation).
+    pub fn capture(&self, id: &str) {
+        if let Ok(payment) = by_id(&mut self.inner.state().payments, id) {
+            payment.status = crate::adapters::razorpay::wire::PaymentStatus::Captured;
+        }
+    }
+
     /// A first try to pay a link: Razorpay makes the link's order (every payment on the link
     /// is on it). Returns the order id.
     pub fn attempt_link(&self, id: &str) -> String {
@@ -420,6 +427,49 @@ impl RazorpayApi for FakeRazorpay {
             state.invoices.push(invoice.clone());
             Ok(invoice)
         }))
+    }
+
+    fn list_payments<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Payment>, RazorpayError>> {
+        ready(self.inner.call("list_payments", |state| {
+            let mut listed: Vec<Payment> = state
+                .payments
+                .iter()
+                .filter(|p| (page.from..page.to).contains(&p.created_at))
+                .cloned()
+                .collect();
+            listed.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+            let skip = page.skip as usize;
+            Ok(listed
+                .into_iter()
+                .skip(skip)
+                .take(page.count as usize)
+                .collect())
+        }))
+    }
+
+    fn list_invoices(
+        &self,
+        count: u32,
+        skip: u32,
+    ) -> PortFuture<'_, Result<Vec<Invoice>, RazorpayError>> {
+        ready(self.inner.call("list_invoices", |state| {
+            let newest_first = state.invoices.iter().rev();
+            Ok(newest_first
+                .skip(skip as usize)
+                .take(count as usize)
+                .cloned()
+                .collect())
+        }))
+    }
+
+    fn list_payment_links(&self) -> PortFuture<'_, Result<Vec<PaymentLink>, RazorpayError>> {
+        ready(
+            self.inner
+                .call("list_payment_links", |state| Ok(state.links.clone())),
+        )
     }
 
     fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>> {

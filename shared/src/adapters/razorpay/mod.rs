@@ -391,6 +391,52 @@ impl RazorpayClient {
         self.read(&format!("/v1/payments/{}", segment(id)), &[])
             .await
     }
+
+    /// One page of the payments created in `[from, to)` (epoch seconds), newest first.
+    pub async fn list_payments(&self, page: &PaymentsPage) -> Result<Vec<Payment>, RazorpayError> {
+        let (from, to) = (page.from.to_string(), page.to.to_string());
+        let (count, skip) = (page.count.to_string(), page.skip.to_string());
+        let query = [
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+            ("count", count.as_str()),
+            ("skip", skip.as_str()),
+        ];
+        let list: Collection<Payment> = self.read("/v1/payments", &query).await?;
+        Ok(list.items)
+    }
+
+    /// A page of the account's invoices, newest first (`count` at most 100, after `skip`).
+    pub async fn list_invoices(
+        &self,
+        count: u32,
+        skip: u32,
+    ) -> Result<Vec<Invoice>, RazorpayError> {
+        let (count, skip) = (count.to_string(), skip.to_string());
+        let query = [
+            ("type", "invoice"),
+            ("count", count.as_str()),
+            ("skip", skip.as_str()),
+        ];
+        let list: Collection<Invoice> = self.read("/v1/invoices", &query).await?;
+        Ok(list.items)
+    }
+
+    /// The account's payment links (`GET /v1/payment_links`: no paging is documented).
+    pub async fn list_payment_links(&self) -> Result<Vec<PaymentLink>, RazorpayError> {
+        let list: PaymentLinkList = self.read("/v1/payment_links", &[]).await?;
+        Ok(list.payment_links)
+    }
+}
+
+/// A page of `GET /v1/payments`: created in `[from, to)`, at most `count` (Razorpay: 100),
+/// after `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentsPage {
+    pub from: u64,
+    pub to: u64,
+    pub count: u32,
+    pub skip: u32,
 }
 
 impl crate::ports::RazorpayApi for RazorpayClient {
@@ -460,6 +506,25 @@ impl crate::ports::RazorpayApi for RazorpayClient {
 
     fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>> {
         Box::pin(RazorpayClient::get_payment(self, id))
+    }
+
+    fn list_payments<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Payment>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_payments(self, page))
+    }
+
+    fn list_payment_links(&self) -> PortFuture<'_, Result<Vec<PaymentLink>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_payment_links(self))
+    }
+
+    fn list_invoices(
+        &self,
+        count: u32,
+        skip: u32,
+    ) -> PortFuture<'_, Result<Vec<Invoice>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_invoices(self, count, skip))
     }
 }
 

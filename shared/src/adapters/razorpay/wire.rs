@@ -451,6 +451,8 @@ pub struct Invoice {
     pub paid_at: Option<u64>,
     #[serde(default, deserialize_with = "timestamp")]
     pub cancelled_at: Option<u64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    pub expired_at: Option<u64>,
     #[serde(default, deserialize_with = "nullable")]
     pub partial_payment: bool,
     #[serde(default)]
