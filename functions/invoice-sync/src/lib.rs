@@ -211,11 +211,20 @@ async fn run_job(adapters: &Adapters, job: Job) -> Result<(), Failure> {
             tracing::info!(%invoice_id, ?settled, "invoice instruments settled");
             Ok(())
         }
-        Task::Sweep => {
-            let swept = sweep::sweep(adapters, &scope).await?;
-            tracing::info!(?swept, "swept");
-            Ok(())
-        }
+        Task::Sweep => match sweep::sweep(adapters, &scope).await {
+            Ok(swept) => {
+                tracing::info!(?swept, "swept");
+                Ok(())
+            }
+            // A sweep that cannot succeed as it is (the tenant disconnected, its key refused)
+            // is said, not parked: the next scheduled sweep tries again, and nothing waits on
+            // this one.
+            Err(Failure::Permanent(reason)) => {
+                tracing::error!(%reason, "the sweep cannot run for this scope");
+                Ok(())
+            }
+            Err(retryable) => Err(retryable),
+        },
     }
 }
 

@@ -41,3 +41,14 @@ async fn the_sample_batch_parses_and_a_job_for_an_unconnected_tenant_is_recorded
         "{record:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sweep_that_cannot_run_for_its_scope_is_said_not_parked() {
+    use shared::domain::jobs::{Job, Task, Work};
+    let stack = testkit::FakeStack::new().await;
+    // Nobody is connected here: the sweep cannot read Razorpay, and retrying will not help.
+    let scope = shared::domain::keys::TenantScope::new("gone", "live").unwrap();
+    let work = Work::Job(Job::new(&scope, Task::Sweep));
+    let done = invoice_sync::run_work(Arc::new(stack.adapters), work).await;
+    assert_eq!(done, Ok(()));
+}
