@@ -54,7 +54,6 @@ async fn main() {
     let requests = arg(&args, "--requests", 10_000);
     let mut options = Options::from_env(0);
     options.resource_prefix = format!("bench-hostile-{}", std::process::id());
-    options.scheduled_sweeps = false;
     let stack = LocalStack::start(options).await.expect("the local stack");
     let text = serde_json::json!({"entity": "event", "event": "payment.authorized",
         "account_id": stack.razorpay.account_id(), "payload": {}})

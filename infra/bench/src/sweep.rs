@@ -86,7 +86,6 @@ async fn main() {
     let payments = arg(&args, "--payments", 250);
     let mut options = Options::from_env(0);
     options.resource_prefix = format!("bench-sweep-{}", std::process::id());
-    options.scheduled_sweeps = false;
     let stack = LocalStack::start(options).await.expect("the local stack");
     let http = reqwest::Client::new();
     let drop = json!({"events": null, "drop": true});

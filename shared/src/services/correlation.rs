@@ -66,7 +66,10 @@ pub(crate) async fn link_payment(
             razorpay.id, payment.id
         )));
     }
-    map_order(adapters, scope, order_id, &payment.id).await;
+    // A link event's order was mapped by `linked_payment` already.
+    if link.is_none() {
+        map_order(adapters, scope, order_id, &payment.id).await;
+    }
     Ok(Found::Ours(key, payment))
 }
 

@@ -79,12 +79,13 @@ pub async fn sweep(adapters: &Adapters, scope: &TenantScope) -> Result<Swept, Fa
     run.apply_payments(watched, listed, &mut findings).await?;
     run.apply_ended_links(from, to, &mut findings).await?;
     run.apply_expired_invoices(from, to, &mut findings).await?;
+    let missed = findings.missed;
     let next = state.after_run(now, findings);
     let read_version = stored.map(|s| s.version);
     records::save_versioned(adapters.store.as_ref(), &key, read_version, &next)
         .await
         .map_err(|e| Failure::retryable(format!("the sweep state changed meanwhile: {e}")))?;
-    let swept = run.done(next.missed - state.missed);
+    let swept = run.done(missed);
     report(scope, &swept);
     Ok(swept)
 }
