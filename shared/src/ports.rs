@@ -25,10 +25,11 @@ use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{
     Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
-    RecordPaymentRequest,
+    RecordPaymentRequest, UpdatePaymentRequest,
 };
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, Payment, PaymentLink, PaymentLinkRequest,
+    Refund, RefundRequest,
 };
 use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::jobs::{Job, Retry};
@@ -177,6 +178,23 @@ pub trait RazorpayApi: Send + Sync {
     ) -> PortFuture<'_, Result<Vec<Invoice>, RazorpayError>>;
     /// Issues a draft invoice; Razorpay refuses (400) one that is not a draft.
     fn issue_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, RazorpayError>>;
+    /// Refunds a payment; the same `idempotency_key` with the same body is the same refund.
+    fn create_refund<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+        request: &'a RefundRequest,
+    ) -> PortFuture<'a, Result<Refund, RazorpayError>>;
+    /// The refunds of one payment.
+    fn list_payment_refunds<'a>(
+        &'a self,
+        payment_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>>;
+    /// One page of the refunds created in a window, newest first.
+    fn list_refunds<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>>;
 }
 
 /// What the services ask of Flexprice.
@@ -199,6 +217,12 @@ pub trait FlexpriceApi: Send + Sync {
     fn process_payment<'a>(
         &'a self,
         id: &'a str,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
+    /// Moves a payment to a refund state (PARTIALLY_REFUNDED, REFUNDED) with its metadata.
+    fn update_payment<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a UpdatePaymentRequest,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
     /// Adds `keys` to the metadata of `customer`, as it was just read (keeping the rest).
     fn merge_customer_metadata<'a>(

@@ -10,7 +10,7 @@ use shared::adapters::aws::records;
 use shared::adapters::flexprice::wire::RecordPaymentRequest;
 use shared::adapters::memory::Fault;
 use shared::adapters::memory::MemoryTable;
-use shared::adapters::razorpay::wire::{InvoiceStatus, LinkStatus};
+use shared::adapters::razorpay::wire::{InvoiceStatus, LinkStatus, Refund, RefundStatus};
 use shared::api::requests::PaymentRequest;
 use shared::api::views;
 use shared::domain::error::{Failure, FieldsKind, Refusal};
@@ -724,6 +724,232 @@ async fn the_sweep_applies_what_no_webhook_brought_once_including_a_late_capture
     let again = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
     assert_eq!(again.missed, 0);
     assert_eq!(stack.flexprice.payments().len(), 1, "recorded once");
+}
+
+// ---- refunds ----
+
+/// A payment made and paid in full by Razorpay payment `razorpay_id` (which Razorpay has, made
+/// five minutes ago), its capture applied.
+async fn paid_payment(stack: &FakeStack, key: &str, razorpay_id: &str) -> Payment {
+    let made = payments::create(&stack.adapters, &scope(), payment_request(key))
+        .await
+        .unwrap();
+    let order = stack.razorpay.attempt_link(link_of(&made.payment));
+    let notes = json!({"flexprice_payment_id": made.payment.id, "tenant_id": "acme",
+        "environment_id": "live"});
+    stack.razorpay.add_payment(
+        json!({"id": razorpay_id, "amount": 10000, "currency": "INR",
+        "status": "captured", "captured": true, "order_id": order, "notes": notes,
+        "created_at": SystemClock.now_secs() - 300}),
+    );
+    made.payment
+}
+
+fn refund_event(name: &str, refund: &Refund) -> String {
+    json!({"entity": "event", "event": name, "contains": ["refund"],
+        "payload": {"refund": {"entity": refund}}, "created_at": 1764060000})
+    .to_string()
+}
+
+async fn refunded_payment(stack: &FakeStack, id: &str) -> Value {
+    views::payment(&payments::get(&stack.adapters, &scope(), id).await.unwrap())
+}
+
+#[tokio::test]
+async fn a_dashboard_refund_is_reflected_once_partial_then_full_in_any_order_of_delivery() {
+    let stack = connected_stack(false).await;
+    let payment = paid_payment(&stack, "refund-1", "pay_R1").await;
+    let order = stack.razorpay.attempt_link(link_of(&payment));
+    let capture = captured_on(&order, &payment.id, "pay_R1", 10000);
+    reconcile::apply(&stack.adapters, &scope(), &capture)
+        .await
+        .unwrap();
+    let pending = stack.razorpay.dashboard_refund("pay_R1", 4000);
+    let processed = stack
+        .razorpay
+        .settle_refund(&pending.id, RefundStatus::Processed);
+    // Reordered and duplicated: processed first, then the late created, then processed again.
+    let first = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &processed),
+    )
+    .await;
+    assert_eq!(
+        first,
+        Ok(Applied::Refunded {
+            status: "PROCESSED".into()
+        })
+    );
+    for (name, refund) in [
+        ("refund.created", &pending),
+        ("refund.processed", &processed),
+    ] {
+        let again = reconcile::apply(&stack.adapters, &scope(), &refund_event(name, refund)).await;
+        assert_eq!(again, Ok(Applied::NoChange), "{name}");
+    }
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(
+        (
+            &shown["amount_refunded"],
+            &shown["refund_status"],
+            &shown["refunds"][0]["status"]
+        ),
+        (&json!("40.00"), &json!("partial"), &json!("PROCESSED")),
+        "{shown}"
+    );
+    let partial = stack.flexprice.payment("razorpay:pay_R1").unwrap();
+    assert_eq!(partial.payment_status, "PARTIALLY_REFUNDED");
+    assert_eq!(partial.metadata["razorpay_refund_ids"], processed.id);
+    assert_eq!(partial.metadata["amount_refunded"], "40.00");
+    assert_eq!(partial.metadata["razorpay_payment_id"], "pay_R1", "kept");
+    // The rest: REFUNDED, both ids, the amounts added up (never overwritten).
+    let rest = stack.razorpay.dashboard_refund("pay_R1", 6000);
+    let rest = stack
+        .razorpay
+        .settle_refund(&rest.id, RefundStatus::Processed);
+    reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &rest),
+    )
+    .await
+    .unwrap();
+    let full = stack.flexprice.payment("razorpay:pay_R1").unwrap();
+    assert_eq!(full.payment_status, "REFUNDED");
+    assert_eq!(
+        full.metadata["razorpay_refund_ids"],
+        format!("{},{}", processed.id, rest.id)
+    );
+    assert_eq!(full.metadata["amount_refunded"], "100.00");
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(
+        (&shown["amount_refunded_minor"], &shown["refund_status"]),
+        (&json!(10000), &json!("full"))
+    );
+    assert_eq!(
+        stack.flexprice.calls("update_payment"),
+        2,
+        "once per change"
+    );
+    assert_eq!(
+        stack.flexprice.payments().len(),
+        1,
+        "the capture recorded once"
+    );
+}
+
+#[tokio::test]
+async fn a_refund_that_arrives_before_its_capture_counts_the_capture_first() {
+    let stack = connected_stack(false).await;
+    let payment = paid_payment(&stack, "refund-2", "pay_R2").await;
+    let refund = stack.razorpay.dashboard_refund("pay_R2", 10000);
+    let refund = stack
+        .razorpay
+        .settle_refund(&refund.id, RefundStatus::Processed);
+    // Razorpay's copy now says `refunded`: still captured money, counted, then refunded.
+    let applied = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &refund),
+    )
+    .await;
+    assert_eq!(
+        applied,
+        Ok(Applied::Refunded {
+            status: "PROCESSED".into()
+        })
+    );
+    assert_eq!(
+        standing(&stack, &payment.id).await,
+        (PaymentStatus::Succeeded, 10000)
+    );
+    let recorded = stack.flexprice.payment("razorpay:pay_R2").unwrap();
+    assert_eq!(recorded.payment_status, "REFUNDED");
+    // The capture's own webhook, late, with the snapshot saying `refunded`: already counted.
+    let order = stack.razorpay.attempt_link(link_of(&payment));
+    let late = captured_on(&order, &payment.id, "pay_R2", 10000)
+        .replace("\"status\":\"captured\"", "\"status\":\"refunded\"");
+    assert!(late.contains("refunded"), "{late}");
+    let again = reconcile::apply(&stack.adapters, &scope(), &late).await;
+    assert_eq!(again, Ok(Applied::AlreadyCounted));
+}
+
+#[tokio::test]
+async fn a_refund_of_a_payment_flexrzp_did_not_collect_is_acknowledged() {
+    let stack = connected_stack(false).await;
+    stack
+        .razorpay
+        .add_payment(json!({"id": "pay_Else", "amount": 5000, "currency": "INR",
+        "status": "captured", "captured": true, "order_id": "order_else", "notes": {}, "created_at": 1}));
+    let refund = stack.razorpay.dashboard_refund("pay_Else", 5000);
+    let applied = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.created", &refund),
+    )
+    .await;
+    assert_eq!(applied, Ok(Applied::NotOurs));
+    assert!(stack.flexprice.payments().is_empty());
+}
+
+#[tokio::test]
+async fn an_auto_refund_of_money_never_captured_records_nothing() {
+    let stack = connected_stack(false).await;
+    let payment = paid_payment(&stack, "refund-auto", "pay_Auto").await;
+    // Authorised, never captured, refunded by Razorpay itself: `captured: false`.
+    let event = json!({"entity": "event", "event": "refund.processed",
+        "contains": ["refund", "payment"], "payload": {
+            "refund": {"entity": {"id": "rfnd_Auto", "amount": 10000, "currency": "INR",
+                "payment_id": "pay_Auto", "status": "processed", "created_at": 1}},
+            "payment": {"entity": {"id": "pay_Auto", "amount": 10000, "currency": "INR",
+                "status": "refunded", "captured": false, "amount_refunded": 10000,
+                "notes": {"flexprice_payment_id": payment.id, "tenant_id": "acme",
+                    "environment_id": "live"}}}}});
+    let applied = reconcile::apply(&stack.adapters, &scope(), &event.to_string()).await;
+    assert_eq!(applied, Ok(Applied::NotOurs));
+    assert!(stack.flexprice.payments().is_empty(), "nothing recorded");
+    assert_eq!(
+        standing(&stack, &payment.id).await,
+        (PaymentStatus::Pending, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_finds_a_refund_whose_webhooks_were_dropped_and_follows_it_until_processed() {
+    let stack = connected_stack(false).await;
+    let payment = paid_payment(&stack, "refund-3", "pay_R3").await;
+    let order = stack.razorpay.attempt_link(link_of(&payment));
+    let capture = captured_on(&order, &payment.id, "pay_R3", 10000);
+    reconcile::apply(&stack.adapters, &scope(), &capture)
+        .await
+        .unwrap();
+    let refund = stack.razorpay.dashboard_refund("pay_R3", 2500);
+    let first = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(first.missed, 1, "the pending refund: {first:?}");
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(shown["refunds"][0]["status"], "PENDING", "{shown}");
+    assert_eq!(
+        stack.flexprice.calls("update_payment"),
+        0,
+        "nothing went back yet"
+    );
+    stack
+        .razorpay
+        .settle_refund(&refund.id, RefundStatus::Processed);
+    let second = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(second.missed, 1, "processed: {second:?}");
+    let recorded = stack.flexprice.payment("razorpay:pay_R3").unwrap();
+    assert_eq!(recorded.payment_status, "PARTIALLY_REFUNDED");
+    assert_eq!(recorded.metadata["amount_refunded"], "25.00");
+    let third = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(third.missed, 0, "{third:?}");
+    assert_eq!(
+        stack.razorpay.calls("list_payment_refunds"),
+        1,
+        "watched until settled"
+    );
+    assert_eq!(stack.flexprice.calls("update_payment"), 1);
 }
 
 #[tokio::test]

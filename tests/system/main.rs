@@ -13,5 +13,6 @@ mod local_stack;
 mod openapi;
 mod payments;
 mod reconcile;
+mod refunds;
 mod sweep;
 mod webhooks;

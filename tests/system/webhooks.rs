@@ -72,8 +72,8 @@ async fn accepted_once_duplicates_acknowledged_conflicts_refused() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Events we do not handle are acknowledged and recorded as ignored.
-    let refund = event(&stack, "refund.created", "pay_C");
-    let (status, ignored) = deliver(&stack, "demo", &refund, SECRET, "evt_2").await;
+    let dispute = event(&stack, "payment.dispute.created", "pay_C");
+    let (status, ignored) = deliver(&stack, "demo", &dispute, SECRET, "evt_2").await;
     assert_eq!((status, ignored["status"].as_str()), (200, Some("ignored")));
 }
 
@@ -182,16 +182,16 @@ async fn every_documented_razorpay_sample_is_verified_and_accepted() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 7, "every sample was sent");
+    assert_eq!(seen, 8, "every sample was sent");
     // They are about payments and links this stack never made: the worker acknowledges them
     // (not parked), except the docs' elided envelope, which is not a payment at all.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while stack.poller.snapshot().2 < 6 && std::time::Instant::now() < deadline {
+    while stack.poller.snapshot().2 < 7 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(
         stack.poller.snapshot().2,
-        6,
+        7,
         "{:?}",
         stack.poller.snapshot()
     );

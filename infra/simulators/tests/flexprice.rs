@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use serde_json::{Value, json};
-use shared::adapters::flexprice::wire::RecordPaymentRequest;
+use shared::adapters::flexprice::wire::{RecordPaymentRequest, UpdatePaymentRequest};
 use shared::adapters::flexprice::{FlexpriceClient, FlexpriceConfig, FlexpriceError};
 use shared::adapters::http::{RetryPolicy, Timeouts};
 use shared::domain::money::{Currency, Money};
@@ -483,5 +483,45 @@ async fn every_recorded_payment_sends_invoice_update_payment() {
             "no invoice.update.payment: {events:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_payment_moves_only_forward_through_its_refund_states() {
+    let (sim, _) = setup().await;
+    let (_, invoice_id) = seed(&sim).await;
+    let client = client(&sim, API_KEY);
+    let recorded = client
+        .record_payment(&payment(&invoice_id, "100.00", "rzp_pay_Refund"))
+        .await
+        .unwrap();
+    let to = |status: &str, refunded: &str| UpdatePaymentRequest {
+        payment_status: status.into(),
+        refunded_at: "2026-12-02T10:00:00Z".into(),
+        metadata: BTreeMap::from([("amount_refunded".into(), refunded.into())]),
+    };
+    let partial = client
+        .update_payment(&recorded.id, &to("PARTIALLY_REFUNDED", "40.00"))
+        .await
+        .unwrap();
+    assert_eq!(partial.payment_status, "PARTIALLY_REFUNDED");
+    assert_eq!(partial.metadata["amount_refunded"], "40.00", "replaced");
+    assert!(!partial.metadata.contains_key("razorpay_payment_id"));
+    let full = client
+        .update_payment(&recorded.id, &to("REFUNDED", "100.00"))
+        .await
+        .unwrap();
+    assert_eq!(full.payment_status, "REFUNDED");
+    for back in ["PARTIALLY_REFUNDED", "SUCCEEDED", "FAILED"] {
+        let refused = client
+            .update_payment(&recorded.id, &to(back, "0"))
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("invalid payment status transition"),
+            "{back}: {refused}"
+        );
     }
 }

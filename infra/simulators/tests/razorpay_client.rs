@@ -7,8 +7,9 @@ use std::time::Duration;
 use shared::adapters::http::{RetryPolicy, Timeouts};
 use shared::adapters::razorpay::wire::{
     CustomerRequest, InvoiceRequest, LineItemRequest, LinkCustomer, Notes, PaymentLinkRequest,
+    RefundRequest,
 };
-use shared::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
+use shared::adapters::razorpay::{PaymentsPage, RazorpayClient, RazorpayConfig, RazorpayError};
 use shared::domain::secret::Secret;
 use simulators::Fault;
 use simulators::HasRecorder;
@@ -553,4 +554,95 @@ async fn a_hanging_server_times_out_within_the_budget() {
         .unwrap();
     sim.sim.add_fault(Fault::Hang { ms: 1500 }, 1);
     assert_eq!(client.get_payment_link(&link.id).await.unwrap().id, link.id);
+}
+
+/// A link of `amount` paid in full through the simulator's control; the payment id.
+async fn paid_payment(sim: &RunningSim, reference: &str, amount: u64) -> String {
+    let link = client(sim)
+        .create_payment_link(&link_request(reference, amount))
+        .await
+        .unwrap();
+    let paid: serde_json::Value =
+        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+            .expect("an HTTP client")
+            .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    paid["payments"][0].as_str().unwrap().to_owned()
+}
+
+fn refund_request(amount: u64) -> RefundRequest {
+    RefundRequest {
+        amount,
+        speed: "normal".into(),
+        receipt: None,
+        notes: Notes::default(),
+    }
+}
+
+#[tokio::test]
+async fn refunds_follow_razorpays_idempotency_header_and_amount_rules() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let payment_id = paid_payment(&sim, "refund_ref_1", 10000).await;
+    let key = "rfd_key_0001";
+    let first = client
+        .create_refund(&payment_id, key, &refund_request(4000))
+        .await
+        .unwrap();
+    assert_eq!((first.amount, first.status.as_str()), (4000, "pending"));
+    // The same key and body: the same refund. A 409 (the first still in flight) is asked again.
+    sim.sim.add_fault(Fault::Status { status: 409 }, 1);
+    let again = client
+        .create_refund(&payment_id, key, &refund_request(4000))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    let other_body = client
+        .create_refund(&payment_id, key, &refund_request(5000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(other_body).1,
+        "Different request with the same idempotency key has already been processed."
+    );
+    let short_key = client
+        .create_refund(&payment_id, "short", &refund_request(100))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(short_key).2.as_deref(),
+        Some("X-Refund-Idempotency")
+    );
+    let too_much = client
+        .create_refund(&payment_id, "rfd_key_0002", &refund_request(6001))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(too_much).2.as_deref(), Some("amount"));
+    let payment = client.get_payment(&payment_id).await.unwrap();
+    assert_eq!(payment.amount_refunded, 4000);
+    let rest = client
+        .create_refund(&payment_id, "rfd_key_0003", &refund_request(6000))
+        .await
+        .unwrap();
+    let refunded = client.get_payment(&payment_id).await.unwrap();
+    assert_eq!(refunded.status.as_str(), "refunded");
+    let listed = client.list_payment_refunds(&payment_id).await.unwrap();
+    let mut ids: Vec<String> = listed.into_iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut expected = vec![first.id.clone(), rest.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected, "two refunds, none twice");
+    let window = PaymentsPage {
+        from: first.created_at,
+        to: first.created_at + 10,
+        count: 100,
+        skip: 0,
+    };
+    assert_eq!(client.list_refunds(&window).await.unwrap().len(), 2);
 }

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::domain::instruments::InstrumentKind;
+use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentMethod};
+use crate::domain::refund::RefundState;
 use crate::domain::sync::InvoiceSync;
 use crate::services::payment_url::PaymentUrl;
 
@@ -21,6 +23,7 @@ pub fn payment(payment: &Payment) -> Value {
         }
         _ => None,
     };
+    let money = |minor| Money::from_minor(minor, payment.amount.currency()).to_decimal_string();
     json!({
         "id": payment.id,
         "idempotency_key": payment.idempotency_key,
@@ -31,6 +34,10 @@ pub fn payment(payment: &Payment) -> Value {
         "amount": payment.amount.to_decimal_string(),
         "amount_minor": payment.amount.minor(),
         "amount_paid_minor": payment.amount_paid,
+        "amount_refunded": money(payment.amount_refunded()),
+        "amount_refunded_minor": payment.amount_refunded(),
+        "refund_status": RefundState::of(payment.amount_refunded(), payment.amount_paid),
+        "refunds": refunds(payment),
         "currency": payment.amount.currency().code(),
         "payment_status": payment.status.as_str(),
         "gateway_tracking_id": payment.gateway_tracking_id,
@@ -46,6 +53,28 @@ pub fn payment(payment: &Payment) -> Value {
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
     })
+}
+
+/// A payment's refunds, amounts as exact decimal strings.
+fn refunds(payment: &Payment) -> Vec<Value> {
+    let money = |minor| Money::from_minor(minor, payment.amount.currency()).to_decimal_string();
+    payment
+        .refunds
+        .iter()
+        .map(|r| {
+            json!({
+                "razorpay_refund_id": r.razorpay_refund_id,
+                "razorpay_payment_id": r.razorpay_payment_id,
+                "amount": money(r.amount_minor),
+                "amount_minor": r.amount_minor,
+                "status": r.status.as_str(),
+                "source": r.source,
+                "speed": r.speed,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            })
+        })
+        .collect()
 }
 
 /// An invoice's sync record (`GET /api/v1/invoices/{invoice_id}/sync`).

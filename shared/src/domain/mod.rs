@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod payment;
+pub mod refund;
 pub mod requests;
 pub mod secret;
 pub mod signature;

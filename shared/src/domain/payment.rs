@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::domain::money::Money;
+use crate::domain::refund::{self, Refund};
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,6 +219,8 @@ pub struct Payment {
     /// For a payment on a Razorpay invoice: the Razorpay payment it records.
     pub razorpay_payment_id: Option<String>,
     pub attempts: Vec<Attempt>,
+    /// The refunds of the Razorpay payments counted on it, by Razorpay refund id.
+    pub refunds: Vec<Refund>,
     pub failure_reason: Option<String>,
     /// Why money could not be recorded, for whoever looks.
     pub last_error: Option<String>,
@@ -255,6 +258,7 @@ impl Payment {
             razorpay_invoice_id: None,
             razorpay_payment_id: None,
             attempts: Vec::new(),
+            refunds: Vec::new(),
             failure_reason: None,
             last_error: None,
             review: None,
@@ -266,6 +270,11 @@ impl Payment {
     /// An INITIATED payment whose creating request still holds it at `now_ms`.
     pub fn is_held(&self, now_ms: u64) -> bool {
         self.status == PaymentStatus::Initiated && self.lock_expires_at.unwrap_or(0) > now_ms
+    }
+
+    /// What has gone back to the customer, in the amount's subunits (processed refunds).
+    pub fn amount_refunded(&self) -> u64 {
+        refund::refunded(&self.refunds, None)
     }
 }
 
@@ -301,6 +310,8 @@ pub enum PaymentUpdate {
     },
     /// A failed try was added (the whole list as it is now).
     AttemptRecorded { attempts: Vec<Attempt> },
+    /// A refund was added or moved forward (the whole list as it is now).
+    RefundsChanged { refunds: Vec<Refund>, at: u64 },
     /// Its link ended unpaid.
     Failed { reason: String, at: u64 },
     /// Why its money could not be recorded (no condition: a note, not a state).

@@ -2,7 +2,9 @@
 //! the truth. Each run of a tenant's sweep reads Razorpay's payments created since its
 //! watermark (less an overlap), leaving the last minutes to the webhooks, and re-reads the
 //! failed payments it saw for three days (a late authorisation can still capture them). What it
-//! applies that no webhook brought is counted: the webhook looks disabled.
+//! applies that no webhook brought is counted: the webhook looks disabled. Refunds are read the
+//! same way: those created in the window, and the payments with a refund still pending are
+//! re-read until it settles (a normal refund takes days).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,8 @@ pub const OVERLAP_SECS: u64 = 600;
 pub const FIRST_LOOKBACK_SECS: u64 = 3 * 24 * 3600;
 /// Razorpay keeps asking the bank about a failed payment for up to three days.
 pub const WATCH_FAILED_SECS: u64 = 3 * 24 * 3600;
+/// A normal refund is paid out within 5–7 working days; its payment is watched this long.
+pub const WATCH_REFUNDS_SECS: u64 = 15 * 24 * 3600;
 /// At most this many failed payments are watched (the oldest give way).
 pub const MAX_WATCHED: usize = 500;
 /// A webhook that missed something is reported degraded for this long.
@@ -34,6 +38,8 @@ pub struct SweepState {
     /// Payments created before this (epoch seconds) were read by an earlier run.
     pub watermark: Option<u64>,
     pub watching: Vec<Watched>,
+    /// Payments with a refund still pending.
+    pub refunds_watching: Vec<Watched>,
     /// How many things the sweep applied that no webhook had brought, in all.
     pub missed: u64,
     pub last_missed_at: Option<u64>,
@@ -50,6 +56,10 @@ pub struct RunFindings {
     pub failed: Vec<Watched>,
     /// Payments no longer to watch (captured, or anything but failed).
     pub settled: Vec<String>,
+    /// Payments with a refund seen pending.
+    pub refunds_pending: Vec<Watched>,
+    /// Payments whose refunds were all read settled.
+    pub refunds_settled: Vec<String>,
     /// Changes applied that no webhook had brought.
     pub missed: u64,
 }
@@ -84,21 +94,24 @@ impl SweepState {
 
     /// The state after a run that read up to `findings.until`.
     pub fn after_run(&self, now: u64, findings: RunFindings) -> SweepState {
-        let mut watching: Vec<Watched> = self
-            .watching
-            .iter()
-            .chain(findings.failed.iter())
-            .filter(|w| !findings.settled.contains(&w.razorpay_payment_id))
-            .filter(|w| now.saturating_sub(w.since) < WATCH_FAILED_SECS)
-            .cloned()
-            .collect();
-        watching.sort_by_key(|w| std::cmp::Reverse(w.since));
-        let mut seen = std::collections::HashSet::new();
-        watching.retain(|w| seen.insert(w.razorpay_payment_id.clone()));
-        watching.truncate(MAX_WATCHED);
+        let watching = watch(
+            &self.watching,
+            &findings.failed,
+            &findings.settled,
+            now,
+            WATCH_FAILED_SECS,
+        );
+        let refunds_watching = watch(
+            &self.refunds_watching,
+            &findings.refunds_pending,
+            &findings.refunds_settled,
+            now,
+            WATCH_REFUNDS_SECS,
+        );
         SweepState {
             watermark: Some(findings.until.max(self.watermark.unwrap_or(0))),
             watching,
+            refunds_watching,
             missed: self.missed + findings.missed,
             last_missed_at: if findings.missed > 0 {
                 Some(now)
@@ -122,6 +135,29 @@ impl SweepState {
             },
         }
     }
+}
+
+/// What is watched after a run: what was, and what was `found`, less the `settled` and those
+/// watched `for_secs` already; newest first, once each, at most [`MAX_WATCHED`].
+fn watch(
+    watched: &[Watched],
+    found: &[Watched],
+    settled: &[String],
+    now: u64,
+    for_secs: u64,
+) -> Vec<Watched> {
+    let mut watching: Vec<Watched> = watched
+        .iter()
+        .chain(found.iter())
+        .filter(|w| !settled.contains(&w.razorpay_payment_id))
+        .filter(|w| now.saturating_sub(w.since) < for_secs)
+        .cloned()
+        .collect();
+    watching.sort_by_key(|w| std::cmp::Reverse(w.since));
+    let mut seen = std::collections::HashSet::new();
+    watching.retain(|w| seen.insert(w.razorpay_payment_id.clone()));
+    watching.truncate(MAX_WATCHED);
+    watching
 }
 
 /// A token bucket: `capacity` calls at once, refilled at `per_sec`; `wait_ms` says how long to
@@ -210,8 +246,7 @@ mod tests {
             RunFindings {
                 until: NOW + 10,
                 failed: vec![watched("pay_a", NOW - 100)],
-                settled: vec![],
-                missed: 0,
+                ..RunFindings::default()
             },
         );
         assert_eq!(again.watching.len(), 1, "no duplicates");

@@ -37,6 +37,10 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "invoice.paid",
     "invoice.partially_paid",
     "invoice.expired",
+    "refund.created",
+    "refund.processed",
+    "refund.failed",
+    "refund.speed_changed",
 ];
 
 /// Claims outlive Razorpay's 24 h retries and 15-day manual replays.

@@ -12,4 +12,5 @@ pub mod payment_url;
 pub mod payments;
 pub mod reconcile;
 pub mod recording;
+pub mod refunds;
 pub mod sweep;

@@ -6,7 +6,9 @@
 //! - `payment_link.expired` and `payment_link.cancelled` fail it unless it SUCCEEDED; a late
 //!   failure never undoes SUCCEEDED;
 //! - `invoice.expired` is noted on the invoice's sync record; `payment.authorized` changes
-//!   nothing.
+//!   nothing;
+//! - `refund.created`, `refund.processed`, `refund.failed` and `refund.speed_changed` add the
+//!   refund to its payment or move it forward (`refunds`).
 //!
 //! Which payment (`correlation`): by Razorpay's facts, not by notes alone. A payment on a
 //! Razorpay invoice is the sync's (each Razorpay payment gets a payment record of its own,
@@ -21,8 +23,7 @@
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records::{self, CountedPayment, Made, Record};
 use crate::adapters::aws::store::{CancelReason, StoreError, Write};
-use crate::adapters::flexprice::wire::RecordPaymentRequest;
-use crate::adapters::razorpay::events::{Event, EventInvoice, Payload, Wrapped};
+use crate::adapters::razorpay::events::{Event, EventInvoice, EventLink, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
 use crate::domain::error::Failure;
@@ -37,7 +38,7 @@ use crate::services::correlation::{self, Found};
 use crate::services::invoice_sync;
 use crate::services::payments::payment_id_for;
 use crate::services::recording::{self, RecordError};
-use crate::services::{collection, connection};
+use crate::services::{collection, connection, refunds};
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
@@ -61,6 +62,8 @@ pub enum Applied {
     Failed,
     /// A synced Razorpay invoice expired unpaid; noted on its sync record.
     InvoiceExpired,
+    /// A refund was added to its payment, or moved forward; it is now in this status.
+    Refunded { status: String },
     /// An event of a kind this worker does not apply.
     Ignored,
     /// About a payment or link that flexrzp did not make (same Razorpay account, other use).
@@ -87,6 +90,11 @@ pub async fn apply(
             link_ended(adapters, scope, event.payload, &event.event).await
         }
         "invoice.expired" => invoice_expired(adapters, scope, event.payload).await,
+        "refund.created" | "refund.processed" | "refund.failed" | "refund.speed_changed" => {
+            let refund = entity(event.payload.refund, "refund")?;
+            let payment = event.payload.payment.map(|w| w.entity);
+            refunds::apply(adapters, scope, &refund, payment).await
+        }
         _ => Ok(Applied::Ignored),
     }
 }
@@ -97,15 +105,30 @@ async fn captured(
     scope: &TenantScope,
     payload: Payload,
 ) -> Result<Applied, Failure> {
-    let razorpay = complete(adapters, scope, entity(payload.payment, "payment")?).await?;
-    if razorpay.status != EventPaymentStatus::Captured {
+    let razorpay = entity(payload.payment, "payment")?;
+    let link = payload.payment_link.map(|w| w.entity);
+    let invoice = payload.invoice.map(|w| w.entity);
+    count_captured(adapters, scope, razorpay, link, invoice).await
+}
+
+/// Counts a captured Razorpay payment (one refunded since is captured money all the same)
+/// on the payment it belongs to, with the link or invoice its event carried, if any.
+pub(crate) async fn count_captured(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay: EventPayment,
+    link: Option<EventLink>,
+    invoice: Option<EventInvoice>,
+) -> Result<Applied, Failure> {
+    let razorpay = complete(adapters, scope, razorpay).await?;
+    let captured = razorpay.status == EventPaymentStatus::Captured
+        || (razorpay.status == EventPaymentStatus::Refunded && razorpay.captured);
+    if !captured {
         return Err(Failure::Permanent(format!(
             "payment {} is {}, not captured",
             razorpay.id, razorpay.status
         )));
     }
-    let link = payload.payment_link.map(|w| w.entity);
-    let invoice = payload.invoice.map(|w| w.entity);
     let found = match &razorpay.invoice_id {
         Some(razorpay_invoice) => {
             invoice_payment(
@@ -349,19 +372,8 @@ async fn record_in_flexprice(
     captured: Money,
 ) -> Result<(), Failure> {
     let clients = connection::job_clients(adapters, scope).await?;
-    let metadata = [
-        ("razorpay_payment_id", razorpay.id.as_str()),
-        ("flexprice_payment_id", payment.id.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let record = RecordPaymentRequest::offline(
-        &payment.invoice_id,
-        captured,
-        &format!("razorpay:{}", razorpay.id),
-        metadata,
-    );
+    let record =
+        recording::capture_request(&payment.invoice_id, &razorpay.id, &payment.id, captured);
     let e = match recording::record(clients.flexprice.as_ref(), &record).await {
         Ok(_) => return Ok(()),
         Err(RecordError::Retry(reason)) => return Err(Failure::Retryable(reason)),
@@ -602,7 +614,7 @@ mod tests {
     use super::*;
 
     /// Razorpay's documented webhook bodies (see `fixtures/razorpay/README.md`).
-    pub(crate) const SAMPLES: [(&str, &str); 7] = [
+    pub(crate) const SAMPLES: [(&str, &str); 8] = [
         (
             "envelope_payment_captured",
             include_str!("../../fixtures/razorpay/envelope_payment_captured.json"),
@@ -631,6 +643,10 @@ mod tests {
             "payment_link_expired",
             include_str!("../../fixtures/razorpay/payment_link_expired.json"),
         ),
+        (
+            "refund_processed",
+            include_str!("../../fixtures/razorpay/refund_processed.json"),
+        ),
     ];
 
     #[test]
@@ -653,6 +669,11 @@ mod tests {
                     assert!(payload.payment_link.is_some(), "{name}")
                 }
                 "invoice.expired" => assert!(payload.invoice.is_some(), "{name}"),
+                "refund.processed" => {
+                    let refund = payload.refund.as_ref().map(|w| &w.entity);
+                    assert_eq!(refund.map(|r| r.amount), Some(10000), "{name}");
+                    assert!(payload.payment.as_ref().is_some_and(|p| p.entity.captured));
+                }
                 other => panic!("{name}: unexpected {other}"),
             }
         }

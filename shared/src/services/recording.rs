@@ -31,6 +31,30 @@ pub enum RecordError {
     Refused(String),
 }
 
+/// What recording one captured Razorpay payment asks of Flexprice: an offline payment on the
+/// invoice under `razorpay:{pay_id}`, so every replay (a redelivery, a refund that needs the
+/// Flexprice payment) names the same row.
+pub fn capture_request(
+    invoice_id: &str,
+    razorpay_payment_id: &str,
+    payment_id: &str,
+    captured: Money,
+) -> RecordPaymentRequest {
+    let metadata = [
+        ("razorpay_payment_id", razorpay_payment_id),
+        ("flexprice_payment_id", payment_id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    RecordPaymentRequest::offline(
+        invoice_id,
+        captured,
+        &format!("razorpay:{razorpay_payment_id}"),
+        metadata,
+    )
+}
+
 /// Records `request` and returns Flexprice's payment once it is processed.
 pub async fn record(
     flexprice: &dyn FlexpriceApi,

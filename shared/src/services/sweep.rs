@@ -6,6 +6,8 @@
 //!   capture one);
 //! - the payment links that expired or were cancelled in the window, and the Razorpay invoices
 //!   that expired in it;
+//! - the refunds created in the window (`GET /v1/refunds`), and again the refunds of the
+//!   payments it saw a refund pending on (`GET /v1/payments/{id}/refunds`) until they settle;
 //!
 //! and feeds each through the very apply path of a webhook ([`reconcile::apply`]), so whatever
 //! is already applied changes nothing and the rest is applied exactly once. What it applies was
@@ -22,7 +24,8 @@ use crate::adapters::aws::records::{self, Registry};
 use crate::adapters::aws::store::StoreError;
 use crate::adapters::razorpay::PaymentsPage;
 use crate::adapters::razorpay::wire::{
-    InvoiceStatus, LinkStatus, Payment, PaymentLink, PaymentStatus as RazorpayStatus,
+    InvoiceStatus, LinkStatus, Payment, PaymentLink, PaymentStatus as RazorpayStatus, Refund,
+    RefundStatus,
 };
 use crate::domain::error::Failure;
 use crate::domain::jobs::{Job, Task};
@@ -79,6 +82,9 @@ pub async fn sweep(adapters: &Adapters, scope: &TenantScope) -> Result<Swept, Fa
     run.apply_payments(watched, listed, &mut findings).await?;
     run.apply_ended_links(from, to, &mut findings).await?;
     run.apply_expired_invoices(from, to, &mut findings).await?;
+    run.apply_refunds(from, to, &mut findings).await?;
+    run.reread_refunds(&state.refunds_watching, &mut findings)
+        .await?;
     let missed = findings.missed;
     let next = state.after_run(now, findings);
     let read_version = stored.map(|s| s.version);
@@ -247,7 +253,7 @@ impl<'a> Run<'a> {
         findings: &mut RunFindings,
     ) -> Result<(), Failure> {
         let event = match payment.status {
-            RazorpayStatus::Captured => "payment.captured",
+            RazorpayStatus::Captured | RazorpayStatus::Refunded => "payment.captured",
             RazorpayStatus::Failed => "payment.failed",
             _ => return Ok(()),
         };
@@ -323,6 +329,87 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The refunds created in `[from, to)`, page by page (at most [`MAX_PAGES`]), through the
+    /// webhook path; the payments of pending ones are watched.
+    async fn apply_refunds(
+        &mut self,
+        from: u64,
+        to: u64,
+        findings: &mut RunFindings,
+    ) -> Result<(), Failure> {
+        for page in 0..MAX_PAGES {
+            self.paced().await;
+            let request = PaymentsPage {
+                from,
+                to,
+                count: PAGE,
+                skip: page * PAGE,
+            };
+            let refunds = self
+                .clients
+                .razorpay
+                .list_refunds(&request)
+                .await
+                .map_err(|e| Failure::classed(&e))?;
+            for refund in &refunds {
+                self.apply_refund(refund, findings).await?;
+            }
+            if refunds.len() < PAGE as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The refunds of the payments watched for a pending refund, as Razorpay has them now;
+    /// a payment whose refunds all settled is watched no longer.
+    async fn reread_refunds(
+        &mut self,
+        watching: &[Watched],
+        findings: &mut RunFindings,
+    ) -> Result<(), Failure> {
+        for watched in watching {
+            self.paced().await;
+            let refunds = self
+                .clients
+                .razorpay
+                .list_payment_refunds(&watched.razorpay_payment_id)
+                .await
+                .map_err(|e| Failure::classed(&e))?;
+            for refund in &refunds {
+                self.apply_refund(refund, findings).await?;
+            }
+            if refunds.iter().all(|r| r.status != RefundStatus::Pending) {
+                findings
+                    .refunds_settled
+                    .push(watched.razorpay_payment_id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// A refund through the webhook path, as the event its state would have sent.
+    async fn apply_refund(
+        &mut self,
+        refund: &Refund,
+        findings: &mut RunFindings,
+    ) -> Result<(), Failure> {
+        let event = match refund.status {
+            RefundStatus::Processed => "refund.processed",
+            RefundStatus::Failed => "refund.failed",
+            _ => "refund.created",
+        };
+        if refund.status == RefundStatus::Pending {
+            findings.refunds_pending.push(Watched {
+                razorpay_payment_id: refund.payment_id.clone(),
+                since: refund.created_at,
+            });
+        }
+        let body = json!({"entity": "event", "event": event, "contains": ["refund"],
+            "payload": {"refund": {"entity": refund}}});
+        self.apply(&refund.id, &body.to_string(), findings).await
+    }
+
     /// One synthesized event through [`reconcile::apply`]: a change is a miss; a permanent
     /// failure is logged and left (the sweep goes on), a retryable one ends the run.
     async fn apply(
@@ -359,6 +446,7 @@ fn changed(applied: &Applied) -> bool {
             | Applied::AttemptRecorded
             | Applied::Failed
             | Applied::InvoiceExpired
+            | Applied::Refunded { .. }
     )
 }
 

@@ -217,6 +217,8 @@ struct Payment {
     status: &'static str,
     /// Between insert and process: another request with its key meets a 409.
     in_flight: bool,
+    /// RFC 3339, once a refund state was set.
+    refunded_at: Option<String>,
 }
 
 impl Payment {
@@ -225,7 +227,8 @@ impl Payment {
             "destination_id": self.invoice_id, "payment_method_type": "OFFLINE",
             "amount": self.amount.to_decimal_string(),
             "currency": self.amount.currency().code().to_ascii_lowercase(),
-            "payment_status": self.status, "metadata": self.metadata})
+            "payment_status": self.status, "metadata": self.metadata,
+            "refunded_at": self.refunded_at})
     }
 }
 
@@ -355,7 +358,7 @@ impl Simulator {
             .route("/v1/invoices/{id}/finalize", post(finalize_invoice))
             .route("/v1/invoices/{id}/void", post(void_invoice))
             .route("/v1/payments", post(record_payment))
-            .route("/v1/payments/{id}", get(get_payment))
+            .route("/v1/payments/{id}", get(get_payment).put(update_payment))
             .route("/v1/payments/{id}/process", post(process_payment))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
@@ -759,6 +762,7 @@ impl Data {
             metadata: string_map(body.get("metadata")),
             status: "INITIATED",
             in_flight: !fail,
+            refunded_at: None,
         };
         let id = payment.id.clone();
         self.payments.insert(id.clone(), payment);
@@ -841,6 +845,83 @@ async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Re
             .map(Payment::json)
             .ok_or_else(|| ApiError::not_found("payment", &id)),
     )
+}
+
+/// Flexprice's payment statuses, and where the update API lets each go (every update is
+/// checked against this table, as Flexprice does since it enforced transitions).
+const PAYMENT_MOVES: &[(&str, &[&str])] = &[
+    (
+        "INITIATED",
+        &[
+            "INITIATED",
+            "PENDING",
+            "PROCESSING",
+            "SUCCEEDED",
+            "OVERPAID",
+            "FAILED",
+        ],
+    ),
+    (
+        "PENDING",
+        &["PENDING", "PROCESSING", "SUCCEEDED", "OVERPAID", "FAILED"],
+    ),
+    (
+        "PROCESSING",
+        &["PROCESSING", "SUCCEEDED", "OVERPAID", "FAILED"],
+    ),
+    (
+        "SUCCEEDED",
+        &[
+            "SUCCEEDED",
+            "OVERPAID",
+            "REFUNDED",
+            "PARTIALLY_REFUNDED",
+            "VOIDED",
+        ],
+    ),
+    ("OVERPAID", &["OVERPAID", "REFUNDED", "PARTIALLY_REFUNDED"]),
+    ("PARTIALLY_REFUNDED", &["PARTIALLY_REFUNDED", "REFUNDED"]),
+    ("FAILED", &["FAILED"]),
+    ("REFUNDED", &["REFUNDED"]),
+    ("VOIDED", &["VOIDED"]),
+];
+
+/// `PUT /v1/payments/{id}`: `payment_status` (checked against [`PAYMENT_MOVES`]),
+/// `refunded_at`, and `metadata` (replacing the payment's). Updating a payment does not
+/// recompute its invoice.
+async fn update_payment(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = body_json(&body).and_then(|body| {
+        let mut data = lock(&sim.inner.data);
+        let payment = data
+            .payments
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("payment", &id))?;
+        if let Some(asked) = body.get("payment_status").and_then(Value::as_str) {
+            let allowed = PAYMENT_MOVES
+                .iter()
+                .find(|(from, _)| *from == payment.status)
+                .and_then(|(_, to)| to.iter().find(|s| **s == asked));
+            let Some(to) = allowed else {
+                return Err(ApiError::validation(format!(
+                    "invalid payment status transition from {} to {asked}",
+                    payment.status
+                )));
+            };
+            payment.status = to;
+        }
+        if let Some(at) = body.get("refunded_at").and_then(Value::as_str) {
+            payment.refunded_at = Some(at.to_owned());
+        }
+        if let Some(metadata) = body.get("metadata") {
+            payment.metadata = string_map(Some(metadata));
+        }
+        Ok(payment.json())
+    });
+    reply(StatusCode::OK, result)
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,7 @@ pub struct Event {
 }
 
 impl Event {
-    fn new(name: &str, payload: Vec<(&'static str, Value)>) -> Event {
+    pub(super) fn new(name: &str, payload: Vec<(&'static str, Value)>) -> Event {
         Event {
             name: name.to_owned(),
             payload,
@@ -78,6 +78,7 @@ impl Account {
             contact: Some("+919999999999".to_owned()),
             description,
             error: None,
+            amount_refunded: 0,
             created_at: now(),
         };
         self.payments.insert(payment.id.clone(), payment.clone());

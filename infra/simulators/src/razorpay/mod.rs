@@ -1,11 +1,13 @@
 //! The Razorpay API simulator: stateful and in memory, with Razorpay's rules, error bodies and
 //! signed webhooks, for the local stack and the tests (think stripe-mock).
 //!
-//! - `/v1/...`: customers, payment links, invoices, payments, behind HTTP Basic auth.
-//! - `/_sim/...`: control, without auth: pay, fail, expire or cancel (delivering webhooks),
+//! - `/v1/...`: customers, payment links, invoices, payments, refunds, behind HTTP Basic auth.
+//! - `/_sim/...`: control, without auth: pay, fail, expire or cancel, refund as the dashboard
+//!   does, process or fail a refund (delivering webhooks),
 //!   fault injection, a customer refusal on demand, the request log, the webhook delivery log.
 
 mod events;
+mod refunds;
 mod state;
 
 use std::net::SocketAddr;
@@ -139,6 +141,10 @@ impl Simulator {
             .route("/v1/invoices/{id}/issue", post(issue_invoice))
             .route("/v1/payments", get(list_payments))
             .route("/v1/payments/{id}", get(get_payment))
+            .route("/v1/payments/{id}/refund", post(create_refund))
+            .route("/v1/payments/{id}/refunds", get(list_payment_refunds))
+            .route("/v1/refunds", get(list_refunds))
+            .route("/v1/refunds/{id}", get(get_refund))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
@@ -146,7 +152,9 @@ impl Simulator {
             .route("/_sim/refuse-customer", post(refuse_customer))
             .route("/_sim/payment_links/{id}/{action}", post(link_action))
             .route("/_sim/invoices/{id}/{action}", post(invoice_action))
-            .route("/_sim/payments/{id}/capture", post(capture_late));
+            .route("/_sim/payments/{id}/capture", post(capture_late))
+            .route("/_sim/payments/{id}/refund", post(dashboard_refund))
+            .route("/_sim/refunds/{id}/{action}", post(refund_action));
         api.merge(control).with_state(self.clone())
     }
 
@@ -477,7 +485,91 @@ async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Re
     )
 }
 
+/// `POST /v1/payments/{id}/refund`: the refund, its `refund.created` delivered (a replay
+/// under the same idempotency key answers the first refund and sends nothing).
+async fn create_refund(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("x-refund-idempotency")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let result = json_body(&body)
+        .and_then(|b| lock(&sim.inner.account).refund_payment(&id, key.as_deref(), &b));
+    reply(result.map(|(refund, events)| {
+        sim.deliver(events, DeliveryOptions::default());
+        refund
+    }))
+}
+
+#[derive(Deserialize)]
+struct RefundsQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    count: Option<usize>,
+    skip: Option<usize>,
+}
+
+async fn list_payment_refunds(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Query(query): Query<RefundsQuery>,
+) -> Response {
+    let account = lock(&sim.inner.account);
+    if !account.payments.contains_key(&id) {
+        return reply(Err(ApiError::not_found(&id)));
+    }
+    let refunds = account.list_refunds(Some(&id), query.from, query.to);
+    reply(page(refunds.into_iter(), query.count, query.skip))
+}
+
+/// `GET /v1/refunds?from=&to=&count=&skip=`: created in `[from, to]`, newest first.
+async fn list_refunds(State(sim): State<Simulator>, Query(query): Query<RefundsQuery>) -> Response {
+    let refunds = lock(&sim.inner.account).list_refunds(None, query.from, query.to);
+    reply(page(refunds.into_iter(), query.count, query.skip))
+}
+
+async fn get_refund(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(lock(&sim.inner.account).refund(&id))
+}
+
 // ---------- /_sim ----------
+
+/// `/_sim/payments/{id}/refund`: a refund made in Razorpay's dashboard (`amount`, `speed`,
+/// delivery options), with no call of ours; answers the refund and its events.
+async fn dashboard_refund(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let request = json_body(&body).unwrap_or_default();
+    let delivery: DeliveryOptions = serde_json::from_value(request.clone()).unwrap_or_default();
+    let mut asked = json!({});
+    for field in ["amount", "speed"] {
+        if let Some(value) = request.get(field) {
+            asked[field] = value.clone();
+        }
+    }
+    let result = lock(&sim.inner.account).refund_payment(&id, None, &asked);
+    reply(
+        result.map(
+            |(refund, events)| json!({"refund": refund, "events": sim.deliver(events, delivery)}),
+        ),
+    )
+}
+
+/// `/_sim/refunds/{id}/process` and `/fail`: the refund settles; its event is delivered.
+async fn refund_action(
+    State(sim): State<Simulator>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let delivery: DeliveryOptions = serde_json::from_slice(&body).unwrap_or_default();
+    let result = lock(&sim.inner.account).settle_refund(&id, &action);
+    action_reply(&sim, result, delivery)
+}
 
 #[derive(Deserialize)]
 struct TargetRequest {

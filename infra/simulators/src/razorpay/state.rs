@@ -55,7 +55,7 @@ impl ApiError {
 type Notes = BTreeMap<String, String>;
 
 /// Razorpay renders empty notes as `[]`.
-fn notes_json(notes: &Notes) -> Value {
+pub(super) fn notes_json(notes: &Notes) -> Value {
     if notes.is_empty() {
         json!([])
     } else {
@@ -63,7 +63,7 @@ fn notes_json(notes: &Notes) -> Value {
     }
 }
 
-fn parse_notes(body: &Value) -> Result<Notes, ApiError> {
+pub(super) fn parse_notes(body: &Value) -> Result<Notes, ApiError> {
     let notes = match body.get("notes") {
         None | Some(Value::Null) => return Ok(Notes::new()),
         Some(Value::Array(a)) if a.is_empty() => return Ok(Notes::new()),
@@ -99,11 +99,11 @@ fn parse_notes(body: &Value) -> Result<Notes, ApiError> {
         .collect()
 }
 
-fn string_field(body: &Value, name: &str) -> Option<String> {
+pub(super) fn string_field(body: &Value, name: &str) -> Option<String> {
     body.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn amount_field(body: &Value, name: &str) -> Result<u64, ApiError> {
+pub(super) fn amount_field(body: &Value, name: &str) -> Result<u64, ApiError> {
     match body.get(name) {
         None | Some(Value::Null) => Err(ApiError::bad_request(
             &format!("The {name} field is required."),
@@ -192,12 +192,19 @@ pub struct Payment {
     pub contact: Option<String>,
     pub description: String,
     pub error: Option<(String, String, String)>,
+    /// What went back (pending and processed refunds).
+    pub amount_refunded: u64,
     pub created_at: u64,
 }
 
 impl Payment {
     pub fn json(&self) -> Value {
-        let captured = self.status == "captured";
+        let captured = self.status == "captured" || self.status == "refunded";
+        let refund_status = match self.amount_refunded {
+            0 => Value::Null,
+            r if r >= self.amount => json!("full"),
+            _ => json!("partial"),
+        };
         let (code, description, reason) = match &self.error {
             Some((c, d, r)) => (json!(c), json!(d), json!(r)),
             None => (Value::Null, Value::Null, Value::Null),
@@ -205,7 +212,8 @@ impl Payment {
         json!({"id": self.id, "entity": "payment", "amount": self.amount,
             "currency": self.currency.code(), "status": self.status, "order_id": self.order_id,
             "invoice_id": self.invoice_id, "international": self.currency.code() != "INR",
-            "method": self.method, "amount_refunded": 0, "refund_status": null,
+            "method": self.method, "amount_refunded": self.amount_refunded,
+            "refund_status": refund_status,
             "captured": captured, "description": self.description, "bank": null, "wallet": null,
             "vpa": if self.method == "upi" { json!("customer@upi") } else { Value::Null },
             "email": self.email, "contact": self.contact, "notes": notes_json(&self.notes),
@@ -283,6 +291,9 @@ pub struct Account {
     pub links: BTreeMap<String, PaymentLink>,
     pub invoices: BTreeMap<String, Invoice>,
     pub payments: BTreeMap<String, Payment>,
+    pub refunds: BTreeMap<String, super::refunds::Refund>,
+    /// `X-Refund-Idempotency` keys: the body first sent under each, and its refund.
+    pub refund_keys: BTreeMap<String, (Value, String)>,
 }
 
 fn short_url() -> String {

@@ -57,10 +57,12 @@ const RAZORPAY_ACCOUNT_ID: &str = "razorpay_account_id";
 const RAZORPAY_CUSTOMER_ID: &str = "razorpay_customer_id";
 const RAZORPAY_INVOICE_ID: &str = "razorpay_invoice_id";
 const RAZORPAY_PAYMENT_ID: &str = "razorpay_payment_id";
+const REFUNDS: &str = "refunds";
 const REVIEW: &str = "review";
 const UPDATED_AT: &str = "updated_at";
 const WATERMARK: &str = "watermark";
 const WATCHING: &str = "watching";
+const REFUNDS_WATCHING: &str = "refunds_watching";
 const MISSED: &str = "missed";
 const LAST_MISSED_AT: &str = "last_missed_at";
 const LAST_RUN_AT: &str = "last_run_at";
@@ -336,6 +338,7 @@ impl Record for Payment {
             .opt_text(RAZORPAY_INVOICE_ID, self.razorpay_invoice_id.as_ref())
             .opt_text(RAZORPAY_PAYMENT_ID, self.razorpay_payment_id.as_ref())
             .json(ATTEMPTS, &self.attempts)
+            .json(REFUNDS, &self.refunds)
             .opt_text(FAILURE_REASON, self.failure_reason.as_ref())
             .opt_text(LAST_ERROR, self.last_error.as_ref())
             .opt_text(REVIEW, self.review.as_ref())
@@ -370,6 +373,7 @@ impl Record for Payment {
             razorpay_invoice_id: f.opt_text(RAZORPAY_INVOICE_ID),
             razorpay_payment_id: f.opt_text(RAZORPAY_PAYMENT_ID),
             attempts: f.json(ATTEMPTS)?,
+            refunds: f.json(REFUNDS)?,
             failure_reason: f.opt_text(FAILURE_REASON),
             last_error: f.opt_text(LAST_ERROR),
             review: f.opt_text(REVIEW),
@@ -404,7 +408,9 @@ fn payment_condition(read: &Payment, change: &PaymentUpdate) -> Vec<Expect> {
         | PaymentUpdate::LinkMade { .. }
         | PaymentUpdate::InvoiceAttached { .. } => Some(PaymentStatus::Initiated),
         PaymentUpdate::Failed { .. } => Some(read.status),
-        PaymentUpdate::Counted { .. } | PaymentUpdate::AttemptRecorded { .. } => None,
+        PaymentUpdate::Counted { .. }
+        | PaymentUpdate::AttemptRecorded { .. }
+        | PaymentUpdate::RefundsChanged { .. } => None,
         PaymentUpdate::Noted { .. } | PaymentUpdate::Flagged { .. } => {
             return vec![Expect::Exists];
         }
@@ -424,34 +430,8 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
     match change {
         PaymentUpdate::LockTaken { until_ms } => (attrs.number(LOCK_EXPIRES_AT, *until_ms), vec![]),
         PaymentUpdate::LockReleased => (attrs.number(LOCK_EXPIRES_AT, 0), vec![]),
-        PaymentUpdate::LinkMade {
-            link_id,
-            payment_url,
-            razorpay_customer_id,
-            razorpay_invoice_id,
-            at,
-        } => (
-            attrs
-                .text(STATUS, PaymentStatus::Pending.as_str())
-                .text(GATEWAY_TRACKING_ID, link_id)
-                .text(PAYMENT_URL, payment_url)
-                .text(RAZORPAY_CUSTOMER_ID, razorpay_customer_id)
-                .opt_text(RAZORPAY_INVOICE_ID, razorpay_invoice_id.as_ref())
-                .number(UPDATED_AT, *at),
-            vec![LOCK_EXPIRES_AT.to_owned()],
-        ),
-        PaymentUpdate::InvoiceAttached {
-            razorpay_invoice_id,
-            payment_url,
-            at,
-        } => (
-            attrs
-                .text(STATUS, PaymentStatus::Pending.as_str())
-                .text(METHOD, PaymentMethod::RazorpayInvoice.as_str())
-                .text(GATEWAY_TRACKING_ID, razorpay_invoice_id)
-                .text(PAYMENT_URL, payment_url)
-                .text(RAZORPAY_INVOICE_ID, razorpay_invoice_id)
-                .number(UPDATED_AT, *at),
+        PaymentUpdate::LinkMade { .. } | PaymentUpdate::InvoiceAttached { .. } => (
+            payable_attrs(attrs, change),
             vec![LOCK_EXPIRES_AT.to_owned()],
         ),
         PaymentUpdate::Counted {
@@ -468,6 +448,9 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
             vec![LAST_ERROR.to_owned()],
         ),
         PaymentUpdate::AttemptRecorded { attempts } => (attrs.json(ATTEMPTS, attempts), vec![]),
+        PaymentUpdate::RefundsChanged { refunds, at } => {
+            (attrs.json(REFUNDS, refunds).number(UPDATED_AT, *at), vec![])
+        }
         PaymentUpdate::Failed { reason, at } => (
             attrs
                 .text(STATUS, PaymentStatus::Failed.as_str())
@@ -477,6 +460,36 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
         ),
         PaymentUpdate::Noted { last_error } => (attrs.text(LAST_ERROR, last_error), vec![]),
         PaymentUpdate::Flagged { review } => (attrs.text(REVIEW, review), vec![]),
+    }
+}
+
+/// A held payment made payable: PENDING, with its link or its synced Razorpay invoice.
+fn payable_attrs(attrs: Attrs, change: &PaymentUpdate) -> Attrs {
+    let attrs = attrs.text(STATUS, PaymentStatus::Pending.as_str());
+    match change {
+        PaymentUpdate::LinkMade {
+            link_id,
+            payment_url,
+            razorpay_customer_id,
+            razorpay_invoice_id,
+            at,
+        } => attrs
+            .text(GATEWAY_TRACKING_ID, link_id)
+            .text(PAYMENT_URL, payment_url)
+            .text(RAZORPAY_CUSTOMER_ID, razorpay_customer_id)
+            .opt_text(RAZORPAY_INVOICE_ID, razorpay_invoice_id.as_ref())
+            .number(UPDATED_AT, *at),
+        PaymentUpdate::InvoiceAttached {
+            razorpay_invoice_id,
+            payment_url,
+            at,
+        } => attrs
+            .text(METHOD, PaymentMethod::RazorpayInvoice.as_str())
+            .text(GATEWAY_TRACKING_ID, razorpay_invoice_id)
+            .text(PAYMENT_URL, payment_url)
+            .text(RAZORPAY_INVOICE_ID, razorpay_invoice_id)
+            .number(UPDATED_AT, *at),
+        _ => attrs,
     }
 }
 
@@ -623,6 +636,7 @@ impl Record for SweepState {
         Attrs::default()
             .opt_number(WATERMARK, self.watermark)
             .json(WATCHING, &self.watching)
+            .json(REFUNDS_WATCHING, &self.refunds_watching)
             .number(MISSED, self.missed)
             .opt_number(LAST_MISSED_AT, self.last_missed_at)
             .opt_number(LAST_RUN_AT, self.last_run_at)
@@ -635,6 +649,7 @@ impl Record for SweepState {
         Ok(SweepState {
             watermark: item.u64_attr(WATERMARK),
             watching: f.json(WATCHING)?,
+            refunds_watching: f.json(REFUNDS_WATCHING)?,
             missed: item.u64_attr(MISSED).unwrap_or(0),
             last_missed_at: item.u64_attr(LAST_MISSED_AT),
             last_run_at: item.u64_attr(LAST_RUN_AT),

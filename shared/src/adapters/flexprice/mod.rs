@@ -18,7 +18,10 @@ use crate::adapters::http::{RetryPolicy, Timeouts, segment};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
-use wire::{Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest};
+use wire::{
+    Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest,
+    UpdatePaymentRequest,
+};
 
 /// Flexprice Cloud's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloud.flexprice.io";
@@ -190,6 +193,16 @@ impl FlexpriceClient {
         self.call(Method::POST, &path, None::<&()>).await
     }
 
+    /// Moves a payment to a refund state (a repeat of the same move is accepted as is).
+    pub async fn update_payment(
+        &self,
+        id: &str,
+        request: &UpdatePaymentRequest,
+    ) -> Result<Payment, FlexpriceError> {
+        let path = format!("/v1/payments/{}", segment(id));
+        self.call(Method::PUT, &path, Some(request)).await
+    }
+
     /// Adds `keys` to the metadata of `customer` (as just read), keeping the rest: Flexprice
     /// replaces metadata on update, so the whole map is written back.
     pub async fn merge_customer_metadata(
@@ -228,6 +241,14 @@ impl FlexpriceClient {
 }
 
 impl crate::ports::FlexpriceApi for FlexpriceClient {
+    fn update_payment<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a UpdatePaymentRequest,
+    ) -> PortFuture<'a, Result<Payment, FlexpriceError>> {
+        Box::pin(FlexpriceClient::update_payment(self, id, request))
+    }
+
     fn get_invoice<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Invoice, FlexpriceError>> {
         Box::pin(FlexpriceClient::get_invoice(self, id))
     }

@@ -235,11 +235,23 @@ pub enum RecordedAs {
 impl Payment {
     pub fn recorded_as(&self) -> RecordedAs {
         match self.payment_status.as_str() {
-            "SUCCEEDED" | "OVERPAID" => RecordedAs::Counted,
+            // Refunded later: the money was counted all the same.
+            "SUCCEEDED" | "OVERPAID" | "PARTIALLY_REFUNDED" | "REFUNDED" => RecordedAs::Counted,
             "INITIATED" | "PENDING" | "PROCESSING" => RecordedAs::Unprocessed,
             _ => RecordedAs::Other,
         }
     }
+}
+
+/// `PUT /v1/payments/{id}` moving a payment to a refund state: Flexprice checks the move
+/// (SUCCEEDED or OVERPAID → PARTIALLY_REFUNDED → REFUNDED), and the metadata given replaces
+/// the payment's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpdatePaymentRequest {
+    pub payment_status: String,
+    /// RFC 3339.
+    pub refunded_at: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `PUT /v1/invoices/{id}`: the metadata given replaces the invoice's.

@@ -14,11 +14,13 @@ use serde_json::json;
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{
     Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
-    RecordPaymentRequest,
+    RecordPaymentRequest, UpdatePaymentRequest,
 };
+use crate::adapters::razorpay::wire::Notes;
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, Payment,
-    PaymentLink, PaymentLinkRequest,
+    PaymentLink, PaymentLinkRequest, PaymentStatus as RazorpayPaymentStatus, Refund, RefundRequest,
+    RefundStatus,
 };
 use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::money::Money;
@@ -189,7 +191,44 @@ struct RazorpayState {
     links: Vec<PaymentLink>,
     invoices: Vec<Invoice>,
     payments: Vec<Payment>,
+    refunds: Vec<Refund>,
+    /// `X-Refund-Idempotency` keys: the body first sent under each, and the refund it made.
+    refund_keys: HashMap<String, (RefundRequest, String)>,
     next_id: u64,
+}
+
+impl RazorpayState {
+    /// Razorpay's refund: of a captured payment, at most what is left of it; the payment
+    /// carries `amount_refunded` and is `refunded` once all of it is.
+    fn refund(
+        &mut self,
+        payment_id: &str,
+        amount: u64,
+        notes: &Notes,
+    ) -> Result<Refund, RazorpayError> {
+        let id = self.id("rfnd");
+        let payment = by_id(&mut self.payments, payment_id)?;
+        let refundable = payment.amount.saturating_sub(payment.amount_refunded);
+        if !matches!(payment.status, RazorpayPaymentStatus::Captured)
+            || amount == 0
+            || amount > refundable
+        {
+            return Err(razorpay_refusal(
+                400,
+                "The refund amount provided is greater than amount captured",
+            ));
+        }
+        payment.amount_refunded += amount;
+        if payment.amount_refunded == payment.amount {
+            payment.status = RazorpayPaymentStatus::Refunded;
+        }
+        let refund: Refund = wire(json!({
+            "id": id, "amount": amount, "currency": payment.currency, "payment_id": payment_id,
+            "status": "pending", "notes": notes, "created_at": payment.created_at + 60,
+        }));
+        self.refunds.push(refund.clone());
+        Ok(refund)
+    }
 }
 
 impl RazorpayState {
@@ -251,6 +290,26 @@ impl FakeRazorpay {
         }
     }
 
+    /// A refund made in Razorpay's dashboard (no call of ours): pending until processed.
+    pub fn dashboard_refund(&self, payment_id: &str, amount: u64) -> Refund {
+        self.inner
+            .state()
+            .refund(payment_id, amount, &Notes::default())
+            .unwrap_or_else(|e| panic!("fake refused a dashboard refund: {e}"))
+    }
+
+    /// A refund moves on: `processed` or `failed`.
+    pub fn settle_refund(&self, id: &str, status: RefundStatus) -> Refund {
+        let mut state = self.inner.state();
+        let refund = by_id(&mut state.refunds, id).unwrap_or_else(|e| panic!("{e}"));
+        refund.status = status;
+        refund.clone()
+    }
+
+    pub fn refunds(&self) -> Vec<Refund> {
+        self.inner.state().refunds.clone()
+    }
+
     /// A first try to pay a link: Razorpay makes the link's order (every payment on the link
     /// is on it). Returns the order id.
     pub fn attempt_link(&self, id: &str) -> String {
@@ -287,6 +346,12 @@ impl Entity for Payment {
 }
 
 impl Entity for Invoice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Entity for Refund {
     fn id(&self) -> &str {
         &self.id
     }
@@ -472,6 +537,54 @@ impl RazorpayApi for FakeRazorpay {
         )
     }
 
+    fn create_refund<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+        request: &'a RefundRequest,
+    ) -> PortFuture<'a, Result<Refund, RazorpayError>> {
+        ready(self.inner.call("create_refund", |state| {
+            if let Some((first, id)) = state.refund_keys.get(idempotency_key).cloned() {
+                if first != *request {
+                    return Err(razorpay_refusal(400, "Different request with the same idempotency key has already been processed."));
+                }
+                return by_id(&mut state.refunds, &id).map(|r| r.clone());
+            }
+            let refund = state.refund(payment_id, request.amount, &request.notes)?;
+            state
+                .refund_keys
+                .insert(idempotency_key.to_owned(), (request.clone(), refund.id.clone()));
+            Ok(refund)
+        }))
+    }
+
+    fn list_payment_refunds<'a>(
+        &'a self,
+        payment_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>> {
+        ready(self.inner.call("list_payment_refunds", |state| {
+            let of_payment = state.refunds.iter().filter(|r| r.payment_id == payment_id);
+            Ok(of_payment.cloned().collect())
+        }))
+    }
+
+    fn list_refunds<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>> {
+        ready(self.inner.call("list_refunds", |state| {
+            let mut listed: Vec<Refund> = state
+                .refunds
+                .iter()
+                .filter(|r| (page.from..page.to).contains(&r.created_at))
+                .cloned()
+                .collect();
+            listed.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+            let page_of = listed.into_iter().skip(page.skip as usize);
+            Ok(page_of.take(page.count as usize).collect())
+        }))
+    }
+
     fn get_payment<'a>(&'a self, id: &'a str) -> PortFuture<'a, Result<Payment, RazorpayError>> {
         ready(self.inner.call("get_payment", |state| {
             by_id(&mut state.payments, id).map(|p| p.clone())
@@ -577,6 +690,11 @@ impl FakeFlexprice {
         self.inner.calls(call)
     }
 
+    /// The payment recorded under `key`.
+    pub fn payment(&self, key: &str) -> Option<FlexpricePayment> {
+        self.inner.state().payments.get(key).cloned()
+    }
+
     /// The payments recorded, by idempotency key.
     pub fn payments(&self) -> BTreeMap<String, FlexpricePayment> {
         self.inner.state().payments.clone()
@@ -656,6 +774,18 @@ impl FlexpriceState {
     }
 }
 
+/// Flexprice's payment transitions that a refund takes (`PUT /v1/payments/{id}`): from
+/// SUCCEEDED or OVERPAID to PARTIALLY_REFUNDED or REFUNDED, from PARTIALLY_REFUNDED to
+/// REFUNDED, and each to itself; REFUNDED is terminal.
+fn refund_move_allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("SUCCEEDED" | "OVERPAID", "PARTIALLY_REFUNDED" | "REFUNDED")
+            | ("PARTIALLY_REFUNDED", "PARTIALLY_REFUNDED" | "REFUNDED")
+            | ("REFUNDED", "REFUNDED")
+    )
+}
+
 /// Adds `keys` to `metadata`, keeping the rest.
 fn merge(metadata: &mut BTreeMap<String, String>, keys: &BTreeMap<String, String>) {
     metadata.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -731,6 +861,30 @@ impl FlexpriceApi for FakeFlexprice {
                 .map(|(key, _)| key.clone())
                 .ok_or_else(|| not_found("payment", id))?;
             state.process(&key)
+        }))
+    }
+
+    fn update_payment<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a UpdatePaymentRequest,
+    ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>> {
+        ready(self.inner.call("update_payment", |state| {
+            let payment = state
+                .payments
+                .values_mut()
+                .find(|p| p.id == id)
+                .ok_or_else(|| not_found("payment", id))?;
+            if !refund_move_allowed(&payment.payment_status, &request.payment_status) {
+                let refusal = format!(
+                    "invalid payment status transition from {} to {}",
+                    payment.payment_status, request.payment_status
+                );
+                return Err(flexprice_refusal(400, &refusal));
+            }
+            payment.payment_status = request.payment_status.clone();
+            payment.metadata = request.metadata.clone();
+            Ok(payment.clone())
         }))
     }
 

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::wire::{InvoiceStatus, Notes, Payment, non_empty};
+use super::wire::{InvoiceStatus, Notes, Payment, Refund, non_empty};
 
 #[derive(Deserialize)]
 pub struct Event {
@@ -20,6 +20,8 @@ pub struct Payload {
     pub payment_link: Option<Wrapped<EventLink>>,
     #[serde(default)]
     pub invoice: Option<Wrapped<EventInvoice>>,
+    #[serde(default)]
+    pub refund: Option<Wrapped<Refund>>,
 }
 
 #[derive(Deserialize)]

@@ -23,7 +23,7 @@ use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
 use wire::{
     Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, InvoiceStatus,
-    Payment, PaymentLink, PaymentLinkList, PaymentLinkRequest,
+    Payment, PaymentLink, PaymentLinkList, PaymentLinkRequest, Refund, RefundRequest,
 };
 
 /// Razorpay's production API.
@@ -166,11 +166,25 @@ impl RazorpayClient {
         query: &[(&str, &str)],
         body: Option<&(impl Serialize + Sync)>,
     ) -> Result<T, RazorpayError> {
+        self.call_with(method, path, query, &[], body).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T, RazorpayError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
             .basic_auth(&self.key_id, Some(self.key_secret.expose()))
             .query(query);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -422,6 +436,53 @@ impl RazorpayClient {
         Ok(list.items)
     }
 
+    // ---------- refunds ----------
+
+    /// Refunds a payment under `X-Refund-Idempotency: {idempotency_key}`: Razorpay answers a
+    /// retry with the same body with the refund the first call made (and 409 while that call
+    /// is still in flight), so every unknown outcome, and a 409, is asked again.
+    pub async fn create_refund(
+        &self,
+        payment_id: &str,
+        idempotency_key: &str,
+        request: &RefundRequest,
+    ) -> Result<Refund, RazorpayError> {
+        let path = format!("/v1/payments/{}/refund", segment(payment_id));
+        let headers = [("X-Refund-Idempotency", idempotency_key)];
+        self.retry
+            .run(
+                |_| self.call_with(Method::POST, &path, &[], &headers, Some(request)),
+                |e: &RazorpayError| {
+                    e.is_retryable() || matches!(e, RazorpayError::Api { status: 409, .. })
+                },
+            )
+            .await
+    }
+
+    /// The refunds of one payment.
+    pub async fn list_payment_refunds(
+        &self,
+        payment_id: &str,
+    ) -> Result<Vec<Refund>, RazorpayError> {
+        let path = format!("/v1/payments/{}/refunds", segment(payment_id));
+        let list: Collection<Refund> = self.read(&path, &[("count", "100")]).await?;
+        Ok(list.items)
+    }
+
+    /// One page of the account's refunds created in `[from, to)`, newest first.
+    pub async fn list_refunds(&self, page: &PaymentsPage) -> Result<Vec<Refund>, RazorpayError> {
+        let (from, to) = (page.from.to_string(), page.to.to_string());
+        let (count, skip) = (page.count.to_string(), page.skip.to_string());
+        let query = [
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+            ("count", count.as_str()),
+            ("skip", skip.as_str()),
+        ];
+        let list: Collection<Refund> = self.read("/v1/refunds", &query).await?;
+        Ok(list.items)
+    }
+
     /// The account's payment links (`GET /v1/payment_links`: no paging is documented).
     pub async fn list_payment_links(&self) -> Result<Vec<PaymentLink>, RazorpayError> {
         let list: PaymentLinkList = self.read("/v1/payment_links", &[]).await?;
@@ -517,6 +578,34 @@ impl crate::ports::RazorpayApi for RazorpayClient {
 
     fn list_payment_links(&self) -> PortFuture<'_, Result<Vec<PaymentLink>, RazorpayError>> {
         Box::pin(RazorpayClient::list_payment_links(self))
+    }
+
+    fn create_refund<'a>(
+        &'a self,
+        payment_id: &'a str,
+        idempotency_key: &'a str,
+        request: &'a RefundRequest,
+    ) -> PortFuture<'a, Result<Refund, RazorpayError>> {
+        Box::pin(RazorpayClient::create_refund(
+            self,
+            payment_id,
+            idempotency_key,
+            request,
+        ))
+    }
+
+    fn list_payment_refunds<'a>(
+        &'a self,
+        payment_id: &'a str,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_payment_refunds(self, payment_id))
+    }
+
+    fn list_refunds<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_refunds(self, page))
     }
 
     fn list_invoices(

@@ -206,6 +206,15 @@ razorpay_status!(
     }
 );
 
+razorpay_status!(
+    /// A refund's status: `pending`, then `processed` or `failed`.
+    RefundStatus {
+        Pending => "pending",
+        Processed => "processed",
+        Failed => "failed",
+    }
+);
+
 impl InvoiceStatus {
     /// Money came in on it.
     pub fn has_payments(&self) -> bool {
@@ -502,6 +511,38 @@ pub struct Payment {
     pub error_description: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     pub error_reason: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub created_at: u64,
+}
+
+// ---------- refunds ----------
+
+/// `POST /v1/payments/{id}/refund`: `amount` in subunits (absent: the rest), `speed` `normal`
+/// or `optimum`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub amount: u64,
+    pub speed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    pub notes: Notes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub amount: u64,
+    #[serde(default, deserialize_with = "nullable")]
+    pub currency: String,
+    pub payment_id: String,
+    pub status: RefundStatus,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub speed_processed: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub speed_requested: Option<String>,
+    #[serde(default)]
+    pub notes: Notes,
     #[serde(default, deserialize_with = "nullable")]
     pub created_at: u64,
 }

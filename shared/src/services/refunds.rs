@@ -1,0 +1,268 @@
+//! Refunds (`docs/architecture.md` §3.7): money that goes back is reflected as exactly as money
+//! that comes in. A refund made anywhere (Razorpay's dashboard, its API, an automatic refund)
+//! reaches [`apply`] from its `refund.*` webhook or from the sweep, and is applied in three
+//! steps, each safe to repeat:
+//!
+//! 1. the Razorpay payment it returns must be counted on one of our payments (the
+//!    `RZP_PAYMENT#{pay_id}` item); one that is not yet is counted first, through the capture
+//!    path, and one that is not ours is acknowledged;
+//! 2. the refund is merged into that payment's refunds, keyed by its Razorpay id, by a write
+//!    conditioned on the version read: partial refunds add up, a state only moves forward, and
+//!    a duplicate or late event changes nothing;
+//! 3. Flexprice's payment of that Razorpay payment (found again by its idempotency key) is
+//!    moved to PARTIALLY_REFUNDED or REFUNDED with `refunded_at`, the processed refund ids and
+//!    the amount refunded in its metadata, computed from our stored refunds, never from the
+//!    event: every delivery converges on the same answer.
+
+use std::collections::BTreeMap;
+
+use crate::adapters::aws::Adapters;
+use crate::adapters::aws::records::{self, CountedPayment};
+use crate::adapters::aws::store::StoreError;
+use crate::adapters::flexprice::wire::{Payment as FlexpricePayment, UpdatePaymentRequest};
+use crate::adapters::razorpay::wire::{
+    Payment as RazorpayPayment, PaymentStatus as RazorpayPaymentStatus, Refund as RazorpayRefund,
+    RefundStatus as RazorpayRefundStatus,
+};
+use crate::domain::error::Failure;
+use crate::domain::keys::{Key, TenantScope};
+use crate::domain::money::Money;
+use crate::domain::payment::{Payment, PaymentUpdate};
+use crate::domain::refund::{self, Merged, RefundNews, RefundState, RefundStatus};
+use crate::services::reconcile::{self, Applied};
+use crate::services::{connection, recording};
+
+/// Lost races on one payment's refunds before the job is retried.
+const MERGE_TRIES: u32 = 4;
+
+/// Applies what Razorpay says of one refund; `payment` is the Razorpay payment its event
+/// carried, if any.
+pub async fn apply(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    refund: &RazorpayRefund,
+    payment: Option<RazorpayPayment>,
+) -> Result<Applied, Failure> {
+    let news = news_of(refund)?;
+    let Some(counted) = counted_capture(adapters, scope, &news, payment).await? else {
+        tracing::info!(razorpay_refund_id = %news.razorpay_refund_id, "refund of a payment flexrzp did not collect; acknowledged");
+        return Ok(Applied::NotOurs);
+    };
+    let key = records::payment_key(scope, &counted.payment_id);
+    let (payment, changed) = merge_into(adapters, &key, &news).await?;
+    reflect_in_flexprice(adapters, scope, &payment, &counted, &news).await?;
+    Ok(if changed {
+        Applied::Refunded {
+            status: news.status.as_str().to_owned(),
+        }
+    } else {
+        Applied::NoChange
+    })
+}
+
+/// The refund as the domain reads it; a status Razorpay does not document is refused.
+fn news_of(refund: &RazorpayRefund) -> Result<RefundNews, Failure> {
+    let status = match refund.status {
+        RazorpayRefundStatus::Pending => RefundStatus::Pending,
+        RazorpayRefundStatus::Processed => RefundStatus::Processed,
+        RazorpayRefundStatus::Failed => RefundStatus::Failed,
+        RazorpayRefundStatus::Other(ref other) => {
+            return Err(Failure::Permanent(format!(
+                "refund {} has an unknown status {other:?}",
+                refund.id
+            )));
+        }
+    };
+    if refund.amount == 0 {
+        return Err(Failure::Permanent(format!(
+            "refund {} carries no amount",
+            refund.id
+        )));
+    }
+    Ok(RefundNews {
+        razorpay_refund_id: refund.id.clone(),
+        razorpay_payment_id: refund.payment_id.clone(),
+        amount_minor: refund.amount,
+        status,
+        speed: refund
+            .speed_processed
+            .clone()
+            .or(refund.speed_requested.clone()),
+        created_at: refund.created_at,
+    })
+}
+
+/// The counted capture the refund returns money of: counted now through the capture path if
+/// its webhook has not been applied yet (refunds can arrive first); `None` when it is not ours.
+async fn counted_capture(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    news: &RefundNews,
+    payment: Option<RazorpayPayment>,
+) -> Result<Option<CountedPayment>, Failure> {
+    let counted_key = records::counted_key(scope, &news.razorpay_payment_id);
+    if let Some(counted) = read_counted(adapters, &counted_key).await? {
+        return Ok(Some(counted));
+    }
+    let payment = match payment {
+        Some(payment) => payment,
+        None => fetch_payment(adapters, scope, &news.razorpay_payment_id).await?,
+    };
+    if !payment.captured && payment.status != RazorpayPaymentStatus::Captured {
+        // Razorpay's auto-refund of money it authorised and never captured: nothing was
+        // collected, so nothing goes back.
+        tracing::info!(razorpay_payment_id = %payment.id, "auto-refund of an uncaptured payment");
+        return Ok(None);
+    }
+    match reconcile::count_captured(adapters, scope, payment, None, None).await? {
+        Applied::NotOurs => Ok(None),
+        _ => read_counted(adapters, &counted_key)
+            .await?
+            .map(Some)
+            .ok_or_else(|| {
+                Failure::Retryable(format!(
+                    "Razorpay payment {} is not counted yet",
+                    news.razorpay_payment_id
+                ))
+            }),
+    }
+}
+
+async fn read_counted(adapters: &Adapters, key: &Key) -> Result<Option<CountedPayment>, Failure> {
+    records::read::<CountedPayment>(adapters.store.as_ref(), key)
+        .await
+        .map_err(Failure::retryable)
+}
+
+async fn fetch_payment(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay_payment_id: &str,
+) -> Result<RazorpayPayment, Failure> {
+    let clients = connection::job_clients(adapters, scope).await?;
+    let fetched = clients.razorpay.get_payment(razorpay_payment_id).await;
+    fetched.map_err(|e| Failure::classed(&e))
+}
+
+/// Step 2: the refund merged into the payment's refunds, under a condition on the version
+/// read (a lost race reads again). The payment as it is now, and whether it changed.
+async fn merge_into(
+    adapters: &Adapters,
+    key: &Key,
+    news: &RefundNews,
+) -> Result<(Payment, bool), Failure> {
+    for _ in 0..MERGE_TRIES {
+        let payment = records::read::<Payment>(adapters.store.as_ref(), key)
+            .await
+            .map_err(Failure::retryable)?
+            .ok_or_else(|| Failure::Permanent(format!("no payment at {key:?}")))?;
+        let Merged::Changed(refunds) =
+            refund::merge(&payment.refunds, news, adapters.clock.now_secs())
+        else {
+            return Ok((payment, false));
+        };
+        let change = PaymentUpdate::RefundsChanged {
+            refunds,
+            at: adapters.clock.now_secs(),
+        };
+        match records::update_payment(adapters.store.as_ref(), key, &payment, &change).await {
+            Ok(after) => return Ok((after, true)),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(Failure::retryable(e)),
+        }
+    }
+    Err(Failure::Retryable(format!(
+        "the refunds of the payment at {key:?} kept changing"
+    )))
+}
+
+/// Step 3: Flexprice's payment says what went back, once anything has; already saying it,
+/// it is left alone. A refusal is retried: it is most likely a concurrent apply that moved it
+/// further, which the next try reads (and a lasting one is parked with the reason).
+async fn reflect_in_flexprice(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    payment: &Payment,
+    counted: &CountedPayment,
+    news: &RefundNews,
+) -> Result<(), Failure> {
+    let razorpay_payment_id = news.razorpay_payment_id.as_str();
+    let refunded = refund::refunded(&payment.refunds, Some(razorpay_payment_id));
+    let Some(state) = RefundState::of(refunded, counted.amount_minor) else {
+        return Ok(());
+    };
+    let clients = connection::job_clients(adapters, scope).await?;
+    let currency = payment.amount.currency();
+    let captured = Money::from_minor(counted.amount_minor, currency);
+    let record = recording::capture_request(
+        &payment.invoice_id,
+        razorpay_payment_id,
+        &payment.id,
+        captured,
+    );
+    let row = recording::record(clients.flexprice.as_ref(), &record)
+        .await
+        .map_err(|e| {
+            Failure::Retryable(format!(
+                "the Flexprice payment of {razorpay_payment_id}: {e}"
+            ))
+        })?;
+    let metadata = refund_metadata(
+        &row,
+        payment,
+        razorpay_payment_id,
+        Money::from_minor(refunded, currency),
+    );
+    if row.payment_status == state.flexprice_status() && row.metadata == metadata {
+        return Ok(());
+    }
+    let update = UpdatePaymentRequest {
+        payment_status: state.flexprice_status().to_owned(),
+        refunded_at: rfc3339(last_processed_at(payment, razorpay_payment_id)),
+        metadata,
+    };
+    clients
+        .flexprice
+        .update_payment(&row.id, &update)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Failure::Retryable(format!(
+                "Flexprice did not take the refund of {razorpay_payment_id} ({}): {e}",
+                state.flexprice_status()
+            ))
+        })
+}
+
+/// The Flexprice payment's metadata with the refunds in it (Flexprice replaces metadata on
+/// update, so what it has is kept).
+fn refund_metadata(
+    row: &FlexpricePayment,
+    payment: &Payment,
+    razorpay_payment_id: &str,
+    refunded: Money,
+) -> BTreeMap<String, String> {
+    let mut metadata = row.metadata.clone();
+    let ids = refund::processed_ids(&payment.refunds, razorpay_payment_id).join(",");
+    metadata.insert("razorpay_refund_ids".to_owned(), ids);
+    metadata.insert("amount_refunded".to_owned(), refunded.to_decimal_string());
+    metadata
+}
+
+/// When the last processed refund of the Razorpay payment was seen processed.
+fn last_processed_at(payment: &Payment, razorpay_payment_id: &str) -> u64 {
+    payment
+        .refunds
+        .iter()
+        .filter(|r| r.razorpay_payment_id == razorpay_payment_id)
+        .filter(|r| r.status == RefundStatus::Processed)
+        .map(|r| r.updated_at)
+        .max()
+        .unwrap_or(payment.updated_at)
+}
+
+fn rfc3339(secs: u64) -> String {
+    let at = aws_smithy_types::DateTime::from_secs(i64::try_from(secs).unwrap_or(i64::MAX));
+    at.fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}

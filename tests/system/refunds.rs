@@ -1,0 +1,135 @@
+//! Refunds made in Razorpay's dashboard (the simulator's control routes: no call of ours),
+//! reflected on our payment and in Flexprice: partial then full, each refund counted once under
+//! duplicated and reordered delivery, and found by the sweep when its webhooks are dropped. The
+//! simulators' state is the judge.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use simulators::HasRecorder;
+use system_tests::{api, flexprice, link_payment, payment_when, razorpay_control, start, wait_for};
+
+async fn control(stack: &local_stack::LocalStack, path: &str, body: Value) -> Value {
+    let (status, answer) = razorpay_control(stack, path, &body).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    answer
+}
+
+/// A link payment of 100.00 paid in full; its Razorpay payment id.
+async fn paid(stack: &local_stack::LocalStack, key: &str) -> (String, String) {
+    let payment = link_payment(stack, "100.00", key).await;
+    let id = payment["id"].as_str().unwrap().to_owned();
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    let pay = control(stack, &format!("/_sim/payment_links/{link}/pay"), json!({})).await;
+    payment_when(stack, &id, |p| p["payment_status"] == "SUCCEEDED").await;
+    (id, pay["payments"][0].as_str().unwrap().to_owned())
+}
+
+/// A dashboard refund of `amount` subunits (all that is left with `None`), then processed,
+/// each delivered as `delivery` says; the refund id.
+async fn refund_in_dashboard(
+    stack: &local_stack::LocalStack,
+    razorpay_payment_id: &str,
+    amount: Option<u64>,
+    delivery: Value,
+) -> String {
+    let mut body = delivery.clone();
+    if let Some(amount) = amount {
+        body["amount"] = json!(amount);
+    }
+    let path = format!("/_sim/payments/{razorpay_payment_id}/refund");
+    let made = control(stack, &path, body).await;
+    let id = made["refund"]["id"].as_str().unwrap().to_owned();
+    let processed = json!({"duplicate": delivery["duplicate"]});
+    control(stack, &format!("/_sim/refunds/{id}/process"), processed).await;
+    id
+}
+
+/// The Flexprice payment our refunds were written to (the only one updated).
+async fn flexprice_payment(stack: &local_stack::LocalStack, status: &str) -> Value {
+    wait_for(
+        &format!("a Flexprice payment {status}"),
+        Duration::from_secs(30),
+        || async {
+            let requests = stack.flexprice.requests();
+            let put = requests
+                .iter()
+                .rfind(|r| r.method == "PUT" && r.path.starts_with("/v1/payments/"))?;
+            let (_, payment) = flexprice(stack, "GET", &put.path, None).await;
+            (payment["payment_status"] == status).then_some(payment)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_dashboard_refund_makes_the_payment_partially_then_fully_refunded_counted_once() {
+    let stack = start("refund-").await;
+    let (id, razorpay_payment_id) = paid(&stack, "refund-dashboard").await;
+    // Every event twice, and `refund.created` held back until after `refund.processed`.
+    let reordered = json!({"duplicate": true, "delay_ms": 1500});
+    let first = refund_in_dashboard(&stack, &razorpay_payment_id, Some(4000), reordered).await;
+    let partial = flexprice_payment(&stack, "PARTIALLY_REFUNDED").await;
+    assert_eq!(
+        partial["metadata"]["razorpay_refund_ids"], first,
+        "{partial}"
+    );
+    assert_eq!(partial["metadata"]["amount_refunded"], "40.00");
+    assert!(
+        partial["refunded_at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z'))
+    );
+    let shown = payment_when(&stack, &id, |p| p["amount_refunded"] == "40.00").await;
+    assert_eq!(shown["refund_status"], "partial");
+    // The late, duplicated `refund.created` changes nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, shown) = api(&stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+    assert_eq!(
+        shown["refunds"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    assert_eq!(shown["refunds"][0]["status"], "PROCESSED");
+
+    let rest = refund_in_dashboard(&stack, &razorpay_payment_id, None, json!({})).await;
+    let full = flexprice_payment(&stack, "REFUNDED").await;
+    assert_eq!(
+        full["metadata"]["razorpay_refund_ids"],
+        format!("{first},{rest}")
+    );
+    assert_eq!(full["metadata"]["amount_refunded"], "100.00");
+    let shown = payment_when(&stack, &id, |p| p["refund_status"] == "full").await;
+    assert_eq!(
+        (&shown["amount_refunded"], &shown["amount_paid_minor"]),
+        (&json!("100.00"), &json!(10000)),
+        "{shown}"
+    );
+    let events = stack.razorpay.deliveries();
+    assert!(
+        events.iter().any(|d| d.event == "refund.processed"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_finds_a_refund_whose_webhooks_were_dropped() {
+    let stack = start("refund-sweep-").await;
+    let (id, razorpay_payment_id) = paid(&stack, "refund-swept").await;
+    let dropped = json!({"events": null, "drop": true});
+    control(&stack, "/_sim/webhook-subscription", dropped).await;
+    refund_in_dashboard(&stack, &razorpay_payment_id, Some(2500), json!({})).await;
+    // Past the sweep's grace (2 s locally).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let response = system_tests::http()
+        .post(format!("{}/_local/sweep", stack.ready.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let recorded = flexprice_payment(&stack, "PARTIALLY_REFUNDED").await;
+    assert_eq!(recorded["metadata"]["amount_refunded"], "25.00");
+    payment_when(&stack, &id, |p| p["amount_refunded"] == "25.00").await;
+    let (_, connection) = api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
+    assert_eq!(connection["webhook"]["status"], "degraded", "{connection}");
+}
