@@ -18,14 +18,15 @@ use shared::domain::ids::FlexpriceId;
 use shared::domain::instruments::{Collection, InstrumentState};
 use shared::domain::jobs::Task;
 use shared::domain::keys::TenantScope;
-use shared::domain::money::{Currency, Money};
+use shared::domain::money::{Currency, DecimalText, Money};
 use shared::domain::payment::{Payment, PaymentStatus};
+use shared::domain::requests::RefundRequest;
 use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
 use shared::ports::{Clock, SystemClock, Table};
 use shared::ports::{FlexpriceApi, ManualClock, RazorpayApi};
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::reconcile::{self, Applied};
-use shared::services::{collection, payment_url, sweep};
+use shared::services::{collection, payment_url, refund_requests, sweep};
 use shared::services::{customers, invoice_sync, payments};
 use testkit::FakeStack;
 
@@ -950,6 +951,172 @@ async fn the_sweep_finds_a_refund_whose_webhooks_were_dropped_and_follows_it_unt
         "watched until settled"
     );
     assert_eq!(stack.flexprice.calls("update_payment"), 1);
+}
+
+/// A payment paid in full by `razorpay_id`, its capture applied.
+async fn counted_payment(stack: &FakeStack, key: &str, razorpay_id: &str) -> Payment {
+    let payment = paid_payment(stack, key, razorpay_id).await;
+    let order = stack.razorpay.attempt_link(link_of(&payment));
+    let capture = captured_on(&order, &payment.id, razorpay_id, 10000);
+    reconcile::apply(&stack.adapters, &scope(), &capture)
+        .await
+        .unwrap();
+    payment
+}
+
+fn refund_ask(key: &str, amount: Option<&str>) -> RefundRequest {
+    RefundRequest {
+        amount: amount.map(DecimalText::new),
+        reason: Some("duplicate payment".into()),
+        speed: "normal".into(),
+        idempotency_key: key.into(),
+        razorpay_payment_id: None,
+    }
+}
+
+#[tokio::test]
+async fn an_api_refund_is_made_once_per_key_and_reflected_when_razorpay_processes_it() {
+    let stack = connected_stack(false).await;
+    let payment = counted_payment(&stack, "api-refund-1", "pay_A1").await;
+    let ask = refund_ask("refund-42", Some("40.00"));
+    let made = refund_requests::create(&stack.adapters, &scope(), &payment.id, ask.clone())
+        .await
+        .unwrap();
+    assert!(made.new);
+    assert_eq!(
+        (made.refund.status.as_str(), made.refund.amount_minor),
+        ("PENDING", 4000)
+    );
+    let razorpay_id = made.refund.razorpay_refund_id.clone().unwrap();
+    // The same key: the same refund, no second call to Razorpay's refund.
+    let again = refund_requests::create(&stack.adapters, &scope(), &payment.id, ask)
+        .await
+        .unwrap();
+    assert!(!again.new);
+    assert_eq!(again.refund.id, made.refund.id);
+    assert_eq!(stack.razorpay.refunds().len(), 1);
+    assert_eq!(stack.razorpay.calls("create_refund"), 1);
+    let other = refund_requests::create(
+        &stack.adapters,
+        &scope(),
+        &payment.id,
+        refund_ask("refund-42", Some("41.00")),
+    )
+    .await;
+    assert_eq!(
+        other.as_ref().err().and_then(Refusal::field_at_fault),
+        Some("idempotency_key"),
+        "{other:?}"
+    );
+    // Razorpay's webhook of the same refund fills it in; nothing is counted twice.
+    let processed = stack
+        .razorpay
+        .settle_refund(&razorpay_id, RefundStatus::Processed);
+    reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &processed),
+    )
+    .await
+    .unwrap();
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(
+        shown["refunds"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    assert_eq!(
+        (&shown["refunds"][0]["id"], &shown["refunds"][0]["source"]),
+        (&json!(made.refund.id), &json!("API"))
+    );
+    assert_eq!(shown["amount_refunded"], "40.00");
+    let recorded = stack.flexprice.payment("razorpay:pay_A1").unwrap();
+    assert_eq!(recorded.payment_status, "PARTIALLY_REFUNDED");
+}
+
+#[tokio::test]
+async fn of_two_concurrent_refunds_that_exceed_the_capture_exactly_one_is_made() {
+    let stack = connected_stack(false).await;
+    let payment = counted_payment(&stack, "api-refund-2", "pay_A2").await;
+    let scope = scope();
+    let (first, second) = tokio::join!(
+        refund_requests::create(
+            &stack.adapters,
+            &scope,
+            &payment.id,
+            refund_ask("refund-a", Some("60.00"))
+        ),
+        refund_requests::create(
+            &stack.adapters,
+            &scope,
+            &payment.id,
+            refund_ask("refund-b", Some("60.00"))
+        ),
+    );
+    let results = [first, second];
+    let made = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| (e.field_at_fault(), e.to_string()))
+        .collect();
+    assert_eq!(made, 1, "{results:?}");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, Some("amount"), "{refused:?}");
+    assert!(
+        refused[0].1.contains("4000"),
+        "names what is left: {refused:?}"
+    );
+    assert_eq!(stack.razorpay.refunds().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refund_razorpay_refuses_fails_and_a_lost_answer_is_retried_under_the_same_key() {
+    let stack = connected_stack(false).await;
+    let payment = counted_payment(&stack, "api-refund-3", "pay_A3").await;
+    // Refunded in the dashboard meanwhile, unknown to us yet: Razorpay refuses the rest.
+    stack.razorpay.dashboard_refund("pay_A3", 5000);
+    let refused = refund_requests::create(
+        &stack.adapters,
+        &scope(),
+        &payment.id,
+        refund_ask("refund-c", Some("60.00")),
+    )
+    .await;
+    assert_eq!(
+        refused.as_ref().err().and_then(Refusal::field_at_fault),
+        Some("amount"),
+        "{refused:?}"
+    );
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(shown["refunds"][0]["status"], "FAILED", "{shown}");
+    assert!(shown["refunds"][0]["failure"].is_string());
+    // A lost answer: retryable; the retry with the same key meets the refund Razorpay made.
+    stack
+        .razorpay
+        .fail_next("create_refund", Fault::TimeoutAfter);
+    let lost = refund_requests::create(
+        &stack.adapters,
+        &scope(),
+        &payment.id,
+        refund_ask("refund-d", Some("20.00")),
+    )
+    .await;
+    assert!(matches!(lost, Err(Refusal::Unavailable(_))), "{lost:?}");
+    let retried = refund_requests::create(
+        &stack.adapters,
+        &scope(),
+        &payment.id,
+        refund_ask("refund-d", Some("20.00")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.refund.status.as_str(), "PENDING");
+    assert_eq!(
+        stack.razorpay.refunds().len(),
+        2,
+        "the dashboard's and this one"
+    );
 }
 
 #[tokio::test]

@@ -133,3 +133,58 @@ async fn the_sweep_finds_a_refund_whose_webhooks_were_dropped() {
     let (_, connection) = api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
     assert_eq!(connection["webhook"]["status"], "degraded", "{connection}");
 }
+
+#[tokio::test]
+async fn api_refunds_are_idempotent_and_concurrent_ones_never_exceed_the_capture() {
+    let stack = start("refund-api-").await;
+    let (id, razorpay_payment_id) = paid(&stack, "refund-api").await;
+    let path = format!("/api/v1/payments/{id}/refunds");
+    let ask = |key: &str, amount: &str| json!({"idempotency_key": key, "amount": amount, "reason": "duplicate payment"});
+    let first = ask("refund-once", "30.00");
+    let (status, made) = api(&stack, "POST", &path, Some(&first)).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (&made["status"], &made["amount"]),
+        (&json!("PENDING"), &json!("30.00"))
+    );
+    let (status, again) = api(&stack, "POST", &path, Some(&first)).await;
+    assert_eq!((status, &again["id"]), (200, &made["id"]), "{again}");
+    let refund_calls = |stack: &local_stack::LocalStack| {
+        let refund_path = format!("/v1/payments/{razorpay_payment_id}/refund");
+        stack
+            .razorpay
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == refund_path)
+            .count()
+    };
+    assert_eq!(refund_calls(&stack), 1, "one Razorpay refund for one key");
+
+    // 70.00 is left: two concurrent asks of 60.00, exactly one made.
+    let (a, b) = (ask("refund-a", "60.00"), ask("refund-b", "60.00"));
+    let (one, other) = tokio::join!(
+        api(&stack, "POST", &path, Some(&a)),
+        api(&stack, "POST", &path, Some(&b))
+    );
+    let mut statuses = [one.0, other.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 422], "{one:?} {other:?}");
+    let refused = if one.0 == 422 { &one.1 } else { &other.1 };
+    assert_eq!(refused["errors"][0]["field"], "amount", "{refused}");
+    assert_eq!(refused["errors"][0]["rule"], "refundable", "{refused}");
+    assert_eq!(refund_calls(&stack), 2);
+
+    let (status, listed) = api(&stack, "GET", &path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["refunds"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    let (status, bad) = api(&stack, "POST", &path, Some(&json!({"amount": "1.00"}))).await;
+    assert_eq!(
+        (status, &bad["errors"][0]["field"]),
+        (400, &json!("idempotency_key")),
+        "{bad}"
+    );
+}

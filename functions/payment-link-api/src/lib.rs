@@ -1,4 +1,4 @@
-//! The tenant-facing API: payments (payment links), the Razorpay connection, invoice sync and
+//! The tenant-facing API: payments (payment links) and their refunds, the Razorpay connection, invoice sync and
 //! an invoice's payment URL (`docs/architecture.md` §3.3, §3.4).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
@@ -7,16 +7,18 @@
 use lambda_http::{Body, Request, Response};
 use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
-use shared::api::requests::{ConnectionRequest, PaymentRequest, flexprice_id};
+use shared::api::requests::{ConnectionRequest, PaymentRequest, RefundRequest, flexprice_id};
 use shared::api::routing::{Route, route};
 use shared::api::views;
 use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
-use shared::services::{connection, invoice_sync, payment_url, payments};
+use shared::services::{connection, invoice_sync, payment_url, payments, refund_requests};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
+pub const CREATE_REFUND: Route = Route::new("POST", "/api/v1/payments/{payment_id}/refunds");
+pub const LIST_REFUNDS: Route = Route::new("GET", "/api/v1/payments/{payment_id}/refunds");
 pub const PUT_CONNECTION: Route = Route::new("PUT", "/api/v1/connections/razorpay");
 pub const GET_CONNECTION: Route = Route::new("GET", "/api/v1/connections/razorpay");
 pub const DELETE_CONNECTION: Route = Route::new("DELETE", "/api/v1/connections/razorpay");
@@ -25,9 +27,11 @@ pub const RETRY_INVOICE_SYNC: Route = Route::new("POST", "/api/v1/invoices/{invo
 pub const GET_PAYMENT_URL: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/payment-url");
 
 /// Every route this function serves (the template wires exactly these to it).
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 10] = [
     CREATE_PAYMENT,
     GET_PAYMENT,
+    CREATE_REFUND,
+    LIST_REFUNDS,
     PUT_CONNECTION,
     GET_CONNECTION,
     DELETE_CONNECTION,
@@ -108,6 +112,18 @@ async fn respond(
         GET_PAYMENT => payments::get(adapters, &scope, param("payment_id"))
             .await
             .map(|p| (200, Some(views::payment(&p)))),
+        CREATE_REFUND => {
+            let request = RefundRequest::parse(content_type, body)?;
+            refund_requests::create(adapters, &scope, param("payment_id"), request)
+                .await
+                .map(|made| {
+                    let status = if made.new { 201 } else { 200 };
+                    (status, Some(views::refund(&made.payment, &made.refund)))
+                })
+        }
+        LIST_REFUNDS => refund_requests::list(adapters, &scope, param("payment_id"))
+            .await
+            .map(|p| (200, Some(views::payment_refunds(&p)))),
         GET_INVOICE_SYNC | RETRY_INVOICE_SYNC | GET_PAYMENT_URL => {
             let invoice_id = flexprice_id("invoice_id", param("invoice_id"))?;
             let trace_id = header(request, "x-amzn-trace-id");

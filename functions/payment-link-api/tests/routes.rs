@@ -37,6 +37,8 @@ async fn every_route_gives_an_unconnected_tenant_a_clear_answer() {
     let expected = [
         (payment_link_api::CREATE_PAYMENT, 400),
         (payment_link_api::GET_PAYMENT, 404),
+        (payment_link_api::CREATE_REFUND, 400),
+        (payment_link_api::LIST_REFUNDS, 404),
         (payment_link_api::PUT_CONNECTION, 400),
         (payment_link_api::GET_CONNECTION, 404),
         (payment_link_api::DELETE_CONNECTION, 404),

@@ -73,6 +73,13 @@ pub async fn run(stack: &LocalStack) -> bool {
         Err(_) => Err("no paid payment to redeliver".to_owned()),
     };
     demo.record("Duplicate webhook", outcome);
+    // 4b. Some of it goes back: a refund through the API, processed by Razorpay, reflected on
+    // the payment and in Flexprice once.
+    let outcome = match &paid {
+        Ok((payment, _)) => refund(&demo, payment).await,
+        Err(_) => Err("no paid payment to refund".to_owned()),
+    };
+    demo.record("Refund", outcome);
     // 5. A failed payment: the customer's bank declines; the attempt is recorded, the link
     // stays open for another try.
     let failed = failed_payment(&demo, &usd).await;
@@ -83,24 +90,29 @@ pub async fn run(stack: &LocalStack) -> bool {
         Err(_) => Err("no open link to expire".to_owned()),
     };
     demo.record("Payment URL heals", outcome);
+    synced_invoice_steps(&mut demo).await;
+    summary(&demo.rows)
+}
+
+/// Steps 7-9: an invoice synced to Razorpay, one way to pay it, and a payment on it.
+async fn synced_invoice_steps(demo: &mut Demo<'_>) {
     // 7. A newly finalized invoice syncs to a Razorpay invoice with a payment URL ...
-    let synced = sync_new_invoice(&demo).await;
+    let synced = sync_new_invoice(demo).await;
     demo.record_with("Invoice sync", &synced, |(id, view)| {
         describe_sync(id, view)
     });
     // 8. A payment link asked for what the synced invoice asks is that invoice: one way to pay.
     let outcome = match &synced {
-        Ok((id, view)) => one_way_to_pay(&demo, id, view).await,
+        Ok((id, view)) => one_way_to_pay(demo, id, view).await,
         Err(_) => Err("no synced invoice to ask a link for".to_owned()),
     };
     demo.record("One way to pay", outcome);
     // 9. ... and a payment on that Razorpay invoice reaches Flexprice the same way.
     let outcome = match &synced {
-        Ok((id, view)) => pay_synced_invoice(&demo, id, view).await,
+        Ok((id, view)) => pay_synced_invoice(demo, id, view).await,
         Err(_) => Err("no synced invoice to pay".to_owned()),
     };
     demo.record("Payment on the synced invoice", outcome);
-    summary(&demo.rows)
 }
 
 /// A payment link for all the invoice owes, the customer synced first; paid in the
@@ -131,6 +143,55 @@ async fn link_and_pay(demo: &mut Demo<'_>, inr: &str) -> Result<(Value, String),
     let outcome = reconciled(demo, inr).await;
     demo.record("Reconciliation", outcome);
     paid
+}
+
+/// Refunds 10.00 of a paid payment through the API (asked twice under one key: one refund),
+/// has Razorpay process it, and waits for the payment and Flexprice to show it.
+async fn refund(demo: &Demo<'_>, payment: &Value) -> Result<String, String> {
+    let id = text(&payment["id"]);
+    let path = format!("/api/v1/payments/{id}/refunds");
+    let body = json!({"amount": "10.00", "reason": "goodwill", "idempotency_key": "demo-refund-1"});
+    let made = on_ok(demo.api("POST", &path, Some(&body)).await, 201)?;
+    let again = on_ok(demo.api("POST", &path, Some(&body)).await, 200)?;
+    if again["id"] != made["id"] {
+        return Err(format!("the same key made a second refund: {again}"));
+    }
+    let razorpay_refund = text(&made["razorpay_refund_id"]);
+    demo.razorpay_action(&format!("refunds/{razorpay_refund}/process"), json!({}))
+        .await?;
+    let done = demo
+        .payment_when(id, |p| p["refund_status"] == "partial")
+        .await?;
+    let flexprice = flexprice_refunded(demo).await?;
+    Ok(format!(
+        "refund {} of {} PROCESSED (Razorpay {razorpay_refund}); payment {id} shows {} refunded; Flexprice payment {}",
+        text(&made["id"]),
+        text(&made["amount"]),
+        text(&done["amount_refunded"]),
+        flexprice
+    ))
+}
+
+/// The Flexprice payment a refund was written to, once it says PARTIALLY_REFUNDED.
+async fn flexprice_refunded(demo: &Demo<'_>) -> Result<String, String> {
+    use simulators::HasRecorder;
+    let found = demo
+        .until(|| async {
+            let requests = demo.stack.flexprice.requests();
+            let put = requests
+                .iter()
+                .rfind(|r| r.method == "PUT" && r.path.starts_with("/v1/payments/"))?;
+            let (_, payment) = demo.flexprice("GET", &put.path, None).await.ok()?;
+            (payment["payment_status"] == "PARTIALLY_REFUNDED").then(|| {
+                format!(
+                    "{} PARTIALLY_REFUNDED, refunds {}",
+                    text(&payment["id"]),
+                    text(&payment["metadata"]["razorpay_refund_ids"])
+                )
+            })
+        })
+        .await;
+    found.ok_or_else(|| "Flexprice's payment never showed the refund".to_owned())
 }
 
 /// Prints the table of steps; `true` when none failed.

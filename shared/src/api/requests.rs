@@ -16,7 +16,7 @@ use super::problem::{FieldProblem, Problem};
 use crate::domain::collection::{MAX_EXPIRY_DAYS, MAX_OVERDUE_GRACE_DAYS};
 use crate::domain::ids::{FlexpriceId, IdError, RazorpayAccountId, RazorpayKeyId};
 use crate::domain::money::DecimalText;
-pub use crate::domain::requests::{ConnectionRequest, PaymentRequest};
+pub use crate::domain::requests::{ConnectionRequest, PaymentRequest, RefundRequest};
 use crate::domain::secret::Secret;
 use crate::domain::signature::SvixSecret;
 use crate::domain::url::HttpUrl;
@@ -261,6 +261,65 @@ impl PaymentRequest {
             metadata,
         })
     }
+}
+
+/// The longest refund reason (it travels in a Razorpay note, at most 255 characters).
+pub const MAX_REASON: usize = 255;
+
+impl RefundRequest {
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<RefundRequest, Problem> {
+        let fields = Fields::from_body(content_type, body)?;
+        let amount = match fields.raw("amount") {
+            Some(_) => Some(fields.amount("amount")?),
+            None => None,
+        };
+        let reason = fields.text("reason")?;
+        if let Some(reason) = &reason {
+            printable(reason, "reason", MAX_REASON, 400)?;
+        }
+        let speed = fields.text("speed")?.unwrap_or_else(|| "normal".to_owned());
+        if speed != "normal" && speed != "optimum" {
+            return Err(invalid(
+                400,
+                "speed",
+                "one_of",
+                "speed is normal or optimum",
+            ));
+        }
+        let idempotency_key = fields.required_text("idempotency_key")?;
+        printable(
+            &idempotency_key,
+            "idempotency_key",
+            MAX_IDEMPOTENCY_KEY,
+            400,
+        )?;
+        let razorpay_payment_id = fields.text("razorpay_payment_id")?;
+        if let Some(id) = &razorpay_payment_id {
+            razorpay_payment_id_shape(id)?;
+        }
+        Ok(RefundRequest {
+            amount,
+            reason,
+            speed,
+            idempotency_key,
+            razorpay_payment_id,
+        })
+    }
+}
+
+fn razorpay_payment_id_shape(id: &str) -> Result<(), Problem> {
+    let shaped = id.strip_prefix("pay_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 40 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    if shaped {
+        return Ok(());
+    }
+    Err(invalid(
+        400,
+        "razorpay_payment_id",
+        "razorpay_id",
+        "a Razorpay payment id: pay_ and up to 40 letters or digits",
+    ))
 }
 
 fn currency(text: &str) -> Result<String, Problem> {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::domain::instruments::InstrumentKind;
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentMethod};
-use crate::domain::refund::RefundState;
+use crate::domain::refund::{Refund, RefundState};
 use crate::domain::sync::InvoiceSync;
 use crate::services::payment_url::PaymentUrl;
 
@@ -57,24 +57,41 @@ pub fn payment(payment: &Payment) -> Value {
 
 /// A payment's refunds, amounts as exact decimal strings.
 fn refunds(payment: &Payment) -> Vec<Value> {
-    let money = |minor| Money::from_minor(minor, payment.amount.currency()).to_decimal_string();
-    payment
-        .refunds
-        .iter()
-        .map(|r| {
-            json!({
-                "razorpay_refund_id": r.razorpay_refund_id,
-                "razorpay_payment_id": r.razorpay_payment_id,
-                "amount": money(r.amount_minor),
-                "amount_minor": r.amount_minor,
-                "status": r.status.as_str(),
-                "source": r.source,
-                "speed": r.speed,
-                "created_at": r.created_at,
-                "updated_at": r.updated_at,
-            })
-        })
-        .collect()
+    payment.refunds.iter().map(|r| refund(payment, r)).collect()
+}
+
+/// One refund of `payment` (`POST /api/v1/payments/{id}/refunds`).
+pub fn refund(payment: &Payment, refund: &Refund) -> Value {
+    let money = Money::from_minor(refund.amount_minor, payment.amount.currency());
+    json!({
+        "id": refund.id,
+        "payment_id": payment.id,
+        "razorpay_refund_id": refund.razorpay_refund_id,
+        "razorpay_payment_id": refund.razorpay_payment_id,
+        "amount": money.to_decimal_string(),
+        "amount_minor": refund.amount_minor,
+        "currency": payment.amount.currency().code(),
+        "status": refund.status.as_str(),
+        "source": refund.source,
+        "speed": refund.speed,
+        "reason": refund.reason,
+        "idempotency_key": refund.idempotency_key,
+        "failure": refund.failure,
+        "created_at": refund.created_at,
+        "updated_at": refund.updated_at,
+    })
+}
+
+/// A payment's refunds and what went back in all (`GET /api/v1/payments/{id}/refunds`).
+pub fn payment_refunds(payment: &Payment) -> Value {
+    let refunded = Money::from_minor(payment.amount_refunded(), payment.amount.currency());
+    json!({
+        "payment_id": payment.id,
+        "amount_refunded": refunded.to_decimal_string(),
+        "amount_refunded_minor": refunded.minor(),
+        "refund_status": RefundState::of(refunded.minor(), payment.amount_paid),
+        "refunds": refunds(payment),
+    })
 }
 
 /// An invoice's sync record (`GET /api/v1/invoices/{invoice_id}/sync`).

@@ -190,6 +190,13 @@ pub struct Attempt {
     pub at: u64,
 }
 
+/// A Razorpay payment counted on our payment: what its refunds are bounded by.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Capture {
+    pub razorpay_payment_id: String,
+    pub amount_minor: u64,
+}
+
 /// Our payment: what was asked for which invoice, where it stands, and how to pay it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
@@ -219,6 +226,8 @@ pub struct Payment {
     /// For a payment on a Razorpay invoice: the Razorpay payment it records.
     pub razorpay_payment_id: Option<String>,
     pub attempts: Vec<Attempt>,
+    /// The Razorpay payments counted on it.
+    pub captures: Vec<Capture>,
     /// The refunds of the Razorpay payments counted on it, by Razorpay refund id.
     pub refunds: Vec<Refund>,
     pub failure_reason: Option<String>,
@@ -258,6 +267,7 @@ impl Payment {
             razorpay_invoice_id: None,
             razorpay_payment_id: None,
             attempts: Vec::new(),
+            captures: Vec::new(),
             refunds: Vec::new(),
             failure_reason: None,
             last_error: None,
@@ -270,6 +280,18 @@ impl Payment {
     /// An INITIATED payment whose creating request still holds it at `now_ms`.
     pub fn is_held(&self, now_ms: u64) -> bool {
         self.status == PaymentStatus::Initiated && self.lock_expires_at.unwrap_or(0) > now_ms
+    }
+
+    /// The Razorpay payments counted on it; for a payment counted before captures were kept,
+    /// the one Razorpay payment it names.
+    pub fn counted_captures(&self) -> Vec<Capture> {
+        match (&self.razorpay_payment_id, self.captures.is_empty()) {
+            (Some(id), true) if self.amount_paid > 0 => vec![Capture {
+                razorpay_payment_id: id.clone(),
+                amount_minor: self.amount_paid,
+            }],
+            _ => self.captures.clone(),
+        }
     }
 
     /// What has gone back to the customer, in the amount's subunits (processed refunds).
@@ -301,10 +323,11 @@ pub enum PaymentUpdate {
         payment_url: String,
         at: u64,
     },
-    /// A Razorpay payment was counted: `amount_paid` in all now.
+    /// A Razorpay payment was counted: `amount_paid` in all now, and the captures as they are.
     Counted {
         status: PaymentStatus,
         amount_paid: u64,
+        captures: Vec<Capture>,
         review: Option<String>,
         at: u64,
     },

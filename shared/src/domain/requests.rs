@@ -20,6 +20,19 @@ pub struct PaymentRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// `POST /api/v1/payments/{payment_id}/refunds`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// `None`: all that is left of the captured payment.
+    pub amount: Option<DecimalText>,
+    pub reason: Option<String>,
+    /// `normal` or `optimum`.
+    pub speed: String,
+    pub idempotency_key: String,
+    /// Which captured Razorpay payment to refund, needed when the payment counted several.
+    pub razorpay_payment_id: Option<String>,
+}
+
 /// `PUT /api/v1/connections/razorpay`, parsed. Every field is checked before anything is
 /// sent to Razorpay or stored.
 pub struct ConnectionRequest {

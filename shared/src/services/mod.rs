@@ -12,5 +12,6 @@ pub mod payment_url;
 pub mod payments;
 pub mod reconcile;
 pub mod recording;
+pub mod refund_requests;
 pub mod refunds;
 pub mod sweep;

@@ -105,7 +105,7 @@ fn check_amount(amount: Money, remaining: Money) -> Result<(), Refusal> {
         .map_err(|e| Refusal::money("amount", &e))
 }
 
-fn digest(parts: &[&str]) -> String {
+pub(crate) fn digest(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -129,7 +129,7 @@ pub struct Created {
     pub payment: Payment,
 }
 
-fn store_refusal(e: &StoreError) -> Refusal {
+pub(crate) fn store_refusal(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "payment storage failed");
     if e.is_retryable() {
         unavailable("Storage")

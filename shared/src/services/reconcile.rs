@@ -31,7 +31,8 @@ use crate::domain::instruments::{InstrumentChange, InstrumentKind, Which};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{
-    Attempt, Change, Payment, PaymentEvent, PaymentKey, PaymentMethod, PaymentStatus, PaymentUpdate,
+    Attempt, Capture, Change, Payment, PaymentEvent, PaymentKey, PaymentMethod, PaymentStatus,
+    PaymentUpdate,
 };
 use crate::domain::sync::InvoiceSync;
 use crate::services::correlation::{self, Found};
@@ -463,9 +464,15 @@ fn counted(
         tracing::warn!(%review, payment_id = %payment.id, "payment flagged for review");
         review
     });
+    let mut captures = payment.captures.clone();
+    captures.push(Capture {
+        razorpay_payment_id: razorpay.id.clone(),
+        amount_minor: razorpay.amount,
+    });
     let change = PaymentUpdate::Counted {
         status,
         amount_paid: paid,
+        captures,
         review,
         at: adapters.clock.now_secs(),
     };

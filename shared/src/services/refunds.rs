@@ -32,6 +32,9 @@ use crate::domain::refund::{self, Merged, RefundNews, RefundState, RefundStatus}
 use crate::services::reconcile::{self, Applied};
 use crate::services::{connection, recording};
 
+/// The note that carries our refund id on a refund the API asked for.
+pub const REFUND_NOTE: &str = "flexrzp_refund_id";
+
 /// Lost races on one payment's refunds before the job is retried.
 const MERGE_TRIES: u32 = 4;
 
@@ -81,6 +84,7 @@ fn news_of(refund: &RazorpayRefund) -> Result<RefundNews, Failure> {
     }
     Ok(RefundNews {
         razorpay_refund_id: refund.id.clone(),
+        requested_as: refund.notes.get(REFUND_NOTE).map(str::to_owned),
         razorpay_payment_id: refund.payment_id.clone(),
         amount_minor: refund.amount,
         status,

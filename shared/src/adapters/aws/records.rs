@@ -23,6 +23,7 @@ const AMOUNT: &str = "amount";
 const AMOUNT_MINOR: &str = "amount_minor";
 const AMOUNT_PAID: &str = "amount_paid";
 const ATTEMPTS: &str = "attempts";
+const CAPTURES: &str = "captures";
 const CANCEL_REASON: &str = "cancel_reason";
 const CUSTOMER_ID: &str = "customer_id";
 const ENVIRONMENT_ID: &str = "environment_id";
@@ -338,6 +339,7 @@ impl Record for Payment {
             .opt_text(RAZORPAY_INVOICE_ID, self.razorpay_invoice_id.as_ref())
             .opt_text(RAZORPAY_PAYMENT_ID, self.razorpay_payment_id.as_ref())
             .json(ATTEMPTS, &self.attempts)
+            .json(CAPTURES, &self.captures)
             .json(REFUNDS, &self.refunds)
             .opt_text(FAILURE_REASON, self.failure_reason.as_ref())
             .opt_text(LAST_ERROR, self.last_error.as_ref())
@@ -373,6 +375,7 @@ impl Record for Payment {
             razorpay_invoice_id: f.opt_text(RAZORPAY_INVOICE_ID),
             razorpay_payment_id: f.opt_text(RAZORPAY_PAYMENT_ID),
             attempts: f.json(ATTEMPTS)?,
+            captures: f.json(CAPTURES)?,
             refunds: f.json(REFUNDS)?,
             failure_reason: f.opt_text(FAILURE_REASON),
             last_error: f.opt_text(LAST_ERROR),
@@ -437,12 +440,14 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
         PaymentUpdate::Counted {
             status,
             amount_paid,
+            captures,
             review,
             at,
         } => (
             attrs
                 .text(STATUS, status.as_str())
                 .number(AMOUNT_PAID, *amount_paid)
+                .json(CAPTURES, captures)
                 .opt_text(REVIEW, review.as_ref())
                 .number(UPDATED_AT, *at),
             vec![LAST_ERROR.to_owned()],
