@@ -1119,6 +1119,84 @@ async fn a_refund_razorpay_refuses_fails_and_a_lost_answer_is_retried_under_the_
     );
 }
 
+fn dispute_event(name: &str, status: &str, deducted: u64, respond_by: u64) -> String {
+    json!({"entity": "event", "event": name, "contains": ["payment", "dispute"], "payload": {
+        "dispute": {"entity": {"id": "disp_D1", "entity": "dispute", "payment_id": "pay_D1",
+            "amount": 10000, "currency": "INR", "amount_deducted": deducted,
+            "reason_code": "chargeback", "respond_by": respond_by, "status": status,
+            "phase": "chargeback", "created_at": 1764000000}}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_lost_dispute_is_reflected_in_flexprice_like_a_refund_of_what_was_deducted() {
+    let stack = connected_stack(false).await;
+    let payment = counted_payment(&stack, "dispute-1", "pay_D1").await;
+    let soon = SystemClock.now_secs() + 3600;
+    let opened = dispute_event("payment.dispute.created", "open", 0, soon);
+    let applied = reconcile::apply(&stack.adapters, &scope(), &opened).await;
+    assert_eq!(
+        applied,
+        Ok(Applied::Disputed {
+            status: "open".into()
+        })
+    );
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(
+        (
+            &shown["disputes"][0]["status"],
+            &shown["disputes"][0]["respond_by"]
+        ),
+        (&json!("open"), &json!(soon)),
+        "{shown}"
+    );
+    assert_eq!(
+        stack.flexprice.calls("update_payment"),
+        0,
+        "nothing lost yet"
+    );
+    let lost = dispute_event("payment.dispute.lost", "lost", 10000, soon);
+    reconcile::apply(&stack.adapters, &scope(), &lost)
+        .await
+        .unwrap();
+    let recorded = stack.flexprice.payment("razorpay:pay_D1").unwrap();
+    assert_eq!(recorded.payment_status, "REFUNDED");
+    assert_eq!(recorded.metadata["razorpay_dispute_ids"], "disp_D1");
+    assert_eq!(recorded.metadata["amount_refunded"], "100.00");
+    // Late and repeated news changes nothing; nothing is left to refund.
+    for (name, status) in [
+        ("payment.dispute.lost", "lost"),
+        ("payment.dispute.won", "won"),
+    ] {
+        let again = reconcile::apply(
+            &stack.adapters,
+            &scope(),
+            &dispute_event(name, status, 10000, soon),
+        )
+        .await;
+        assert_eq!(again, Ok(Applied::NoChange), "{name}");
+    }
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(
+        (
+            &shown["disputes"][0]["amount_deducted"],
+            &shown["refund_status"]
+        ),
+        (&json!("100.00"), &json!("full"))
+    );
+    let more = refund_requests::create(
+        &stack.adapters,
+        &scope(),
+        &payment.id,
+        refund_ask("after-dispute", None),
+    )
+    .await;
+    assert_eq!(
+        more.as_ref().err().and_then(Refusal::field_at_fault),
+        Some("amount")
+    );
+}
+
 #[tokio::test]
 async fn the_schedule_sweeps_every_connected_scope_and_no_disconnected_one() {
     let stack = FakeStack::new().await;

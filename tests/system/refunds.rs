@@ -188,3 +188,38 @@ async fn api_refunds_are_idempotent_and_concurrent_ones_never_exceed_the_capture
         "{bad}"
     );
 }
+
+#[tokio::test]
+async fn a_dispute_opened_and_lost_shows_on_the_payment_and_refunds_it_in_flexprice() {
+    let stack = start("dispute-").await;
+    let (id, razorpay_payment_id) = paid(&stack, "disputed").await;
+    let opened = control(
+        &stack,
+        &format!("/_sim/payments/{razorpay_payment_id}/dispute"),
+        json!({"respond_in_secs": 3600}),
+    )
+    .await;
+    let dispute = opened["dispute"]["id"].as_str().unwrap().to_owned();
+    let shown = payment_when(&stack, &id, |p| p["disputes"][0]["status"] == "open").await;
+    assert_eq!(shown["disputes"][0]["phase"], "chargeback", "{shown}");
+    control(
+        &stack,
+        &format!("/_sim/disputes/{dispute}/under_review"),
+        json!({}),
+    )
+    .await;
+    control(
+        &stack,
+        &format!("/_sim/disputes/{dispute}/lose"),
+        json!({"duplicate": true}),
+    )
+    .await;
+    let shown = payment_when(&stack, &id, |p| p["disputes"][0]["status"] == "lost").await;
+    assert_eq!(shown["disputes"][0]["amount_deducted"], "100.00", "{shown}");
+    let recorded = flexprice_payment(&stack, "REFUNDED").await;
+    assert_eq!(
+        recorded["metadata"]["razorpay_dispute_ids"], dispute,
+        "{recorded}"
+    );
+    assert_eq!(recorded["metadata"]["amount_refunded"], "100.00");
+}

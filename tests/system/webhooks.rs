@@ -72,8 +72,8 @@ async fn accepted_once_duplicates_acknowledged_conflicts_refused() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Events we do not handle are acknowledged and recorded as ignored.
-    let dispute = event(&stack, "payment.dispute.created", "pay_C");
-    let (status, ignored) = deliver(&stack, "demo", &dispute, SECRET, "evt_2").await;
+    let order = event(&stack, "order.paid", "pay_C");
+    let (status, ignored) = deliver(&stack, "demo", &order, SECRET, "evt_2").await;
     assert_eq!((status, ignored["status"].as_str()), (200, Some("ignored")));
 }
 

@@ -38,6 +38,7 @@ pub fn payment(payment: &Payment) -> Value {
         "amount_refunded_minor": payment.amount_refunded(),
         "refund_status": RefundState::of(payment.amount_refunded(), payment.amount_paid),
         "refunds": refunds(payment),
+        "disputes": disputes(payment),
         "currency": payment.amount.currency().code(),
         "payment_status": payment.status.as_str(),
         "gateway_tracking_id": payment.gateway_tracking_id,
@@ -58,6 +59,30 @@ pub fn payment(payment: &Payment) -> Value {
 /// A payment's refunds, amounts as exact decimal strings.
 fn refunds(payment: &Payment) -> Vec<Value> {
     payment.refunds.iter().map(|r| refund(payment, r)).collect()
+}
+
+/// A payment's disputes, amounts as exact decimal strings.
+fn disputes(payment: &Payment) -> Vec<Value> {
+    let money = |minor| Money::from_minor(minor, payment.amount.currency()).to_decimal_string();
+    payment
+        .disputes
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "razorpay_payment_id": d.razorpay_payment_id,
+                "amount": money(d.amount_minor),
+                "amount_deducted": money(d.amount_deducted_minor),
+                "phase": d.phase,
+                "status": d.status,
+                "respond_by": d.respond_by,
+                "reason_code": d.reason_code,
+                "last_event": d.last_event,
+                "created_at": d.created_at,
+                "updated_at": d.updated_at,
+            })
+        })
+        .collect()
 }
 
 /// One refund of `payment` (`POST /api/v1/payments/{id}/refunds`).

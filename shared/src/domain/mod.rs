@@ -3,6 +3,7 @@
 
 pub mod collection;
 pub mod customer;
+pub mod dispute;
 pub mod error;
 pub mod ids;
 pub mod instruments;

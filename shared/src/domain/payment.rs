@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::domain::dispute::Dispute;
 use crate::domain::money::Money;
 use crate::domain::refund::{self, Refund};
 
@@ -230,6 +231,8 @@ pub struct Payment {
     pub captures: Vec<Capture>,
     /// The refunds of the Razorpay payments counted on it, by Razorpay refund id.
     pub refunds: Vec<Refund>,
+    /// Disputes (chargebacks) on those Razorpay payments.
+    pub disputes: Vec<Dispute>,
     pub failure_reason: Option<String>,
     /// Why money could not be recorded, for whoever looks.
     pub last_error: Option<String>,
@@ -269,6 +272,7 @@ impl Payment {
             attempts: Vec::new(),
             captures: Vec::new(),
             refunds: Vec::new(),
+            disputes: Vec::new(),
             failure_reason: None,
             last_error: None,
             review: None,
@@ -335,6 +339,12 @@ pub enum PaymentUpdate {
     AttemptRecorded { attempts: Vec<Attempt> },
     /// A refund was added or moved forward (the whole list as it is now).
     RefundsChanged { refunds: Vec<Refund>, at: u64 },
+    /// A dispute was added or moved forward; a lost one adds its refund (both lists whole).
+    DisputesChanged {
+        disputes: Vec<Dispute>,
+        refunds: Vec<Refund>,
+        at: u64,
+    },
     /// Its link ended unpaid.
     Failed { reason: String, at: u64 },
     /// Why its money could not be recorded (no condition: a note, not a state).

@@ -53,6 +53,8 @@ impl RefundStatus {
 pub enum RefundSource {
     /// Asked of flexrzp's API (`POST /api/v1/payments/{id}/refunds`).
     Api,
+    /// A dispute lost: the money the bank took back (its id is the dispute's).
+    Dispute,
     /// Made outside flexrzp (Razorpay's dashboard, its API, an automatic refund), found by its
     /// webhook or by the sweep.
     Razorpay,

@@ -41,6 +41,12 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "refund.processed",
     "refund.failed",
     "refund.speed_changed",
+    "payment.dispute.created",
+    "payment.dispute.action_required",
+    "payment.dispute.under_review",
+    "payment.dispute.won",
+    "payment.dispute.lost",
+    "payment.dispute.closed",
 ];
 
 /// Claims outlive Razorpay's 24 h retries and 15-day manual replays.

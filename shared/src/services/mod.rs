@@ -6,6 +6,7 @@ pub mod collection;
 pub mod connection;
 pub mod correlation;
 pub mod customers;
+pub mod disputes;
 pub mod intake;
 pub mod invoice_sync;
 pub mod payment_url;

@@ -8,7 +8,8 @@
 //! - `invoice.expired` is noted on the invoice's sync record; `payment.authorized` changes
 //!   nothing;
 //! - `refund.created`, `refund.processed`, `refund.failed` and `refund.speed_changed` add the
-//!   refund to its payment or move it forward (`refunds`).
+//!   refund to its payment or move it forward (`refunds`); the six `payment.dispute.*` events
+//!   do the same for a dispute (`disputes`).
 //!
 //! Which payment (`correlation`): by Razorpay's facts, not by notes alone. A payment on a
 //! Razorpay invoice is the sync's (each Razorpay payment gets a payment record of its own,
@@ -39,7 +40,7 @@ use crate::services::correlation::{self, Found};
 use crate::services::invoice_sync;
 use crate::services::payments::payment_id_for;
 use crate::services::recording::{self, RecordError};
-use crate::services::{collection, connection, refunds};
+use crate::services::{collection, connection, disputes, refunds};
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
@@ -65,6 +66,8 @@ pub enum Applied {
     InvoiceExpired,
     /// A refund was added to its payment, or moved forward; it is now in this status.
     Refunded { status: String },
+    /// A dispute was added to its payment, or moved forward; it is now in this status.
+    Disputed { status: String },
     /// An event of a kind this worker does not apply.
     Ignored,
     /// About a payment or link that flexrzp did not make (same Razorpay account, other use).
@@ -95,6 +98,16 @@ pub async fn apply(
             let refund = entity(event.payload.refund, "refund")?;
             let payment = event.payload.payment.map(|w| w.entity);
             refunds::apply(adapters, scope, &refund, payment).await
+        }
+        "payment.dispute.created"
+        | "payment.dispute.action_required"
+        | "payment.dispute.under_review"
+        | "payment.dispute.won"
+        | "payment.dispute.lost"
+        | "payment.dispute.closed" => {
+            let dispute = entity(event.payload.dispute, "dispute")?;
+            let payment = event.payload.payment.map(|w| w.entity);
+            disputes::apply(adapters, scope, &event.event, &dispute, payment).await
         }
         _ => Ok(Applied::Ignored),
     }

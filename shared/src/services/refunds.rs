@@ -47,13 +47,22 @@ pub async fn apply(
     payment: Option<RazorpayPayment>,
 ) -> Result<Applied, Failure> {
     let news = news_of(refund)?;
-    let Some(counted) = counted_capture(adapters, scope, &news, payment).await? else {
+    let Some(counted) =
+        counted_capture(adapters, scope, &news.razorpay_payment_id, payment).await?
+    else {
         tracing::info!(razorpay_refund_id = %news.razorpay_refund_id, "refund of a payment flexrzp did not collect; acknowledged");
         return Ok(Applied::NotOurs);
     };
     let key = records::payment_key(scope, &counted.payment_id);
     let (payment, changed) = merge_into(adapters, &key, &news).await?;
-    reflect_in_flexprice(adapters, scope, &payment, &counted, &news).await?;
+    reflect_in_flexprice(
+        adapters,
+        scope,
+        &payment,
+        &counted,
+        &news.razorpay_payment_id,
+    )
+    .await?;
     Ok(if changed {
         Applied::Refunded {
             status: news.status.as_str().to_owned(),
@@ -96,21 +105,21 @@ fn news_of(refund: &RazorpayRefund) -> Result<RefundNews, Failure> {
     })
 }
 
-/// The counted capture the refund returns money of: counted now through the capture path if
-/// its webhook has not been applied yet (refunds can arrive first); `None` when it is not ours.
-async fn counted_capture(
+/// The counted capture a refund (or a dispute) is about: counted now through the capture path
+/// if its webhook has not been applied yet (they can arrive first); `None` when it is not ours.
+pub(crate) async fn counted_capture(
     adapters: &Adapters,
     scope: &TenantScope,
-    news: &RefundNews,
+    razorpay_payment_id: &str,
     payment: Option<RazorpayPayment>,
 ) -> Result<Option<CountedPayment>, Failure> {
-    let counted_key = records::counted_key(scope, &news.razorpay_payment_id);
+    let counted_key = records::counted_key(scope, razorpay_payment_id);
     if let Some(counted) = read_counted(adapters, &counted_key).await? {
         return Ok(Some(counted));
     }
     let payment = match payment {
         Some(payment) => payment,
-        None => fetch_payment(adapters, scope, &news.razorpay_payment_id).await?,
+        None => fetch_payment(adapters, scope, razorpay_payment_id).await?,
     };
     if !payment.captured && payment.status != RazorpayPaymentStatus::Captured {
         // Razorpay's auto-refund of money it authorised and never captured: nothing was
@@ -125,8 +134,7 @@ async fn counted_capture(
             .map(Some)
             .ok_or_else(|| {
                 Failure::Retryable(format!(
-                    "Razorpay payment {} is not counted yet",
-                    news.razorpay_payment_id
+                    "Razorpay payment {razorpay_payment_id} is not counted yet"
                 ))
             }),
     }
@@ -183,14 +191,13 @@ async fn merge_into(
 /// Step 3: Flexprice's payment says what went back, once anything has; already saying it,
 /// it is left alone. A refusal is retried: it is most likely a concurrent apply that moved it
 /// further, which the next try reads (and a lasting one is parked with the reason).
-async fn reflect_in_flexprice(
+pub(crate) async fn reflect_in_flexprice(
     adapters: &Adapters,
     scope: &TenantScope,
     payment: &Payment,
     counted: &CountedPayment,
-    news: &RefundNews,
+    razorpay_payment_id: &str,
 ) -> Result<(), Failure> {
-    let razorpay_payment_id = news.razorpay_payment_id.as_str();
     let refunded = refund::refunded(&payment.refunds, Some(razorpay_payment_id));
     let Some(state) = RefundState::of(refunded, counted.amount_minor) else {
         return Ok(());
@@ -249,6 +256,15 @@ fn refund_metadata(
     let mut metadata = row.metadata.clone();
     let ids = refund::processed_ids(&payment.refunds, razorpay_payment_id).join(",");
     metadata.insert("razorpay_refund_ids".to_owned(), ids);
+    let lost: Vec<&str> = payment
+        .disputes
+        .iter()
+        .filter(|d| d.razorpay_payment_id == razorpay_payment_id && d.is_lost())
+        .map(|d| d.id.as_str())
+        .collect();
+    if !lost.is_empty() {
+        metadata.insert("razorpay_dispute_ids".to_owned(), lost.join(","));
+    }
     metadata.insert("amount_refunded".to_owned(), refunded.to_decimal_string());
     metadata
 }

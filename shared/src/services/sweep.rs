@@ -447,6 +447,7 @@ fn changed(applied: &Applied) -> bool {
             | Applied::Failed
             | Applied::InvoiceExpired
             | Applied::Refunded { .. }
+            | Applied::Disputed { .. }
     )
 }
 

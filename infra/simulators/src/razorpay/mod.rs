@@ -6,6 +6,7 @@
 //!   does, process or fail a refund (delivering webhooks),
 //!   fault injection, a customer refusal on demand, the request log, the webhook delivery log.
 
+mod disputes;
 mod events;
 mod refunds;
 mod state;
@@ -145,6 +146,7 @@ impl Simulator {
             .route("/v1/payments/{id}/refunds", get(list_payment_refunds))
             .route("/v1/refunds", get(list_refunds))
             .route("/v1/refunds/{id}", get(get_refund))
+            .route("/v1/disputes/{id}", get(get_dispute))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
@@ -154,7 +156,9 @@ impl Simulator {
             .route("/_sim/invoices/{id}/{action}", post(invoice_action))
             .route("/_sim/payments/{id}/capture", post(capture_late))
             .route("/_sim/payments/{id}/refund", post(dashboard_refund))
-            .route("/_sim/refunds/{id}/{action}", post(refund_action));
+            .route("/_sim/refunds/{id}/{action}", post(refund_action))
+            .route("/_sim/payments/{id}/dispute", post(open_dispute))
+            .route("/_sim/disputes/{id}/{action}", post(dispute_action));
         api.merge(control).with_state(self.clone())
     }
 
@@ -535,7 +539,51 @@ async fn get_refund(State(sim): State<Simulator>, Path(id): Path<String>) -> Res
     reply(lock(&sim.inner.account).refund(&id))
 }
 
+async fn get_dispute(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    reply(lock(&sim.inner.account).dispute(&id))
+}
+
 // ---------- /_sim ----------
+
+/// `/_sim/payments/{id}/dispute {amount, phase, respond_in_secs}`: the bank disputes it.
+async fn open_dispute(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let request = json_body(&body).unwrap_or_default();
+    let delivery: DeliveryOptions = serde_json::from_value(request.clone()).unwrap_or_default();
+    let result = lock(&sim.inner.account).open_dispute(&id, &request);
+    dispute_reply(&sim, result, delivery)
+}
+
+/// `/_sim/disputes/{id}/action_required|under_review|win|lose|close`.
+async fn dispute_action(
+    State(sim): State<Simulator>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let delivery: DeliveryOptions = serde_json::from_slice(&body).unwrap_or_default();
+    let result = lock(&sim.inner.account).dispute_action(&id, &action);
+    dispute_reply(&sim, result, delivery)
+}
+
+/// The dispute the events are about, and the events delivered.
+fn dispute_reply(
+    sim: &Simulator,
+    result: Result<Vec<Event>, ApiError>,
+    delivery: DeliveryOptions,
+) -> Response {
+    reply(result.map(|events| {
+        let dispute = events
+            .iter()
+            .flat_map(|e| e.payload.iter())
+            .find(|(k, _)| *k == "dispute")
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        json!({"dispute": dispute, "events": sim.deliver(events, delivery)})
+    }))
+}
 
 /// `/_sim/payments/{id}/refund`: a refund made in Razorpay's dashboard (`amount`, `speed`,
 /// delivery options), with no call of ours; answers the refund and its events.

@@ -292,6 +292,7 @@ pub struct Account {
     pub invoices: BTreeMap<String, Invoice>,
     pub payments: BTreeMap<String, Payment>,
     pub refunds: BTreeMap<String, super::refunds::Refund>,
+    pub disputes: BTreeMap<String, super::disputes::Dispute>,
     /// `X-Refund-Idempotency` keys: the body first sent under each, and its refund.
     pub refund_keys: BTreeMap<String, (Value, String)>,
 }

@@ -24,6 +24,7 @@ const AMOUNT_MINOR: &str = "amount_minor";
 const AMOUNT_PAID: &str = "amount_paid";
 const ATTEMPTS: &str = "attempts";
 const CAPTURES: &str = "captures";
+const DISPUTES: &str = "disputes";
 const CANCEL_REASON: &str = "cancel_reason";
 const CUSTOMER_ID: &str = "customer_id";
 const ENVIRONMENT_ID: &str = "environment_id";
@@ -341,6 +342,7 @@ impl Record for Payment {
             .json(ATTEMPTS, &self.attempts)
             .json(CAPTURES, &self.captures)
             .json(REFUNDS, &self.refunds)
+            .json(DISPUTES, &self.disputes)
             .opt_text(FAILURE_REASON, self.failure_reason.as_ref())
             .opt_text(LAST_ERROR, self.last_error.as_ref())
             .opt_text(REVIEW, self.review.as_ref())
@@ -377,6 +379,7 @@ impl Record for Payment {
             attempts: f.json(ATTEMPTS)?,
             captures: f.json(CAPTURES)?,
             refunds: f.json(REFUNDS)?,
+            disputes: f.json(DISPUTES)?,
             failure_reason: f.opt_text(FAILURE_REASON),
             last_error: f.opt_text(LAST_ERROR),
             review: f.opt_text(REVIEW),
@@ -413,7 +416,8 @@ fn payment_condition(read: &Payment, change: &PaymentUpdate) -> Vec<Expect> {
         PaymentUpdate::Failed { .. } => Some(read.status),
         PaymentUpdate::Counted { .. }
         | PaymentUpdate::AttemptRecorded { .. }
-        | PaymentUpdate::RefundsChanged { .. } => None,
+        | PaymentUpdate::RefundsChanged { .. }
+        | PaymentUpdate::DisputesChanged { .. } => None,
         PaymentUpdate::Noted { .. } | PaymentUpdate::Flagged { .. } => {
             return vec![Expect::Exists];
         }
@@ -456,6 +460,17 @@ fn payment_attrs(change: &PaymentUpdate) -> (Attrs, Vec<String>) {
         PaymentUpdate::RefundsChanged { refunds, at } => {
             (attrs.json(REFUNDS, refunds).number(UPDATED_AT, *at), vec![])
         }
+        PaymentUpdate::DisputesChanged {
+            disputes,
+            refunds,
+            at,
+        } => (
+            attrs
+                .json(DISPUTES, disputes)
+                .json(REFUNDS, refunds)
+                .number(UPDATED_AT, *at),
+            vec![],
+        ),
         PaymentUpdate::Failed { reason, at } => (
             attrs
                 .text(STATUS, PaymentStatus::Failed.as_str())

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::wire::{InvoiceStatus, Notes, Payment, Refund, non_empty};
+use super::wire::{Dispute, InvoiceStatus, Notes, Payment, Refund, non_empty};
 
 #[derive(Deserialize)]
 pub struct Event {
@@ -22,6 +22,8 @@ pub struct Payload {
     pub invoice: Option<Wrapped<EventInvoice>>,
     #[serde(default)]
     pub refund: Option<Wrapped<Refund>>,
+    #[serde(default)]
+    pub dispute: Option<Wrapped<Dispute>>,
 }
 
 #[derive(Deserialize)]

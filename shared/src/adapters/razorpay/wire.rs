@@ -547,6 +547,31 @@ pub struct Refund {
     pub created_at: u64,
 }
 
+// ---------- disputes ----------
+
+/// A dispute (chargeback) on a payment, as its `payment.dispute.*` events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    pub payment_id: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub amount: u64,
+    #[serde(default, deserialize_with = "nullable")]
+    pub currency: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub amount_deducted: u64,
+    #[serde(default, deserialize_with = "non_empty")]
+    pub reason_code: Option<String>,
+    #[serde(default)]
+    pub respond_by: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub phase: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub created_at: u64,
+}
+
 // ---------- errors ----------
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
