@@ -2075,6 +2075,60 @@ async fn open_partial_links_are_named_not_doubled_and_a_paid_invoice_has_no_url(
 }
 
 #[tokio::test]
+async fn under_the_refund_policy_a_double_payment_refunds_the_excess_once() {
+    let stack = FakeStack::new().await;
+    stack
+        .connect_with(&scope(), false, json!({"overcollection": "refund"}))
+        .await;
+    open_invoice(&stack);
+    let link = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    // Paid in full elsewhere, and the link paid at the same instant.
+    stack
+        .flexprice
+        .record_payment(&paid_elsewhere(10000, "cash-5"))
+        .await
+        .unwrap();
+    let order = stack.razorpay.attempt_link(link_of(&link.payment));
+    stack
+        .razorpay
+        .add_payment(json!({"id": "pay_Dbl", "amount": 10000, "currency": "INR",
+        "status": "captured", "captured": true, "order_id": order, "notes": {}, "created_at": 1}));
+    let paid = captured_on(&order, &link.payment.id, "pay_Dbl", 10000);
+    reconcile::apply(&stack.adapters, &scope(), &paid)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        collection::settle(&stack.adapters, &scope(), "inv_1")
+            .await
+            .unwrap();
+    }
+    let refunds = stack.razorpay.refunds();
+    assert_eq!(refunds.len(), 1, "refunded once: {refunds:?}");
+    assert_eq!(
+        (refunds[0].payment_id.as_str(), refunds[0].amount),
+        ("pay_Dbl", 10000)
+    );
+    let shown = refunded_payment(&stack, &link.payment.id).await;
+    assert_eq!(shown["refunds"][0]["source"], "POLICY", "{shown}");
+    assert!(shown["review"].is_null(), "refunded, not flagged: {shown}");
+    // Razorpay processes it: the Flexprice payment of the excess is REFUNDED.
+    let processed = stack
+        .razorpay
+        .settle_refund(&refunds[0].id, RefundStatus::Processed);
+    reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &processed),
+    )
+    .await
+    .unwrap();
+    let excess = stack.flexprice.payment("razorpay:pay_Dbl").unwrap();
+    assert_eq!(excess.payment_status, "REFUNDED");
+}
+
+#[tokio::test]
 async fn money_paid_on_a_link_after_the_invoice_was_paid_elsewhere_is_flagged_not_silent() {
     let stack = connected_stack(false).await;
     let link = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))

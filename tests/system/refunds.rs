@@ -223,3 +223,59 @@ async fn a_dispute_opened_and_lost_shows_on_the_payment_and_refunds_it_in_flexpr
     );
     assert_eq!(recorded["metadata"]["amount_refunded"], "100.00");
 }
+
+#[tokio::test]
+async fn under_the_refund_policy_a_double_payment_is_refunded_once() {
+    let stack = start("overpaid-").await;
+    let mut connection = system_tests::connection_body(&stack);
+    connection["overcollection"] = json!("refund");
+    let (status, shown) = api(
+        &stack,
+        "PUT",
+        "/api/v1/connections/razorpay",
+        Some(&connection),
+    )
+    .await;
+    assert_eq!(
+        (status, &shown["overcollection"]),
+        (200, &json!("refund")),
+        "{shown}"
+    );
+    let payment = link_payment(&stack, "1675.01", "double-pay").await;
+    let id = payment["id"].as_str().unwrap().to_owned();
+    let link = payment["gateway_tracking_id"].as_str().unwrap();
+    // The customer pays the link (Razorpay's webhooks come 2 s late) while the invoice is paid
+    // in full by bank transfer in Flexprice: paid twice.
+    let paid = control(
+        &stack,
+        &format!("/_sim/payment_links/{link}/pay"),
+        json!({"delay_ms": 2000}),
+    )
+    .await;
+    let razorpay_payment_id = paid["payments"][0].as_str().unwrap().to_owned();
+    let transfer = json!({"destination_type": "INVOICE", "destination_id": stack.ready.invoice_ids[0],
+        "payment_method_type": "OFFLINE", "amount": "1675.01", "currency": "INR",
+        "process_payment": true, "idempotency_key": "bank-transfer"});
+    let (status, _) = flexprice(&stack, "POST", "/v1/payments", Some(&transfer)).await;
+    assert_eq!(status, 201);
+    payment_when(&stack, &id, |p| p["payment_status"] == "SUCCEEDED").await;
+    let path = format!("/v1/payments/{razorpay_payment_id}/refunds");
+    let refunds = wait_for("the excess refunded", Duration::from_secs(30), || async {
+        let listed = system_tests::razorpay_api(&stack, &path, &[]).await;
+        let items = listed["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(refunds[0]["amount"], 167501, "{refunds:?}");
+    // Settled again (a Flexprice webhook, a sweep): still one refund, nothing flagged.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed = system_tests::razorpay_api(&stack, &path, &[]).await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    let (_, shown) = api(&stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+    assert_eq!(shown["refunds"][0]["source"], "POLICY", "{shown}");
+    assert!(shown["review"].is_null(), "{shown}");
+}

@@ -181,12 +181,27 @@ impl FakeStack {
     /// Connects `scope` (credentials in the secret store, settings in the table), with invoice
     /// outbound sync as given.
     pub async fn connect(&self, scope: &shared::domain::keys::TenantScope, outbound_sync: bool) {
+        self.connect_with(scope, outbound_sync, serde_json::json!({}))
+            .await;
+    }
+
+    /// [`FakeStack::connect`], with `policy` (e.g. `{"overcollection": "refund"}`) added to
+    /// the stored connection.
+    pub async fn connect_with(
+        &self,
+        scope: &shared::domain::keys::TenantScope,
+        outbound_sync: bool,
+        policy: serde_json::Value,
+    ) {
         use shared::adapters::aws::records::{self, ConnectionSettings};
         use shared::domain::secret::Secret;
-        let secret = serde_json::json!({
+        let mut secret = serde_json::json!({
             "key_id": "rzp_test_fake", "key_secret": "fake_secret",
             "webhook_secret": "whsec_fake", "flexprice_api_key": "fx_fake",
         });
+        if let (Some(secret), Some(policy)) = (secret.as_object_mut(), policy.as_object()) {
+            secret.extend(policy.clone());
+        }
         let id = shared::services::connection::secret_id("fake", scope);
         self.adapters
             .secrets

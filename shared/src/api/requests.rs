@@ -13,7 +13,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::problem::{FieldProblem, Problem};
-use crate::domain::collection::{MAX_EXPIRY_DAYS, MAX_OVERDUE_GRACE_DAYS};
+use crate::domain::collection::{MAX_EXPIRY_DAYS, MAX_OVERDUE_GRACE_DAYS, OverCollection};
 use crate::domain::ids::{FlexpriceId, IdError, RazorpayAccountId, RazorpayKeyId};
 use crate::domain::money::DecimalText;
 pub use crate::domain::requests::{ConnectionRequest, PaymentRequest, RefundRequest};
@@ -322,6 +322,21 @@ fn razorpay_payment_id_shape(id: &str) -> Result<(), Problem> {
     ))
 }
 
+/// `review` or `refund`.
+fn overcollection(fields: &Fields) -> Result<Option<OverCollection>, Problem> {
+    let Some(text) = fields.text("overcollection")? else {
+        return Ok(None);
+    };
+    OverCollection::parse(&text).map(Some).ok_or_else(|| {
+        invalid(
+            400,
+            "overcollection",
+            "one_of",
+            "overcollection is review or refund",
+        )
+    })
+}
+
 fn currency(text: &str) -> Result<String, Problem> {
     if text.len() == 3 && text.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Ok(text.to_ascii_uppercase());
@@ -471,6 +486,7 @@ impl ConnectionRequest {
             .take(fields.days("overdue_grace_days", 1..=MAX_OVERDUE_GRACE_DAYS))
             .flatten();
         let link_reminders = problems.take(fields.boolean("link_reminders")).flatten();
+        let overcollection = problems.take(overcollection(&fields)).flatten();
         match (key_id, key_secret, webhook_secret, flexprice_api_key, sync) {
             (
                 Some(key_id),
@@ -489,6 +505,7 @@ impl ConnectionRequest {
                 link_expiry_days,
                 overdue_grace_days,
                 link_reminders,
+                overcollection,
             }),
             _ => Err(Problem::fields(422, problems.0)),
         }

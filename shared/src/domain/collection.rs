@@ -25,6 +25,34 @@ pub struct CollectionPolicy {
     pub overdue_grace_days: u32,
     /// Whether Razorpay sends its payment-link reminders.
     pub link_reminders: bool,
+    /// What becomes of money captured beyond what the invoice owes.
+    pub overcollection: OverCollection,
+}
+
+/// What becomes of money captured on an instrument whose invoice no longer owes it (two
+/// instruments paid at the same instant, a payment after a void).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverCollection {
+    /// Recorded, and flagged on the payment for a person (the default).
+    #[default]
+    Review,
+    /// The excess is refunded automatically, once.
+    Refund,
+}
+
+impl OverCollection {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OverCollection::Review => "review",
+            OverCollection::Refund => "refund",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OverCollection> {
+        [OverCollection::Review, OverCollection::Refund]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
 }
 
 impl Default for CollectionPolicy {
@@ -33,6 +61,7 @@ impl Default for CollectionPolicy {
             link_expiry_days: DEFAULT_LINK_EXPIRY_DAYS,
             overdue_grace_days: DEFAULT_OVERDUE_GRACE_DAYS,
             link_reminders: false,
+            overcollection: OverCollection::Review,
         }
     }
 }

@@ -53,6 +53,8 @@ impl RefundStatus {
 pub enum RefundSource {
     /// Asked of flexrzp's API (`POST /api/v1/payments/{id}/refunds`).
     Api,
+    /// The connection's over-collection policy: the excess of an overpaid invoice.
+    Policy,
     /// A dispute lost: the money the bank took back (its id is the dispute's).
     Dispute,
     /// Made outside flexrzp (Razorpay's dashboard, its API, an automatic refund), found by its
@@ -173,6 +175,7 @@ pub struct RefundAsk {
     pub amount_minor: Option<u64>,
     pub speed: String,
     pub reason: Option<String>,
+    pub source: RefundSource,
 }
 
 /// Why a refund cannot be reserved.
@@ -227,7 +230,7 @@ pub fn reserve(refunds: &[Refund], ask: &RefundAsk, now: u64) -> Result<Reserved
         razorpay_payment_id: ask.razorpay_payment_id.clone(),
         amount_minor: amount,
         status: RefundStatus::Requested,
-        source: RefundSource::Api,
+        source: ask.source,
         speed: Some(ask.speed.clone()),
         reason: ask.reason.clone(),
         idempotency_key: Some(ask.idempotency_key.clone()),
@@ -387,6 +390,7 @@ mod tests {
             amount_minor: amount,
             speed: "normal".into(),
             reason: None,
+            source: RefundSource::Api,
         }
     }
 

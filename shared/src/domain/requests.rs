@@ -49,4 +49,6 @@ pub struct ConnectionRequest {
     pub overdue_grace_days: Option<u32>,
     /// Whether Razorpay sends payment-link reminders.
     pub link_reminders: Option<bool>,
+    /// What becomes of over-collected money (absent: review).
+    pub overcollection: Option<crate::domain::collection::OverCollection>,
 }

@@ -9,9 +9,11 @@ use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records;
 use crate::adapters::aws::store::StoreError;
 use crate::adapters::flexprice::FlexpriceError;
+use crate::adapters::flexprice::wire::Invoice as FlexpriceInvoice;
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::LinkStatus;
-use crate::domain::error::{Classify, ErrorClass, Failure};
+use crate::domain::collection::OverCollection;
+use crate::domain::error::{Classify, ErrorClass, Failure, Refusal};
 use crate::domain::instruments::{
     Collection, Exceeds, Instrument, InstrumentChange, InstrumentKind, InstrumentState, Reserve,
     Which,
@@ -22,7 +24,7 @@ use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Change, Payment, PaymentEvent, PaymentUpdate};
 use crate::services::connection::{self, Clients};
-use crate::services::invoice_sync;
+use crate::services::{invoice_sync, overcollection};
 
 /// How many times a write lost to a concurrent one is decided again.
 const RACES: usize = 8;
@@ -334,7 +336,7 @@ pub async fn settle(
     let clients = connection::job_clients(adapters, scope).await?;
     let (owed, why) = owed_now(&clients, invoice_id, collection.currency).await?;
     if let Some(overpaid) = &why.overpaid {
-        flag_paid(adapters, scope, &collection, overpaid).await;
+        over_collected(adapters, scope, &clients, &collection, overpaid).await?;
     }
     let why = why.reason;
     let collection = settle_stale(adapters, scope, &clients, collection).await?;
@@ -387,7 +389,13 @@ async fn after_close(
 /// more than it was due.
 struct Owed {
     reason: String,
-    overpaid: Option<String>,
+    overpaid: Option<Overpaid>,
+}
+
+/// An invoice paid more than it was due: why, and by how much.
+struct Overpaid {
+    why: String,
+    excess: Money,
 }
 
 /// What the invoice owes now, and why.
@@ -412,12 +420,7 @@ async fn owed_now(
         Err(e) if e.is_retryable() => return Err(Failure::retryable(format!("Flexprice: {e}"))),
         Err(e) => return Err(Failure::permanent(format!("Flexprice refused: {e}"))),
     };
-    let overpaid = (invoice.payment_status == "OVERPAID").then(|| {
-        format!(
-            "invoice {invoice_id} is OVERPAID in Flexprice (paid {} of {} due): money came in on more than one way to pay at once",
-            invoice.amount_paid, invoice.amount_due
-        )
-    });
+    let overpaid = overpaid(&invoice, invoice_id)?;
     if let Err(not_payable) = payable(&invoice.invoice_status, &invoice.payment_status) {
         let reason = not_payable.to_string();
         return Ok((nothing, Owed { reason, overpaid }));
@@ -425,6 +428,51 @@ async fn owed_now(
     let owed = invoice.remaining().map_err(Failure::permanent)?;
     let reason = format!("the invoice owes {}", owed.to_decimal_string());
     Ok((owed, Owed { reason, overpaid }))
+}
+
+/// Whether Flexprice says the invoice was paid more than it was due, and by how much.
+fn overpaid(invoice: &FlexpriceInvoice, invoice_id: &str) -> Result<Option<Overpaid>, Failure> {
+    if invoice.payment_status != "OVERPAID" {
+        return Ok(None);
+    }
+    let amounts = invoice.amounts().map_err(Failure::permanent)?;
+    let excess = amounts
+        .paid
+        .checked_sub(amounts.due)
+        .unwrap_or(amounts.paid);
+    let why = format!(
+        "invoice {invoice_id} is OVERPAID in Flexprice (paid {} of {} due): money came in on more than one way to pay at once",
+        invoice.amount_paid, invoice.amount_due
+    );
+    Ok(Some(Overpaid { why, excess }))
+}
+
+/// Over-collected money, as the connection's policy says: `review` flags the paid payments,
+/// `refund` refunds the excess (once), flagging them if it cannot. Never parked.
+async fn over_collected(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    collection: &Collection,
+    overpaid: &Overpaid,
+) -> Result<(), Failure> {
+    if clients.policy.overcollection == OverCollection::Review {
+        flag_paid(adapters, scope, collection, &overpaid.why).await;
+        return Ok(());
+    }
+    match overcollection::refund_excess(adapters, scope, clients, collection, overpaid.excess).await
+    {
+        Ok(()) => Ok(()),
+        Err(Refusal::Unavailable(reason)) => Err(Failure::Retryable(reason)),
+        Err(refusal) => {
+            let why = format!(
+                "{}; the excess could not be refunded: {refusal}",
+                overpaid.why
+            );
+            flag_paid(adapters, scope, collection, &why).await;
+            Ok(())
+        }
+    }
 }
 
 /// An overpaid invoice: every paid instrument's payment is flagged for review (once), so the

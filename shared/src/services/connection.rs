@@ -16,7 +16,7 @@ use crate::adapters::aws::store::StoreError;
 use crate::adapters::config::Config;
 use crate::adapters::flexprice::{FlexpriceClient, FlexpriceConfig};
 use crate::adapters::razorpay::{RazorpayClient, RazorpayConfig, RazorpayError};
-use crate::domain::collection::CollectionPolicy;
+use crate::domain::collection::{CollectionPolicy, OverCollection};
 use crate::domain::error::{Classify, Refusal};
 use crate::domain::keys::TenantScope;
 use crate::domain::requests::ConnectionRequest;
@@ -52,6 +52,8 @@ struct StoredSecrets {
     overdue_grace_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     link_reminders: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    overcollection: Option<String>,
 }
 
 impl StoredSecrets {
@@ -63,6 +65,11 @@ impl StoredSecrets {
                 .overdue_grace_days
                 .unwrap_or(default.overdue_grace_days),
             link_reminders: self.link_reminders.unwrap_or(default.link_reminders),
+            overcollection: self
+                .overcollection
+                .as_deref()
+                .and_then(OverCollection::parse)
+                .unwrap_or(default.overcollection),
         }
     }
 }
@@ -82,6 +89,7 @@ pub struct Credentials {
 }
 
 /// A scope's Razorpay and Flexprice clients (kept in the [`ClientCache`]).
+#[derive(Clone)]
 pub struct Clients {
     /// The Razorpay key id the clients use: it names the account and its mode.
     pub key_id: String,
@@ -142,7 +150,8 @@ pub struct ClientCache {
 const CLIENT_CACHE_MAX: usize = 256;
 
 impl ClientCache {
-    /// A cache that hands out `clients` whatever the credentials (for service tests).
+    /// A cache that hands out `clients` whatever the credentials but their policy (for
+    /// service tests).
     pub fn fixed(clients: Clients) -> ClientCache {
         ClientCache {
             entries: std::sync::Mutex::default(),
@@ -157,7 +166,13 @@ impl ClientCache {
     ) -> Result<std::sync::Arc<Clients>, ClientsError> {
         use sha2::{Digest, Sha256};
         if let Some(clients) = &self.fixed {
-            return Ok(clients.clone());
+            if clients.policy == credentials.policy {
+                return Ok(clients.clone());
+            }
+            return Ok(Arc::new(Clients {
+                policy: credentials.policy,
+                ..clients.as_ref().clone()
+            }));
         }
         let mut hasher = Sha256::new();
         let policy = format!("{:?}", credentials.policy);
@@ -406,6 +421,7 @@ fn secrets_to_store(
         link_expiry_days: request.link_expiry_days,
         overdue_grace_days: request.overdue_grace_days,
         link_reminders: request.link_reminders,
+        overcollection: request.overcollection.map(|p| p.as_str().to_owned()),
     }
 }
 
@@ -462,6 +478,7 @@ fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64
         "link_expiry_days": policy.link_expiry_days,
         "overdue_grace_days": policy.overdue_grace_days,
         "link_reminders": policy.link_reminders,
+        "overcollection": policy.overcollection.as_str(),
         "updated_at": settings.updated_at,
     })
 }

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod disputes;
 pub mod intake;
 pub mod invoice_sync;
+pub mod overcollection;
 pub mod payment_url;
 pub mod payments;
 pub mod reconcile;

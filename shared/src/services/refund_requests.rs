@@ -24,7 +24,9 @@ use crate::domain::error::{Failure, Refusal};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::payment::{Capture, Payment, PaymentUpdate};
 use crate::domain::refund::RefundStatus;
-use crate::domain::refund::{self, Merged, Refund, RefundAsk, ReserveError, Reserved};
+use crate::domain::refund::{
+    self, Merged, Refund, RefundAsk, RefundSource, ReserveError, Reserved,
+};
 use crate::domain::requests::RefundRequest;
 use crate::services::connection::Clients;
 use crate::services::payments::{self, connected_clients, digest, store_refusal};
@@ -57,6 +59,48 @@ pub async fn create(
         submit(adapters, scope, &clients, &key, &payment, &refund).await?;
     }
     answer(adapters, scope, &payment.id, &refund.id, new).await
+}
+
+/// What the over-collection policy refunds: `amount_minor` of `capture`, once per key.
+pub(crate) struct PolicyRefund<'a> {
+    pub capture: &'a Capture,
+    pub amount_minor: u64,
+    pub idempotency_key: &'a str,
+    pub reason: &'a str,
+}
+
+/// A refund flexrzp makes itself (the over-collection policy): `amount_minor` of `capture`,
+/// once per `idempotency_key`, through the same reservation and Razorpay call as the API's.
+pub(crate) async fn policy_refund(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    clients: &Clients,
+    payment: &Payment,
+    policy: PolicyRefund<'_>,
+) -> Result<Refund, Refusal> {
+    let capture = policy.capture;
+    let ask = RefundAsk {
+        id: refund_id_for(scope, &payment.id, policy.idempotency_key),
+        idempotency_key: policy.idempotency_key.to_owned(),
+        payload_hash: digest(&[
+            &capture.razorpay_payment_id,
+            &policy.amount_minor.to_string(),
+        ]),
+        razorpay_payment_id: capture.razorpay_payment_id.clone(),
+        captured_minor: capture.amount_minor,
+        amount_minor: Some(policy.amount_minor),
+        speed: "normal".to_owned(),
+        reason: Some(policy.reason.to_owned()),
+        source: RefundSource::Policy,
+    };
+    let key = records::payment_key(scope, &payment.id);
+    let (refund, new) = reserve(adapters, &key, &ask).await?;
+    if refund.status == RefundStatus::Requested {
+        submit(adapters, scope, clients, &key, payment, &refund).await?;
+    }
+    answer(adapters, scope, &payment.id, &refund.id, new)
+        .await
+        .map(|r| r.refund)
 }
 
 /// A payment's refunds (`GET /api/v1/payments/{payment_id}/refunds`).
@@ -107,6 +151,7 @@ fn ask_for(
         amount_minor,
         speed: request.speed.clone(),
         reason: request.reason.clone(),
+        source: RefundSource::Api,
     })
 }
 
