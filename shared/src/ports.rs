@@ -24,8 +24,8 @@ use crate::adapters::aws::secrets::SecretsError;
 use crate::adapters::aws::store::{Expect, Item, StoreError, Update, Write};
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{
-    Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
-    RecordPaymentRequest, UpdatePaymentRequest,
+    CreditNote, Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice,
+    Payment as FlexpricePayment, RecordPaymentRequest, UpdatePaymentRequest,
 };
 use crate::adapters::razorpay::wire::{
     Customer, CustomerRequest, Invoice, InvoiceRequest, Payment, PaymentLink, PaymentLinkRequest,
@@ -218,6 +218,11 @@ pub trait FlexpriceApi: Send + Sync {
         &'a self,
         id: &'a str,
     ) -> PortFuture<'a, Result<FlexpricePayment, FlexpriceError>>;
+    /// A credit note.
+    fn get_credit_note<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<CreditNote, FlexpriceError>>;
     /// Moves a payment to a refund state (PARTIALLY_REFUNDED, REFUNDED) with its metadata.
     fn update_payment<'a>(
         &'a self,

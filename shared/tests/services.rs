@@ -25,6 +25,7 @@ use shared::domain::sync::{InvoiceSync, MadeInvoice, SyncChange};
 use shared::ports::{Clock, SystemClock, Table};
 use shared::ports::{FlexpriceApi, ManualClock, RazorpayApi};
 use shared::services::apikeys::{self, ApiKeyError};
+use shared::services::credit_notes::{self, CreditNoteRefund};
 use shared::services::reconcile::{self, Applied};
 use shared::services::{collection, payment_url, refund_requests, sweep};
 use shared::services::{customers, invoice_sync, payments};
@@ -2126,6 +2127,62 @@ async fn under_the_refund_policy_a_double_payment_refunds_the_excess_once() {
     .unwrap();
     let excess = stack.flexprice.payment("razorpay:pay_Dbl").unwrap();
     assert_eq!(excess.payment_status, "REFUNDED");
+}
+
+#[tokio::test]
+async fn a_refund_credit_note_is_refunded_at_razorpay_once_when_the_connection_says_so() {
+    let stack = FakeStack::new().await;
+    stack.connect(&scope(), false).await;
+    open_invoice(&stack);
+    let payment = counted_payment(&stack, "credit-note-1", "pay_CN1").await;
+    let note = |id: &str, kind: &str, status: &str| {
+        json!({"id": id, "invoice_id": "inv_1", "credit_note_type": kind,
+            "credit_note_status": status, "total_amount": "30.00", "currency": "inr"})
+    };
+    stack
+        .flexprice
+        .add_credit_note(note("cn_1", "REFUND", "FINALIZED"));
+    let off = credit_notes::refund(&stack.adapters, &scope(), "cn_1").await;
+    assert!(
+        matches!(off, Ok(CreditNoteRefund::Skipped(_))),
+        "off by default: {off:?}"
+    );
+    stack
+        .connect_with(&scope(), false, json!({"credit_note_refunds": true}))
+        .await;
+    for _ in 0..2 {
+        let done = credit_notes::refund(&stack.adapters, &scope(), "cn_1").await;
+        assert_eq!(done, Ok(CreditNoteRefund::Refunded { minor: 3000 }));
+    }
+    let refunds = stack.razorpay.refunds();
+    assert_eq!(refunds.len(), 1, "once: {refunds:?}");
+    assert_eq!(
+        (refunds[0].payment_id.as_str(), refunds[0].amount),
+        ("pay_CN1", 3000)
+    );
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(shown["refunds"][0]["source"], "CREDIT_NOTE", "{shown}");
+    for (id, kind, status) in [
+        ("cn_2", "ADJUSTMENT", "FINALIZED"),
+        ("cn_3", "REFUND", "DRAFT"),
+    ] {
+        stack.flexprice.add_credit_note(note(id, kind, status));
+        let skipped = credit_notes::refund(&stack.adapters, &scope(), id).await;
+        assert!(
+            matches!(skipped, Ok(CreditNoteRefund::Skipped(_))),
+            "{id}: {skipped:?}"
+        );
+    }
+    stack
+        .flexprice
+        .add_credit_note(json!({"id": "cn_4", "invoice_id": "inv_1",
+        "credit_note_type": "REFUND", "credit_note_status": "FINALIZED", "currency": "inr"}));
+    let refused = credit_notes::refund(&stack.adapters, &scope(), "cn_4").await;
+    assert!(
+        matches!(refused, Err(Failure::Permanent(ref why)) if why.contains("total_amount")),
+        "{refused:?}"
+    );
+    assert_eq!(stack.razorpay.refunds().len(), 1);
 }
 
 #[tokio::test]

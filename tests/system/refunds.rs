@@ -279,3 +279,48 @@ async fn under_the_refund_policy_a_double_payment_is_refunded_once() {
     assert_eq!(shown["refunds"][0]["source"], "POLICY", "{shown}");
     assert!(shown["review"].is_null(), "{shown}");
 }
+
+#[tokio::test]
+async fn a_refund_credit_note_is_refunded_once_at_razorpay_when_the_setting_is_on() {
+    let stack = start("creditnote-").await;
+    let mut connection = system_tests::connection_body(&stack);
+    connection["credit_note_refunds"] = json!(true);
+    let (status, shown) = api(
+        &stack,
+        "PUT",
+        "/api/v1/connections/razorpay",
+        Some(&connection),
+    )
+    .await;
+    assert_eq!(
+        (status, &shown["credit_note_refunds"]),
+        (200, &json!(true)),
+        "{shown}"
+    );
+    let (id, razorpay_payment_id) = paid(&stack, "credit-noted").await;
+    let note = json!({"invoice_id": stack.ready.invoice_ids[0], "credit_note_type": "REFUND",
+        "reason": "SERVICE_ISSUE", "total_amount": "30.00"});
+    let (status, made) = flexprice(&stack, "POST", "/v1/creditnotes", Some(&note)).await;
+    assert_eq!(status, 201, "{made}");
+    let path = format!("/v1/payments/{razorpay_payment_id}/refunds");
+    let refunds = wait_for(
+        "the credit note refunded",
+        Duration::from_secs(30),
+        || async {
+            let listed = system_tests::razorpay_api(&stack, &path, &[]).await;
+            let items = listed["items"].as_array().cloned().unwrap_or_default();
+            (!items.is_empty()).then_some(items)
+        },
+    )
+    .await;
+    assert_eq!(refunds[0]["amount"], 3000, "{refunds:?}");
+    let (_, shown) = api(&stack, "GET", &format!("/api/v1/payments/{id}"), None).await;
+    assert_eq!(shown["refunds"][0]["source"], "CREDIT_NOTE", "{shown}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = system_tests::razorpay_api(&stack, &path, &[]).await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "once: {listed}"
+    );
+}

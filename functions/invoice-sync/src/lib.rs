@@ -18,7 +18,7 @@ use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
 use shared::domain::error::Failure;
 use shared::domain::jobs::{Job, Retry, RetrySchedule, Task, Work};
-use shared::services::{collection, invoice_sync, reconcile, sweep};
+use shared::services::{collection, credit_notes, invoice_sync, reconcile, sweep};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -209,6 +209,11 @@ async fn run_job(adapters: &Adapters, job: Job) -> Result<(), Failure> {
         Task::SettleCollection { invoice_id } => {
             let settled = collection::settle(adapters, &scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?settled, "invoice instruments settled");
+            Ok(())
+        }
+        Task::RefundCreditNote { credit_note_id } => {
+            let refunded = credit_notes::refund(adapters, &scope, credit_note_id).await?;
+            tracing::info!(%credit_note_id, ?refunded, "credit note handled");
             Ok(())
         }
         Task::Sweep => match sweep::sweep(adapters, &scope).await {

@@ -487,6 +487,9 @@ impl ConnectionRequest {
             .flatten();
         let link_reminders = problems.take(fields.boolean("link_reminders")).flatten();
         let overcollection = problems.take(overcollection(&fields)).flatten();
+        let credit_note_refunds = problems
+            .take(fields.boolean("credit_note_refunds"))
+            .flatten();
         match (key_id, key_secret, webhook_secret, flexprice_api_key, sync) {
             (
                 Some(key_id),
@@ -506,6 +509,7 @@ impl ConnectionRequest {
                 overdue_grace_days,
                 link_reminders,
                 overcollection,
+                credit_note_refunds,
             }),
             _ => Err(Problem::fields(422, problems.0)),
         }

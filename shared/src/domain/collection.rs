@@ -27,6 +27,8 @@ pub struct CollectionPolicy {
     pub link_reminders: bool,
     /// What becomes of money captured beyond what the invoice owes.
     pub overcollection: OverCollection,
+    /// Whether a Flexprice REFUND credit note is refunded at Razorpay.
+    pub credit_note_refunds: bool,
 }
 
 /// What becomes of money captured on an instrument whose invoice no longer owes it (two
@@ -62,6 +64,7 @@ impl Default for CollectionPolicy {
             overdue_grace_days: DEFAULT_OVERDUE_GRACE_DAYS,
             link_reminders: false,
             overcollection: OverCollection::Review,
+            credit_note_refunds: false,
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum Task {
     SettleCollection { invoice_id: String },
     /// Compare Razorpay's payments and links with what was applied, and apply the rest.
     Sweep,
+    /// Refund a Flexprice REFUND credit note at Razorpay (when the connection says so).
+    RefundCreditNote { credit_note_id: String },
 }
 
 impl Task {
@@ -29,6 +31,7 @@ impl Task {
             Task::ApplyRazorpayEvent { .. } => "apply_razorpay_event",
             Task::SettleCollection { .. } => "settle_collection",
             Task::Sweep => "sweep",
+            Task::RefundCreditNote { .. } => "refund_credit_note",
         }
     }
 }

@@ -55,6 +55,8 @@ pub enum RefundSource {
     Api,
     /// The connection's over-collection policy: the excess of an overpaid invoice.
     Policy,
+    /// A Flexprice REFUND credit note, refunded at Razorpay.
+    CreditNote,
     /// A dispute lost: the money the bank took back (its id is the dispute's).
     Dispute,
     /// Made outside flexrzp (Razorpay's dashboard, its API, an automatic refund), found by its

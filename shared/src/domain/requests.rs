@@ -51,4 +51,6 @@ pub struct ConnectionRequest {
     pub link_reminders: Option<bool>,
     /// What becomes of over-collected money (absent: review).
     pub overcollection: Option<crate::domain::collection::OverCollection>,
+    /// Whether REFUND credit notes are refunded at Razorpay (absent: off).
+    pub credit_note_refunds: Option<bool>,
 }

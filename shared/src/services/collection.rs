@@ -24,7 +24,7 @@ use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Change, Payment, PaymentEvent, PaymentUpdate};
 use crate::services::connection::{self, Clients};
-use crate::services::{invoice_sync, overcollection};
+use crate::services::{auto_refunds, invoice_sync};
 
 /// How many times a write lost to a concurrent one is decided again.
 const RACES: usize = 8;
@@ -460,9 +460,8 @@ async fn over_collected(
         flag_paid(adapters, scope, collection, &overpaid.why).await;
         return Ok(());
     }
-    match overcollection::refund_excess(adapters, scope, clients, collection, overpaid.excess).await
-    {
-        Ok(()) => Ok(()),
+    match auto_refunds::refund_excess(adapters, scope, clients, collection, overpaid.excess).await {
+        Ok(_) => Ok(()),
         Err(Refusal::Unavailable(reason)) => Err(Failure::Retryable(reason)),
         Err(refusal) => {
             let why = format!(

@@ -54,6 +54,8 @@ struct StoredSecrets {
     link_reminders: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     overcollection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credit_note_refunds: Option<bool>,
 }
 
 impl StoredSecrets {
@@ -70,6 +72,9 @@ impl StoredSecrets {
                 .as_deref()
                 .and_then(OverCollection::parse)
                 .unwrap_or(default.overcollection),
+            credit_note_refunds: self
+                .credit_note_refunds
+                .unwrap_or(default.credit_note_refunds),
         }
     }
 }
@@ -422,6 +427,7 @@ fn secrets_to_store(
         overdue_grace_days: request.overdue_grace_days,
         link_reminders: request.link_reminders,
         overcollection: request.overcollection.map(|p| p.as_str().to_owned()),
+        credit_note_refunds: request.credit_note_refunds,
     }
 }
 
@@ -479,6 +485,7 @@ fn view(settings: &ConnectionSettings, secrets: Option<&StoredSecrets>, now: u64
         "overdue_grace_days": policy.overdue_grace_days,
         "link_reminders": policy.link_reminders,
         "overcollection": policy.overcollection.as_str(),
+        "credit_note_refunds": policy.credit_note_refunds,
         "updated_at": settings.updated_at,
     })
 }

@@ -307,6 +307,8 @@ struct FlexpriceEnvelope {
     event_type: String,
     #[serde(default)]
     invoice: Option<FlexpriceInvoiceRef>,
+    #[serde(default)]
+    credit_note: Option<FlexpriceInvoiceRef>,
 }
 
 #[derive(Deserialize)]
@@ -327,8 +329,9 @@ fn svix_verified(
 }
 
 /// Takes one Flexprice (Svix-signed) webhook: `invoice.update.finalized` → sync job,
-/// `invoice.update.voided` → cancel job, `invoice.update.payment` → settle job, anything else
-/// acknowledged and ignored. Deduped on `svix-id`.
+/// `invoice.update.voided` → cancel job, `invoice.update.payment` → settle job,
+/// `credit_note.created|updated` → credit-note refund job, anything else acknowledged and
+/// ignored. Deduped on `svix-id`.
 pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Result<Value, Refusal> {
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
@@ -413,8 +416,24 @@ fn flexprice_task(envelope: &FlexpriceEnvelope) -> Result<Option<Task>, Refusal>
         "invoice.update.payment" => Some(Task::SettleCollection {
             invoice_id: invoice_id()?,
         }),
+        // A credit note made or finalized: refunded at Razorpay if it is a REFUND one and the
+        // connection says so (the job reads it from Flexprice, not from the event).
+        "credit_note.created" | "credit_note.updated" => Some(Task::RefundCreditNote {
+            credit_note_id: credit_note_id(envelope)?,
+        }),
         _ => None,
     })
+}
+
+fn credit_note_id(envelope: &FlexpriceEnvelope) -> Result<String, Refusal> {
+    let id = envelope
+        .credit_note
+        .as_ref()
+        .map(|c| c.id.as_str())
+        .unwrap_or_default();
+    FlexpriceId::parse(id)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|e| Refusal::malformed("credit_note.id", e.rule(), format!("credit_note.id {e}")))
 }
 
 fn svix_refusal(e: SignatureError) -> Refusal {

@@ -2,14 +2,15 @@
 //! connects, asks for a payment link, or when a webhook or a job arrives.
 
 pub mod apikeys;
+pub mod auto_refunds;
 pub mod collection;
 pub mod connection;
 pub mod correlation;
+pub mod credit_notes;
 pub mod customers;
 pub mod disputes;
 pub mod intake;
 pub mod invoice_sync;
-pub mod overcollection;
 pub mod payment_url;
 pub mod payments;
 pub mod reconcile;

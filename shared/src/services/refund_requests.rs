@@ -61,12 +61,13 @@ pub async fn create(
     answer(adapters, scope, &payment.id, &refund.id, new).await
 }
 
-/// What the over-collection policy refunds: `amount_minor` of `capture`, once per key.
+/// A refund flexrzp makes itself: `amount_minor` of `capture`, once per key.
 pub(crate) struct PolicyRefund<'a> {
     pub capture: &'a Capture,
     pub amount_minor: u64,
     pub idempotency_key: &'a str,
     pub reason: &'a str,
+    pub source: RefundSource,
 }
 
 /// A refund flexrzp makes itself (the over-collection policy): `amount_minor` of `capture`,
@@ -91,7 +92,7 @@ pub(crate) async fn policy_refund(
         amount_minor: Some(policy.amount_minor),
         speed: "normal".to_owned(),
         reason: Some(policy.reason.to_owned()),
-        source: RefundSource::Policy,
+        source: policy.source,
     };
     let key = records::payment_key(scope, &payment.id);
     let (refund, new) = reserve(adapters, &key, &ask).await?;

@@ -248,6 +248,7 @@ struct Data {
     customers: BTreeMap<String, Value>,
     invoices: BTreeMap<String, Invoice>,
     payments: BTreeMap<String, Payment>,
+    credit_notes: BTreeMap<String, Value>,
     processing: Processing,
     next_number: u64,
 }
@@ -360,6 +361,9 @@ impl Simulator {
             .route("/v1/payments", post(record_payment))
             .route("/v1/payments/{id}", get(get_payment).put(update_payment))
             .route("/v1/payments/{id}/process", post(process_payment))
+            .route("/v1/creditnotes", post(create_credit_note))
+            .route("/v1/creditnotes/{id}", get(get_credit_note))
+            .route("/v1/creditnotes/{id}/finalize", post(finalize_credit_note))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
             .route("/_sim/webhook-target", post(set_webhook_target))
@@ -373,9 +377,14 @@ impl Simulator {
 
     /// Sends `{"event_type": event, "invoice": ...}`, signed the Svix way, in the background.
     fn send_invoice_event(&self, event: &str, invoice: Value) -> Option<String> {
+        self.send_event(event, "invoice", invoice)
+    }
+
+    /// Sends `{"event_type": event, entity: value}`, Svix-signed, in the background.
+    fn send_event(&self, event: &str, entity: &str, value: Value) -> Option<String> {
         let target = lock(&self.inner.webhook).clone()?;
         let secret = SvixSecret::parse(&target.secret).ok()?;
-        let body = serde_json::to_vec(&json!({"event_type": event, "invoice": invoice})).ok()?;
+        let body = serde_json::to_vec(&json!({"event_type": event, entity: value})).ok()?;
         let id = new_id("msg_");
         let timestamp = now();
         let headers = [
@@ -834,6 +843,93 @@ async fn set_processing(
 ) -> Response {
     lock(&sim.inner.data).processing = processing;
     Json(json!({"ok": true})).into_response()
+}
+
+/// `POST /v1/creditnotes`: `invoice_id`, `credit_note_type` (`REFUND` or `ADJUSTMENT`),
+/// `reason` (required), and, a simplification of Flexprice's line items, `total_amount` (a
+/// decimal string; a REFUND one at most what the invoice was paid). FINALIZED at once unless
+/// `process_credit_note` is false (DRAFT until finalized); `credit_note.created` is sent.
+async fn create_credit_note(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let made = body_json(&body).and_then(|body| lock(&sim.inner.data).credit_note(&body));
+    if let Ok(note) = &made {
+        sim.send_event("credit_note.created", "credit_note", note.clone());
+    }
+    reply(StatusCode::CREATED, made)
+}
+
+async fn get_credit_note(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let data = lock(&sim.inner.data);
+    reply(
+        StatusCode::OK,
+        data.credit_notes
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("credit note", &id)),
+    )
+}
+
+/// A DRAFT credit note FINALIZED; `credit_note.updated` is sent.
+async fn finalize_credit_note(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let result = {
+        let mut data = lock(&sim.inner.data);
+        match data.credit_notes.get_mut(&id) {
+            None => Err(ApiError::not_found("credit note", &id)),
+            Some(note) if note["credit_note_status"] != "DRAFT" => Err(ApiError::validation(
+                format!("credit note is {}", note["credit_note_status"]),
+            )),
+            Some(note) => {
+                note["credit_note_status"] = json!("FINALIZED");
+                Ok(note.clone())
+            }
+        }
+    };
+    if let Ok(note) = &result {
+        sim.send_event("credit_note.updated", "credit_note", note.clone());
+    }
+    reply(StatusCode::OK, result)
+}
+
+impl Data {
+    fn credit_note(&mut self, body: &Value) -> Result<Value, ApiError> {
+        let invoice_id = field(body, "invoice_id");
+        let invoice = self
+            .invoices
+            .get(&invoice_id)
+            .ok_or_else(|| ApiError::not_found("invoice", &invoice_id))?;
+        let kind = field(body, "credit_note_type");
+        if kind != "REFUND" && kind != "ADJUSTMENT" {
+            return Err(ApiError::validation(
+                "credit_note_type is REFUND or ADJUSTMENT",
+            ));
+        }
+        if field(body, "reason").is_empty() {
+            return Err(ApiError::validation("reason is required"));
+        }
+        let amount = decimal(body, "total_amount", invoice.currency)?;
+        let bound = if kind == "REFUND" {
+            invoice.paid
+        } else {
+            invoice.total()
+        };
+        if amount.is_zero() || amount.minor() > bound.minor() {
+            return Err(ApiError::validation(format!(
+                "total_amount must be more than 0 and at most {}",
+                bound.to_decimal_string()
+            )));
+        }
+        let draft = body.get("process_credit_note") == Some(&json!(false));
+        let note = json!({"id": new_id("cn_"), "invoice_id": invoice_id,
+            "customer_id": invoice.customer_id, "credit_note_type": kind,
+            "credit_note_status": if draft { "DRAFT" } else { "FINALIZED" },
+            "total_amount": amount.to_decimal_string(),
+            "currency": invoice.currency.code().to_ascii_lowercase(),
+            "reason": field(body, "reason")});
+        self.credit_notes.insert(
+            note["id"].as_str().unwrap_or_default().to_owned(),
+            note.clone(),
+        );
+        Ok(note)
+    }
 }
 
 async fn get_payment(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

@@ -19,7 +19,7 @@ use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
 use wire::{
-    Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest,
+    CreditNote, Customer, ErrorBody, Invoice, Payment, RecordPaymentRequest, UpdateInvoiceRequest,
     UpdatePaymentRequest,
 };
 
@@ -64,6 +64,11 @@ impl FlexpriceError {
     /// 409: another request holds the same idempotency key (or the object changed meanwhile).
     pub fn is_conflict(&self) -> bool {
         matches!(self, FlexpriceError::Api { status: 409, .. })
+    }
+
+    /// 404: no such object.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FlexpriceError::Api { status: 404, .. })
     }
 }
 
@@ -193,6 +198,12 @@ impl FlexpriceClient {
         self.call(Method::POST, &path, None::<&()>).await
     }
 
+    /// A credit note.
+    pub async fn get_credit_note(&self, id: &str) -> Result<CreditNote, FlexpriceError> {
+        let path = format!("/v1/creditnotes/{}", segment(id));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// Moves a payment to a refund state (a repeat of the same move is accepted as is).
     pub async fn update_payment(
         &self,
@@ -241,6 +252,13 @@ impl FlexpriceClient {
 }
 
 impl crate::ports::FlexpriceApi for FlexpriceClient {
+    fn get_credit_note<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<CreditNote, FlexpriceError>> {
+        Box::pin(FlexpriceClient::get_credit_note(self, id))
+    }
+
     fn update_payment<'a>(
         &'a self,
         id: &'a str,

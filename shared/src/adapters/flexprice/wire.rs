@@ -254,6 +254,26 @@ pub struct UpdatePaymentRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A credit note (`GET /v1/creditnotes/{id}`): only what a refund needs; every field may be
+/// absent, and a refund is refused (not guessed) when one it needs is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditNote {
+    pub id: String,
+    #[serde(default)]
+    pub invoice_id: Option<String>,
+    /// `REFUND` or `ADJUSTMENT`.
+    #[serde(default)]
+    pub credit_note_type: Option<String>,
+    /// `DRAFT`, `FINALIZED` or `VOIDED`.
+    #[serde(default)]
+    pub credit_note_status: Option<String>,
+    /// A decimal string in the major unit.
+    #[serde(default)]
+    pub total_amount: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
 /// `PUT /v1/invoices/{id}`: the metadata given replaces the invoice's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpdateInvoiceRequest {

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::adapters::flexprice::FlexpriceError;
 use crate::adapters::flexprice::wire::{
-    Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice, Payment as FlexpricePayment,
-    RecordPaymentRequest, UpdatePaymentRequest,
+    CreditNote, Customer as FlexpriceCustomer, Invoice as FlexpriceInvoice,
+    Payment as FlexpricePayment, RecordPaymentRequest, UpdatePaymentRequest,
 };
 use crate::adapters::razorpay::wire::Notes;
 use crate::adapters::razorpay::wire::{
@@ -650,6 +650,7 @@ struct FlexpriceState {
     customers: HashMap<String, FlexpriceCustomer>,
     /// Recorded payments by idempotency key.
     payments: BTreeMap<String, FlexpricePayment>,
+    credit_notes: HashMap<String, CreditNote>,
 }
 
 /// Flexprice in memory: the invoices and customers a test gives it, and the payments it is
@@ -688,6 +689,15 @@ impl FakeFlexprice {
 
     pub fn calls(&self, call: &str) -> usize {
         self.inner.calls(call)
+    }
+
+    /// A credit note Flexprice has (given as Flexprice's JSON).
+    pub fn add_credit_note(&self, note: serde_json::Value) {
+        let note: CreditNote = wire(note);
+        self.inner
+            .state()
+            .credit_notes
+            .insert(note.id.clone(), note);
     }
 
     /// The payment recorded under `key`.
@@ -797,6 +807,19 @@ fn stored<T: Clone>(items: &HashMap<String, T>, what: &str, id: &str) -> Result<
 }
 
 impl FlexpriceApi for FakeFlexprice {
+    fn get_credit_note<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> PortFuture<'a, Result<CreditNote, FlexpriceError>> {
+        ready(self.inner.call("get_credit_note", |state| {
+            state
+                .credit_notes
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found("credit note", id))
+        }))
+    }
+
     fn get_invoice<'a>(
         &'a self,
         id: &'a str,
