@@ -2185,6 +2185,73 @@ async fn a_refund_credit_note_is_refunded_at_razorpay_once_when_the_connection_s
     assert_eq!(stack.razorpay.refunds().len(), 1);
 }
 
+/// A link paid after its invoice was voided, under `policy`; the payment and the capture.
+async fn paid_after_void(policy: &str) -> (FakeStack, Payment, Result<Applied, Failure>) {
+    let stack = FakeStack::new().await;
+    stack
+        .connect_with(&scope(), false, json!({"overcollection": policy}))
+        .await;
+    open_invoice(&stack);
+    let link = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))
+        .await
+        .unwrap();
+    let mut voided = stack.flexprice.invoice("inv_1").unwrap();
+    voided.invoice_status = "VOIDED".into();
+    stack
+        .flexprice
+        .add_invoice(serde_json::to_value(&voided).unwrap());
+    let order = stack.razorpay.attempt_link(link_of(&link.payment));
+    stack
+        .razorpay
+        .add_payment(json!({"id": "pay_Void", "amount": 10000, "currency": "INR",
+        "status": "captured", "captured": true, "order_id": order, "notes": {}, "created_at": 1}));
+    let paid = captured_on(&order, &link.payment.id, "pay_Void", 10000);
+    let applied = reconcile::apply(&stack.adapters, &scope(), &paid).await;
+    (stack, link.payment, applied)
+}
+
+#[tokio::test]
+async fn money_captured_after_a_void_is_counted_and_flagged_or_refunded_never_parked() {
+    let (stack, payment, applied) = paid_after_void("review").await;
+    assert!(
+        matches!(applied, Ok(Applied::Counted { .. })),
+        "{applied:?}"
+    );
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert!(
+        shown["review"]
+            .as_str()
+            .is_some_and(|r| r.contains("voided")),
+        "{shown}"
+    );
+    assert!(
+        stack.razorpay.refunds().is_empty(),
+        "review refunds nothing"
+    );
+    let (stack, payment, applied) = paid_after_void("refund").await;
+    assert!(
+        matches!(applied, Ok(Applied::Counted { .. })),
+        "{applied:?}"
+    );
+    let refunds = stack.razorpay.refunds();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].amount, 10000);
+    // Processed: nothing to move in Flexprice (it never recorded the money), nothing parked.
+    let processed = stack
+        .razorpay
+        .settle_refund(&refunds[0].id, RefundStatus::Processed);
+    let done = reconcile::apply(
+        &stack.adapters,
+        &scope(),
+        &refund_event("refund.processed", &processed),
+    )
+    .await;
+    assert!(done.is_ok(), "{done:?}");
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(shown["refund_status"], "full", "{shown}");
+    assert!(stack.flexprice.payments().is_empty());
+}
+
 #[tokio::test]
 async fn money_paid_on_a_link_after_the_invoice_was_paid_elsewhere_is_flagged_not_silent() {
     let stack = connected_stack(false).await;

@@ -8,13 +8,14 @@
 
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records;
-use crate::domain::error::Refusal;
+use crate::domain::collection::OverCollection;
+use crate::domain::error::{Failure, Refusal};
 use crate::domain::instruments::{Collection, InstrumentState};
-use crate::domain::keys::TenantScope;
+use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::Money;
 use crate::domain::payment::{Capture, Payment};
 use crate::domain::refund::{RefundSource, RefundStatus};
-use crate::services::connection::Clients;
+use crate::services::connection::{self, Clients};
 use crate::services::payments::store_refusal;
 use crate::services::refund_requests::{self, PolicyRefund};
 
@@ -44,6 +45,45 @@ pub async fn refund_excess(
         source: RefundSource::Policy,
     };
     refund_from(adapters, scope, clients, collection, excess, &plan).await
+}
+
+/// Money captured after its invoice was voided (counted, never recorded in Flexprice): under
+/// the `refund` policy, all of it goes back, once; under `review` it stays flagged.
+pub async fn after_void(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    key: &Key,
+    razorpay_payment_id: &str,
+    amount_minor: u64,
+) -> Result<(), Failure> {
+    let clients = connection::job_clients(adapters, scope).await?;
+    if clients.policy.overcollection != OverCollection::Refund {
+        return Ok(());
+    }
+    let payment = records::read::<Payment>(adapters.store.as_ref(), key)
+        .await
+        .map_err(Failure::retryable)?
+        .ok_or_else(|| Failure::Permanent(format!("no payment at {key:?}")))?;
+    let capture = Capture {
+        razorpay_payment_id: razorpay_payment_id.to_owned(),
+        amount_minor,
+    };
+    let key = format!("void:{razorpay_payment_id}");
+    let policy = PolicyRefund {
+        capture: &capture,
+        amount_minor,
+        idempotency_key: &key,
+        reason: "captured after its invoice was voided",
+        source: RefundSource::Policy,
+    };
+    match refund_one(adapters, scope, &clients, &payment, policy).await {
+        Ok(()) => Ok(()),
+        Err(refusal) if refusal.is_retryable() => Err(Failure::Retryable(refusal.to_string())),
+        Err(refusal) => {
+            tracing::error!(%refusal, payment_id = %payment.id, "money captured after a void could not be refunded; the payment stays flagged");
+            Ok(())
+        }
+    }
 }
 
 /// Refunds what of `amount` the plan has not refunded yet; what it has refunded in all.

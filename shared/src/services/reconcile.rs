@@ -27,7 +27,7 @@ use crate::adapters::aws::store::{CancelReason, StoreError, Write};
 use crate::adapters::razorpay::events::{Event, EventInvoice, EventLink, Payload, Wrapped};
 use crate::adapters::razorpay::wire::PaymentStatus as EventPaymentStatus;
 use crate::adapters::razorpay::wire::{Notes, Payment as EventPayment};
-use crate::domain::error::Failure;
+use crate::domain::error::{Classify, Failure};
 use crate::domain::instruments::{InstrumentChange, InstrumentKind, Which};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
@@ -40,7 +40,7 @@ use crate::services::correlation::{self, Found};
 use crate::services::invoice_sync;
 use crate::services::payments::payment_id_for;
 use crate::services::recording::{self, RecordError};
-use crate::services::{collection, connection, disputes, refunds};
+use crate::services::{auto_refunds, collection, connection, disputes, refunds};
 
 /// The entity an event must carry, or a permanent failure naming what is missing.
 fn entity<T>(wrapped: Option<Wrapped<T>>, what: &str) -> Result<T, Failure> {
@@ -341,13 +341,51 @@ async fn count(
         return Ok(Applied::AlreadyCounted);
     }
     let captured = captured_money(payment, razorpay)?;
-    record_in_flexprice(adapters, scope, key, payment, razorpay, captured).await?;
+    let unrecorded =
+        match record_in_flexprice(adapters, scope, key, payment, razorpay, captured).await {
+            Ok(()) => None,
+            Err(Failure::Permanent(reason)) if invoice_voided(adapters, scope, payment).await? => {
+                Some(format!(
+                    "captured after invoice {} was voided: {reason}",
+                    payment.invoice_id
+                ))
+            }
+            Err(e) => return Err(e),
+        };
     if crate::failpoint::hit(crate::failpoint::AFTER_FLEXPRICE_RECORD) {
         return Err(Failure::retryable(
             "failure point after the Flexprice record",
         ));
     }
-    count_once(adapters, counted_key, key.clone(), payment, razorpay).await
+    let applied = count_once(
+        adapters,
+        counted_key,
+        key.clone(),
+        payment,
+        razorpay,
+        unrecorded.as_deref(),
+    )
+    .await?;
+    if unrecorded.is_some() {
+        auto_refunds::after_void(adapters, scope, key, razorpay.id.as_str(), razorpay.amount)
+            .await?;
+    }
+    Ok(applied)
+}
+
+/// Whether the payment's invoice was voided in Flexprice (money captured after that cannot be
+/// recorded there: it is over-collected, never parked).
+async fn invoice_voided(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    payment: &Payment,
+) -> Result<bool, Failure> {
+    let clients = connection::job_clients(adapters, scope).await?;
+    match clients.flexprice.get_invoice(&payment.invoice_id).await {
+        Ok(invoice) => Ok(invoice.invoice_status == "VOIDED"),
+        Err(e) if e.is_retryable() => Err(Failure::retryable(e)),
+        Err(_) => Ok(false),
+    }
 }
 
 /// The captured amount, in our payment's currency and within what its link asks (anything
@@ -417,11 +455,13 @@ async fn count_once(
     key: Key,
     payment: &Payment,
     razorpay: &EventPayment,
+    unrecorded: Option<&str>,
 ) -> Result<Applied, Failure> {
-    let (change, status) = counted(adapters, payment, razorpay);
+    let (change, status) = counted(adapters, payment, razorpay, unrecorded);
     let counted = CountedPayment {
         payment_id: payment.id.clone(),
         amount_minor: razorpay.amount,
+        unrecorded: unrecorded.is_some(),
     };
     let result = adapters
         .store
@@ -457,6 +497,7 @@ fn counted(
     adapters: &Adapters,
     payment: &Payment,
     razorpay: &EventPayment,
+    unrecorded: Option<&str>,
 ) -> (PaymentUpdate, PaymentStatus) {
     let paid = payment.amount_paid + razorpay.amount;
     let change = payment.status.on(PaymentEvent::MoneyCounted {
@@ -477,6 +518,8 @@ fn counted(
         tracing::warn!(%review, payment_id = %payment.id, "payment flagged for review");
         review
     });
+    // Counted without a Flexprice record: that says more than the failure before it.
+    let review = unrecorded.map(str::to_owned).or(review);
     let mut captures = payment.captures.clone();
     captures.push(Capture {
         razorpay_payment_id: razorpay.id.clone(),

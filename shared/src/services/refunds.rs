@@ -127,7 +127,11 @@ pub(crate) async fn counted_capture(
         tracing::info!(razorpay_payment_id = %payment.id, "auto-refund of an uncaptured payment");
         return Ok(None);
     }
-    match reconcile::count_captured(adapters, scope, payment, None, None).await? {
+    // Boxed: counting can refund (money captured after a void), which applies a refund.
+    let counting = Box::pin(reconcile::count_captured(
+        adapters, scope, payment, None, None,
+    ));
+    match counting.await? {
         Applied::NotOurs => Ok(None),
         _ => read_counted(adapters, &counted_key)
             .await?
@@ -202,6 +206,10 @@ pub(crate) async fn reflect_in_flexprice(
     let Some(state) = RefundState::of(refunded, counted.amount_minor) else {
         return Ok(());
     };
+    if counted.unrecorded {
+        // Never recorded in Flexprice (its invoice was voided): nothing there to move.
+        return Ok(());
+    }
     let clients = connection::job_clients(adapters, scope).await?;
     let currency = payment.amount.currency();
     let captured = Money::from_minor(counted.amount_minor, currency);

@@ -61,6 +61,7 @@ const RAZORPAY_INVOICE_ID: &str = "razorpay_invoice_id";
 const RAZORPAY_PAYMENT_ID: &str = "razorpay_payment_id";
 const REFUNDS: &str = "refunds";
 const REVIEW: &str = "review";
+const UNRECORDED: &str = "unrecorded";
 const UPDATED_AT: &str = "updated_at";
 const WATERMARK: &str = "watermark";
 const WATCHING: &str = "watching";
@@ -786,6 +787,8 @@ impl Record for PaymentRef {
 pub struct CountedPayment {
     pub payment_id: String,
     pub amount_minor: u64,
+    /// Counted without a Flexprice record: Flexprice refused it (its invoice was voided).
+    pub unrecorded: bool,
 }
 
 impl Record for CountedPayment {
@@ -795,6 +798,7 @@ impl Record for CountedPayment {
         Attrs::default()
             .text(PAYMENT_ID, &self.payment_id)
             .number(AMOUNT_MINOR, self.amount_minor)
+            .flag(UNRECORDED, self.unrecorded)
             .done()
     }
 
@@ -803,6 +807,7 @@ impl Record for CountedPayment {
         Ok(CountedPayment {
             payment_id: f.text(PAYMENT_ID)?,
             amount_minor: f.number(AMOUNT_MINOR)?,
+            unrecorded: f.flag(UNRECORDED),
         })
     }
 }

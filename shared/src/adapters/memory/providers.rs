@@ -852,6 +852,13 @@ impl FlexpriceApi for FakeFlexprice {
             if let Some(recorded) = state.payments.get(&request.idempotency_key) {
                 return Ok(Some(recorded.clone()));
             }
+            let voided = state
+                .invoices
+                .get(&request.destination_id)
+                .is_some_and(|i| i.invoice_status == "VOIDED");
+            if voided {
+                return Err(flexprice_refusal(400, "invoice is VOIDED"));
+            }
             let id = format!("pay_fake_{}", state.payments.len() + 1);
             let payment: FlexpricePayment = wire(json!({
                 "id": id, "idempotency_key": request.idempotency_key,
