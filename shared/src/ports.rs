@@ -28,8 +28,8 @@ use crate::adapters::flexprice::wire::{
     Payment as FlexpricePayment, RecordPaymentRequest, UpdatePaymentRequest,
 };
 use crate::adapters::razorpay::wire::{
-    Customer, CustomerRequest, Invoice, InvoiceRequest, Payment, PaymentLink, PaymentLinkRequest,
-    Refund, RefundRequest,
+    Customer, CustomerRequest, Dispute, Invoice, InvoiceRequest, Payment, PaymentLink,
+    PaymentLinkRequest, Refund, RefundRequest,
 };
 use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::jobs::{Job, Retry};
@@ -195,6 +195,11 @@ pub trait RazorpayApi: Send + Sync {
         &'a self,
         page: &'a PaymentsPage,
     ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>>;
+    /// One page of the disputes created in a window, newest first.
+    fn list_disputes<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Dispute>, RazorpayError>>;
 }
 
 /// What the services ask of Flexprice.

@@ -2253,6 +2253,24 @@ async fn money_captured_after_a_void_is_counted_and_flagged_or_refunded_never_pa
 }
 
 #[tokio::test]
+async fn the_sweep_finds_a_dispute_whose_webhooks_were_dropped() {
+    let stack = connected_stack(false).await;
+    let payment = counted_payment(&stack, "dispute-swept", "pay_DS").await;
+    let created_at = SystemClock.now_secs() - 300;
+    stack
+        .razorpay
+        .put_dispute(json!({"id": "disp_S1", "payment_id": "pay_DS",
+        "amount": 10000, "currency": "INR", "amount_deducted": 0, "status": "open",
+        "phase": "chargeback", "respond_by": created_at + 86400, "created_at": created_at}));
+    let first = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(first.missed, 1, "{first:?}");
+    let shown = refunded_payment(&stack, &payment.id).await;
+    assert_eq!(shown["disputes"][0]["status"], "open", "{shown}");
+    let again = sweep::sweep(&stack.adapters, &scope()).await.unwrap();
+    assert_eq!(again.missed, 0, "{again:?}");
+}
+
+#[tokio::test]
 async fn money_paid_on_a_link_after_the_invoice_was_paid_elsewhere_is_flagged_not_silent() {
     let stack = connected_stack(false).await;
     let link = payments::create(&stack.adapters, &scope(), request_for("a", "100.00"))

@@ -8,6 +8,7 @@
 //!   that expired in it;
 //! - the refunds created in the window (`GET /v1/refunds`), and again the refunds of the
 //!   payments it saw a refund pending on (`GET /v1/payments/{id}/refunds`) until they settle;
+//! - the disputes created in the window (`GET /v1/disputes`);
 //!
 //! and feeds each through the very apply path of a webhook ([`reconcile::apply`]), so whatever
 //! is already applied changes nothing and the rest is applied exactly once. What it applies was
@@ -83,6 +84,7 @@ pub async fn sweep(adapters: &Adapters, scope: &TenantScope) -> Result<Swept, Fa
     run.apply_ended_links(from, to, &mut findings).await?;
     run.apply_expired_invoices(from, to, &mut findings).await?;
     run.apply_refunds(from, to, &mut findings).await?;
+    run.apply_disputes(from, to, &mut findings).await?;
     run.reread_refunds(&state.refunds_watching, &mut findings)
         .await?;
     let missed = findings.missed;
@@ -355,6 +357,47 @@ impl<'a> Run<'a> {
                 self.apply_refund(refund, findings).await?;
             }
             if refunds.len() < PAGE as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The disputes created in `[from, to)` (at most [`MAX_PAGES`] pages), through the webhook
+    /// path, as the event their status would have sent.
+    async fn apply_disputes(
+        &mut self,
+        from: u64,
+        to: u64,
+        findings: &mut RunFindings,
+    ) -> Result<(), Failure> {
+        for page in 0..MAX_PAGES {
+            self.paced().await;
+            let request = PaymentsPage {
+                from,
+                to,
+                count: PAGE,
+                skip: page * PAGE,
+            };
+            let disputes = self
+                .clients
+                .razorpay
+                .list_disputes(&request)
+                .await
+                .map_err(|e| Failure::classed(&e))?;
+            for dispute in &disputes {
+                let event = match dispute.status.as_str() {
+                    "under_review" => "payment.dispute.under_review",
+                    "won" => "payment.dispute.won",
+                    "lost" => "payment.dispute.lost",
+                    "closed" => "payment.dispute.closed",
+                    _ => "payment.dispute.created",
+                };
+                let body = json!({"entity": "event", "event": event, "contains": ["dispute"],
+                    "payload": {"dispute": {"entity": dispute}}});
+                self.apply(&dispute.id, &body.to_string(), findings).await?;
+            }
+            if disputes.len() < PAGE as usize {
                 break;
             }
         }

@@ -117,6 +117,18 @@ impl Account {
         Ok(vec![self.dispute_event(event, id)?])
     }
 
+    /// The disputes created in `[from, to]`, newest first.
+    pub fn list_disputes(&self, from: Option<u64>, to: Option<u64>) -> Vec<Value> {
+        let mut disputes: Vec<&Dispute> = self
+            .disputes
+            .values()
+            .filter(|d| from.is_none_or(|from| d.created_at >= from))
+            .filter(|d| to.is_none_or(|to| d.created_at <= to))
+            .collect();
+        disputes.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        disputes.into_iter().map(Dispute::json).collect()
+    }
+
     pub fn dispute(&self, id: &str) -> Result<Value, ApiError> {
         self.disputes
             .get(id)

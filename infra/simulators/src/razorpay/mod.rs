@@ -146,6 +146,7 @@ impl Simulator {
             .route("/v1/payments/{id}/refunds", get(list_payment_refunds))
             .route("/v1/refunds", get(list_refunds))
             .route("/v1/refunds/{id}", get(get_refund))
+            .route("/v1/disputes", get(list_disputes))
             .route("/v1/disputes/{id}", get(get_dispute))
             .layer(middleware::from_fn_with_state(self.clone(), gate));
         let control = common::control_routes::<Simulator>()
@@ -537,6 +538,15 @@ async fn list_refunds(State(sim): State<Simulator>, Query(query): Query<RefundsQ
 
 async fn get_refund(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     reply(lock(&sim.inner.account).refund(&id))
+}
+
+/// `GET /v1/disputes?from=&to=&count=&skip=`: created in `[from, to]`, newest first.
+async fn list_disputes(
+    State(sim): State<Simulator>,
+    Query(query): Query<RefundsQuery>,
+) -> Response {
+    let disputes = lock(&sim.inner.account).list_disputes(query.from, query.to);
+    reply(page(disputes.into_iter(), query.count, query.skip))
 }
 
 async fn get_dispute(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {

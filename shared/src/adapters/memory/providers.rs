@@ -18,9 +18,9 @@ use crate::adapters::flexprice::wire::{
 };
 use crate::adapters::razorpay::wire::Notes;
 use crate::adapters::razorpay::wire::{
-    Customer, CustomerRequest, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus, Payment,
-    PaymentLink, PaymentLinkRequest, PaymentStatus as RazorpayPaymentStatus, Refund, RefundRequest,
-    RefundStatus,
+    Customer, CustomerRequest, Dispute, Invoice, InvoiceRequest, InvoiceStatus, LinkStatus,
+    Payment, PaymentLink, PaymentLinkRequest, PaymentStatus as RazorpayPaymentStatus, Refund,
+    RefundRequest, RefundStatus,
 };
 use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
 use crate::domain::money::Money;
@@ -192,6 +192,7 @@ struct RazorpayState {
     invoices: Vec<Invoice>,
     payments: Vec<Payment>,
     refunds: Vec<Refund>,
+    disputes: Vec<Dispute>,
     /// `X-Refund-Idempotency` keys: the body first sent under each, and the refund it made.
     refund_keys: HashMap<String, (RefundRequest, String)>,
     next_id: u64,
@@ -308,6 +309,14 @@ impl FakeRazorpay {
 
     pub fn refunds(&self) -> Vec<Refund> {
         self.inner.state().refunds.clone()
+    }
+
+    /// A dispute Razorpay has (given as Razorpay's JSON), or its newer state.
+    pub fn put_dispute(&self, dispute: serde_json::Value) {
+        let dispute: Dispute = wire(dispute);
+        let mut state = self.inner.state();
+        state.disputes.retain(|d| d.id != dispute.id);
+        state.disputes.push(dispute);
     }
 
     /// A first try to pay a link: Razorpay makes the link's order (every payment on the link
@@ -580,6 +589,23 @@ impl RazorpayApi for FakeRazorpay {
                 .cloned()
                 .collect();
             listed.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+            let page_of = listed.into_iter().skip(page.skip as usize);
+            Ok(page_of.take(page.count as usize).collect())
+        }))
+    }
+
+    fn list_disputes<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Dispute>, RazorpayError>> {
+        ready(self.inner.call("list_disputes", |state| {
+            let mut listed: Vec<Dispute> = state
+                .disputes
+                .iter()
+                .filter(|d| (page.from..page.to).contains(&d.created_at))
+                .cloned()
+                .collect();
+            listed.sort_by_key(|d| std::cmp::Reverse(d.created_at));
             let page_of = listed.into_iter().skip(page.skip as usize);
             Ok(page_of.take(page.count as usize).collect())
         }))

@@ -22,8 +22,9 @@ use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
 use wire::{
-    Collection, Customer, CustomerRequest, ErrorBody, Invoice, InvoiceRequest, InvoiceStatus,
-    Payment, PaymentLink, PaymentLinkList, PaymentLinkRequest, Refund, RefundRequest,
+    Collection, Customer, CustomerRequest, Dispute, ErrorBody, Invoice, InvoiceRequest,
+    InvoiceStatus, Payment, PaymentLink, PaymentLinkList, PaymentLinkRequest, Refund,
+    RefundRequest,
 };
 
 /// Razorpay's production API.
@@ -483,6 +484,20 @@ impl RazorpayClient {
         Ok(list.items)
     }
 
+    /// One page of the account's disputes created in `[from, to)`, newest first.
+    pub async fn list_disputes(&self, page: &PaymentsPage) -> Result<Vec<Dispute>, RazorpayError> {
+        let (from, to) = (page.from.to_string(), page.to.to_string());
+        let (count, skip) = (page.count.to_string(), page.skip.to_string());
+        let query = [
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+            ("count", count.as_str()),
+            ("skip", skip.as_str()),
+        ];
+        let list: Collection<Dispute> = self.read("/v1/disputes", &query).await?;
+        Ok(list.items)
+    }
+
     /// The account's payment links (`GET /v1/payment_links`: no paging is documented).
     pub async fn list_payment_links(&self) -> Result<Vec<PaymentLink>, RazorpayError> {
         let list: PaymentLinkList = self.read("/v1/payment_links", &[]).await?;
@@ -606,6 +621,13 @@ impl crate::ports::RazorpayApi for RazorpayClient {
         page: &'a PaymentsPage,
     ) -> PortFuture<'a, Result<Vec<Refund>, RazorpayError>> {
         Box::pin(RazorpayClient::list_refunds(self, page))
+    }
+
+    fn list_disputes<'a>(
+        &'a self,
+        page: &'a PaymentsPage,
+    ) -> PortFuture<'a, Result<Vec<Dispute>, RazorpayError>> {
+        Box::pin(RazorpayClient::list_disputes(self, page))
     }
 
     fn list_invoices(
