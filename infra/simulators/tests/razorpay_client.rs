@@ -151,17 +151,12 @@ async fn customers_links_invoices_and_payments_round_trip() {
             .is_empty()
     );
 
-    let paid: serde_json::Value =
-        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
-            .expect("an HTTP client")
-            .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let paid = control(
+        &sim,
+        &format!("/_sim/payment_links/{}/pay", link.id),
+        serde_json::json!({}),
+    )
+    .await;
     let payment_id = paid["payments"][0].as_str().unwrap();
     let payment = client.get_payment(payment_id).await.unwrap();
     assert_eq!(
@@ -556,23 +551,32 @@ async fn a_hanging_server_times_out_within_the_budget() {
     assert_eq!(client.get_payment_link(&link.id).await.unwrap().id, link.id);
 }
 
+/// A `/_sim` control of the simulator; its answer.
+async fn control(sim: &RunningSim, path: &str, body: serde_json::Value) -> serde_json::Value {
+    shared::adapters::http::client(shared::adapters::http::Timeouts::default())
+        .expect("an HTTP client")
+        .post(format!("{}{path}", sim.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A link of `amount` paid in full through the simulator's control; the payment id.
 async fn paid_payment(sim: &RunningSim, reference: &str, amount: u64) -> String {
     let link = client(sim)
         .create_payment_link(&link_request(reference, amount))
         .await
         .unwrap();
-    let paid: serde_json::Value =
-        shared::adapters::http::client(shared::adapters::http::Timeouts::default())
-            .expect("an HTTP client")
-            .post(format!("{}/_sim/payment_links/{}/pay", sim.url, link.id))
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let paid = control(
+        sim,
+        &format!("/_sim/payment_links/{}/pay", link.id),
+        serde_json::json!({}),
+    )
+    .await;
     paid["payments"][0].as_str().unwrap().to_owned()
 }
 
@@ -645,4 +649,32 @@ async fn refunds_follow_razorpays_idempotency_header_and_amount_rules() {
         skip: 0,
     };
     assert_eq!(client.list_refunds(&window).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_normal_refund_of_a_payment_older_than_six_months_is_refused_naming_speed() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let payment_id = paid_payment(&sim, "refund_ref_old", 10000).await;
+    let aged = control(
+        &sim,
+        &format!("/_sim/payments/{payment_id}/age"),
+        serde_json::json!({"days": 200}),
+    )
+    .await;
+    assert_eq!(aged["id"], payment_id.as_str());
+    let normal = client
+        .create_refund(&payment_id, "rfd_old_0001", &refund_request(1000))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(normal).2.as_deref(), Some("speed"));
+    let optimum = RefundRequest {
+        speed: "optimum".into(),
+        ..refund_request(1000)
+    };
+    let made = client
+        .create_refund(&payment_id, "rfd_old_0002", &optimum)
+        .await
+        .unwrap();
+    assert_eq!(made.amount, 1000);
 }

@@ -157,6 +157,7 @@ impl Simulator {
             .route("/_sim/invoices/{id}/{action}", post(invoice_action))
             .route("/_sim/payments/{id}/capture", post(capture_late))
             .route("/_sim/payments/{id}/refund", post(dashboard_refund))
+            .route("/_sim/payments/{id}/age", post(age_payment))
             .route("/_sim/refunds/{id}/{action}", post(refund_action))
             .route("/_sim/payments/{id}/dispute", post(open_dispute))
             .route("/_sim/disputes/{id}/{action}", post(dispute_action));
@@ -616,6 +617,28 @@ async fn dashboard_refund(
             |(refund, events)| json!({"refund": refund, "events": sim.deliver(events, delivery)}),
         ),
     )
+}
+
+#[derive(Deserialize)]
+struct Age {
+    days: u64,
+}
+
+/// `/_sim/payments/{id}/age {days}`: the payment was made `days` earlier (for the six-month
+/// rule of normal refunds).
+async fn age_payment(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Json(age): Json<Age>,
+) -> Response {
+    let mut account = lock(&sim.inner.account);
+    reply(match account.payments.get_mut(&id) {
+        Some(payment) => {
+            payment.created_at = payment.created_at.saturating_sub(age.days * 24 * 3600);
+            Ok(payment.json())
+        }
+        None => Err(ApiError::not_found(&id)),
+    })
 }
 
 /// `/_sim/refunds/{id}/process` and `/fail`: the refund settles; its event is delivered.
