@@ -10,7 +10,6 @@
 
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records;
-use crate::adapters::aws::store::StoreError;
 use crate::adapters::razorpay::wire::{Dispute as RazorpayDispute, Payment as RazorpayPayment};
 use crate::domain::dispute::{self, Dispute, DisputesMerged};
 use crate::domain::error::Failure;
@@ -83,14 +82,10 @@ async fn merge_into(
     key: &Key,
     news: &Dispute,
 ) -> Result<(Payment, bool), Failure> {
-    for _ in 0..MERGE_TRIES {
-        let payment = records::read::<Payment>(adapters.store.as_ref(), key)
-            .await
-            .map_err(Failure::retryable)?
-            .ok_or_else(|| Failure::Permanent(format!("no payment at {key:?}")))?;
+    let changed = records::change_payment(adapters.store.as_ref(), key, MERGE_TRIES, |payment| {
         let now = adapters.clock.now_secs();
         let DisputesMerged::Changed(disputes) = dispute::merge(&payment.disputes, news, now) else {
-            return Ok((payment, false));
+            return Ok(None);
         };
         let mut refunds = payment.refunds.clone();
         let lost = disputes.iter().filter_map(dispute::as_refund);
@@ -99,20 +94,14 @@ async fn merge_into(
                 refunds.push(refund);
             }
         }
-        let change = PaymentUpdate::DisputesChanged {
+        Ok(Some(PaymentUpdate::DisputesChanged {
             disputes,
             refunds,
             at: now,
-        };
-        match records::update_payment(adapters.store.as_ref(), key, &payment, &change).await {
-            Ok(after) => return Ok((after, true)),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(Failure::retryable(e)),
-        }
-    }
-    Err(Failure::Retryable(format!(
-        "the disputes of the payment at {key:?} kept changing"
-    )))
+        }))
+    })
+    .await;
+    changed.map_err(|e| refunds::merge_failure(key, "disputes", e))
 }
 
 /// An open dispute close to its deadline: a warning and a metric.

@@ -16,8 +16,7 @@
 //! answer leaves it REQUESTED, holding its amount, and the caller sends the same request again.
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::records;
-use crate::adapters::aws::store::StoreError;
+use crate::adapters::aws::records::{self, ChangeError};
 use crate::adapters::razorpay::RazorpayError;
 use crate::adapters::razorpay::wire::{Notes, RefundRequest as RazorpayRefundRequest};
 use crate::domain::error::{Failure, Refusal};
@@ -203,22 +202,26 @@ async fn reserve(
     key: &Key,
     ask: &RefundAsk,
 ) -> Result<(Refund, bool), Refusal> {
-    for _ in 0..WRITE_TRIES {
-        let payment = read(adapters, key).await?;
+    let changed = records::change_payment(adapters.store.as_ref(), key, WRITE_TRIES, |payment| {
         let now = adapters.clock.now_secs();
-        let refunds = match refund::reserve(&payment.refunds, ask, now) {
-            Ok(Reserved::Existing(refund)) => return Ok((refund, false)),
-            Ok(Reserved::New(refunds)) => refunds,
-            Err(e) => return Err(reserve_refusal(&e)),
-        };
-        let change = PaymentUpdate::RefundsChanged { refunds, at: now };
-        match records::update_payment(adapters.store.as_ref(), key, &payment, &change).await {
-            Ok(after) => return find(&after, &ask.id).map(|r| (r, true)),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(store_refusal(&e)),
+        match refund::reserve(&payment.refunds, ask, now)? {
+            Reserved::Existing(_) => Ok(None),
+            Reserved::New(refunds) => Ok(Some(PaymentUpdate::RefundsChanged { refunds, at: now })),
         }
+    })
+    .await;
+    let (payment, new) = changed.map_err(|e| change_refusal(e, reserve_refusal))?;
+    find(&payment, &ask.id).map(|refund| (refund, new))
+}
+
+/// A payment change that did not happen, as the request's refusal.
+fn change_refusal<E>(error: ChangeError<E>, refused: impl Fn(&E) -> Refusal) -> Refusal {
+    match error {
+        ChangeError::Missing => Refusal::NotFound("No such payment.".to_owned()),
+        ChangeError::Refused(e) => refused(&e),
+        ChangeError::Busy => busy(),
+        ChangeError::Store(e) => store_refusal(&e),
     }
-    Err(busy())
 }
 
 fn reserve_refusal(e: &ReserveError) -> Refusal {
@@ -298,19 +301,23 @@ async fn refused(
     id: &str,
     e: &RazorpayError,
 ) -> Result<String, Refusal> {
-    for _ in 0..WRITE_TRIES {
-        let payment = read(adapters, key).await?;
+    let reason = e.to_string();
+    let changed = records::change_payment(adapters.store.as_ref(), key, WRITE_TRIES, |payment| {
         let now = adapters.clock.now_secs();
-        let Merged::Changed(refunds) = refund::refused(&payment.refunds, id, &e.to_string(), now)
-        else {
-            break;
-        };
-        let change = PaymentUpdate::RefundsChanged { refunds, at: now };
-        match records::update_payment(adapters.store.as_ref(), key, &payment, &change).await {
-            Ok(_) => break,
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(store_refusal(&e)),
-        }
+        Ok::<_, std::convert::Infallible>(
+            match refund::refused(&payment.refunds, id, &reason, now) {
+                Merged::Changed(refunds) => {
+                    Some(PaymentUpdate::RefundsChanged { refunds, at: now })
+                }
+                Merged::Unchanged => None,
+            },
+        )
+    })
+    .await;
+    match changed {
+        // Still racing after every try: the refusal is answered all the same.
+        Ok(_) | Err(ChangeError::Busy) => {}
+        Err(e) => return Err(change_refusal(e, |never| match *never {})),
     }
     let field = match e {
         RazorpayError::Api {
@@ -353,13 +360,6 @@ fn find(payment: &Payment, id: &str) -> Result<Refund, Refusal> {
         .find(|r| r.id == id)
         .cloned()
         .ok_or(Refusal::Internal)
-}
-
-async fn read(adapters: &Adapters, key: &Key) -> Result<Payment, Refusal> {
-    records::read::<Payment>(adapters.store.as_ref(), key)
-        .await
-        .map_err(|e| store_refusal(&e))?
-        .ok_or_else(|| Refusal::NotFound("No such payment.".to_owned()))
 }
 
 fn busy() -> Refusal {

@@ -17,8 +17,7 @@
 use std::collections::BTreeMap;
 
 use crate::adapters::aws::Adapters;
-use crate::adapters::aws::records::{self, CountedPayment};
-use crate::adapters::aws::store::StoreError;
+use crate::adapters::aws::records::{self, ChangeError, CountedPayment};
 use crate::adapters::flexprice::wire::{Payment as FlexpricePayment, UpdatePaymentRequest};
 use crate::adapters::razorpay::wire::{
     Payment as RazorpayPayment, PaymentStatus as RazorpayPaymentStatus, Refund as RazorpayRefund,
@@ -167,29 +166,31 @@ async fn merge_into(
     key: &Key,
     news: &RefundNews,
 ) -> Result<(Payment, bool), Failure> {
-    for _ in 0..MERGE_TRIES {
-        let payment = records::read::<Payment>(adapters.store.as_ref(), key)
-            .await
-            .map_err(Failure::retryable)?
-            .ok_or_else(|| Failure::Permanent(format!("no payment at {key:?}")))?;
-        let Merged::Changed(refunds) =
-            refund::merge(&payment.refunds, news, adapters.clock.now_secs())
-        else {
-            return Ok((payment, false));
-        };
-        let change = PaymentUpdate::RefundsChanged {
-            refunds,
-            at: adapters.clock.now_secs(),
-        };
-        match records::update_payment(adapters.store.as_ref(), key, &payment, &change).await {
-            Ok(after) => return Ok((after, true)),
-            Err(StoreError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(Failure::retryable(e)),
-        }
+    let changed = records::change_payment(adapters.store.as_ref(), key, MERGE_TRIES, |payment| {
+        let now = adapters.clock.now_secs();
+        Ok::<_, std::convert::Infallible>(match refund::merge(&payment.refunds, news, now) {
+            Merged::Changed(refunds) => Some(PaymentUpdate::RefundsChanged { refunds, at: now }),
+            Merged::Unchanged => None,
+        })
+    })
+    .await;
+    changed.map_err(|e| merge_failure(key, "refunds", e))
+}
+
+/// A merge into a payment that did not happen, as the job's failure.
+pub(crate) fn merge_failure(
+    key: &Key,
+    what: &str,
+    error: ChangeError<std::convert::Infallible>,
+) -> Failure {
+    match error {
+        ChangeError::Missing => Failure::Permanent(format!("no payment at {key:?}")),
+        ChangeError::Busy => Failure::Retryable(format!(
+            "the {what} of the payment at {key:?} kept changing"
+        )),
+        ChangeError::Store(e) => Failure::retryable(e),
+        ChangeError::Refused(never) => match never {},
     }
-    Err(Failure::Retryable(format!(
-        "the refunds of the payment at {key:?} kept changing"
-    )))
 }
 
 /// Step 3: Flexprice's payment says what went back, once anything has; already saying it,

@@ -525,6 +525,45 @@ pub async fn update_payment(
     Payment::from_item(&item)
 }
 
+/// Why a payment change read afresh on each try did not happen.
+#[derive(Debug)]
+pub enum ChangeError<E> {
+    /// No payment at the key.
+    Missing,
+    /// The rule refused the change.
+    Refused(E),
+    /// Every try lost the race to a concurrent change.
+    Busy,
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// Reads the payment, asks `change` what to write (`None`: nothing), and writes it under the
+/// condition of its rule; a lost race reads again, at most `tries` times. The payment as it is
+/// now, and whether a change was written.
+pub async fn change_payment<E>(
+    table: &dyn Table,
+    key: &Key,
+    tries: u32,
+    mut change: impl FnMut(&Payment) -> Result<Option<PaymentUpdate>, E>,
+) -> Result<(Payment, bool), ChangeError<E>> {
+    for _ in 0..tries {
+        let payment = read::<Payment>(table, key)
+            .await
+            .map_err(ChangeError::Store)?
+            .ok_or(ChangeError::Missing)?;
+        let Some(update) = change(&payment).map_err(ChangeError::Refused)? else {
+            return Ok((payment, false));
+        };
+        match update_payment(table, key, &payment, &update).await {
+            Ok(after) => return Ok((after, true)),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(ChangeError::Store(e)),
+        }
+    }
+    Err(ChangeError::Busy)
+}
+
 impl Record for InvoiceSync {
     const NAME: &'static str = "invoice sync";
 

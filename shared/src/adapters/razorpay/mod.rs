@@ -409,6 +409,15 @@ impl RazorpayClient {
 
     /// One page of the payments created in `[from, to)` (epoch seconds), newest first.
     pub async fn list_payments(&self, page: &PaymentsPage) -> Result<Vec<Payment>, RazorpayError> {
+        self.read_page("/v1/payments", page).await
+    }
+
+    /// One page of a collection created in `[from, to)`, newest first.
+    async fn read_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        page: &PaymentsPage,
+    ) -> Result<Vec<T>, RazorpayError> {
         let (from, to) = (page.from.to_string(), page.to.to_string());
         let (count, skip) = (page.count.to_string(), page.skip.to_string());
         let query = [
@@ -417,7 +426,7 @@ impl RazorpayClient {
             ("count", count.as_str()),
             ("skip", skip.as_str()),
         ];
-        let list: Collection<Payment> = self.read("/v1/payments", &query).await?;
+        let list: Collection<T> = self.read(path, &query).await?;
         Ok(list.items)
     }
 
@@ -472,30 +481,12 @@ impl RazorpayClient {
 
     /// One page of the account's refunds created in `[from, to)`, newest first.
     pub async fn list_refunds(&self, page: &PaymentsPage) -> Result<Vec<Refund>, RazorpayError> {
-        let (from, to) = (page.from.to_string(), page.to.to_string());
-        let (count, skip) = (page.count.to_string(), page.skip.to_string());
-        let query = [
-            ("from", from.as_str()),
-            ("to", to.as_str()),
-            ("count", count.as_str()),
-            ("skip", skip.as_str()),
-        ];
-        let list: Collection<Refund> = self.read("/v1/refunds", &query).await?;
-        Ok(list.items)
+        self.read_page("/v1/refunds", page).await
     }
 
     /// One page of the account's disputes created in `[from, to)`, newest first.
     pub async fn list_disputes(&self, page: &PaymentsPage) -> Result<Vec<Dispute>, RazorpayError> {
-        let (from, to) = (page.from.to_string(), page.to.to_string());
-        let (count, skip) = (page.count.to_string(), page.skip.to_string());
-        let query = [
-            ("from", from.as_str()),
-            ("to", to.as_str()),
-            ("count", count.as_str()),
-            ("skip", skip.as_str()),
-        ];
-        let list: Collection<Dispute> = self.read("/v1/disputes", &query).await?;
-        Ok(list.items)
+        self.read_page("/v1/disputes", page).await
     }
 
     /// The account's payment links (`GET /v1/payment_links`: no paging is documented).
