@@ -163,6 +163,79 @@ async fn a_job_stopped_between_two_writes_is_applied_once_on_retry() {
         Some("250.00"),
         "recorded once"
     );
+
+    // 4. A webhook received into the log, the intake stops before queuing its job: the answer
+    //    is a retryable 5xx, the event stays claimed (a redelivery inside the lock is 409), and
+    //    Razorpay's redelivery after the lock is received again, queued and applied.
+    stopped_between_receive_and_enqueue(&stack).await;
+}
+
+async fn stopped_between_receive_and_enqueue(stack: &local_stack::LocalStack) {
+    use shared::domain::events::{Outcome, Source};
+    use shared::domain::secret::Secret;
+    use shared::domain::signature::razorpay_sign;
+    use shared::services::intake;
+    let body = json!({"entity": "event", "account_id": stack.razorpay.account_id(),
+        "event": "payment.authorized", "contains": ["payment"],
+        "payload": {"payment": {"entity": {"id": "pay_stopped", "amount": 100,
+            "currency": "INR", "status": "authorized"}}}})
+    .to_string();
+    let signature = razorpay_sign(
+        &Secret::new(stack.ready.webhook_secret.clone()),
+        body.as_bytes(),
+    );
+    let delivery = || intake::Delivery {
+        tenant_id: "demo",
+        environment_id: "sandbox",
+        signature: Some(&signature),
+        event_id: Some("evt_stopped"),
+        trace_id: None,
+        body: body.as_bytes(),
+    };
+    failpoint::arm(failpoint::AFTER_EVENT_RECEIVED, 1);
+    let stopped = intake::razorpay(&stack.adapters, delivery())
+        .await
+        .unwrap_err();
+    assert!(stopped.is_retryable(), "{stopped:?}");
+    let locked = intake::razorpay(&stack.adapters, delivery())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(locked, shared::domain::error::Refusal::InProgress(_)),
+        "{locked:?}"
+    );
+    // Razorpay's retry comes after the lock (a clock past it stands for the wait).
+    let now = stack.adapters.clock.now_millis();
+    let later = shared::adapters::aws::Adapters::with_clock(
+        stack.adapters.config.clone(),
+        aws_sdk_dynamodb::Client::new(&stack.sdk),
+        aws_sdk_sqs::Client::new(&stack.sdk),
+        aws_sdk_secretsmanager::Client::new(&stack.sdk),
+        std::sync::Arc::new(shared::ports::ManualClock::at_millis(now + 31_000)),
+    );
+    let accepted = intake::razorpay(&later, delivery()).await.unwrap();
+    assert_eq!(accepted["status"], "accepted");
+    let scope = shared::domain::keys::TenantScope::new("demo", "sandbox").unwrap();
+    let settled = wait_for(
+        "the redelivered event settled",
+        Duration::from_secs(30),
+        || async {
+            let event = stack
+                .adapters
+                .events
+                .get(&scope, Source::Razorpay, "evt_stopped")
+                .await;
+            event
+                .ok()
+                .flatten()
+                .filter(|e| e.outcome != Outcome::Queued)
+        },
+    )
+    .await;
+    assert_eq!(settled.outcome, Outcome::Ignored, "{settled:?}");
+    assert_eq!(settled.history.len(), 1, "one job ran: {settled:?}");
+    let again = intake::razorpay(&stack.adapters, delivery()).await.unwrap();
+    assert_eq!(again["status"], "duplicate");
 }
 
 /// A finalized INR invoice of one line; its id.

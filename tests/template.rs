@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_norway::Value;
 use shared::adapters::aws::provision::QueueSettings;
-use shared::adapters::aws::store::{EXPIRES_AT, PK, SK};
+use shared::adapters::aws::store::{EXPIRES_AT, LOG_INDEX, LOG_PK, LOG_SK, PK, SK};
 use shared::api::routing::Route;
 
 fn template() -> Value {
@@ -213,6 +213,16 @@ fn the_table_matches_the_store() {
         })
         .collect();
     assert_eq!(keys, [(PK, "HASH"), (SK, "RANGE")]);
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"].as_str(), Some(LOG_INDEX));
+    let index_keys: Vec<_> = index["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| k["AttributeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(index_keys, [LOG_PK, LOG_SK]);
+    assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
     let ttl = &table["TimeToLiveSpecification"];
     assert_eq!(ttl["AttributeName"].as_str(), Some(EXPIRES_AT));
     assert_eq!(ttl["Enabled"].as_bool(), Some(true));

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static ANY_ARMED: AtomicBool = AtomicBool::new(false);
 static ARMED: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
 
+/// After a webhook event is received into the log, before its job is queued.
+pub const AFTER_EVENT_RECEIVED: &str = "intake.after_event_received";
 /// After the money is recorded in Flexprice, before it is counted on our payment.
 pub const AFTER_FLEXPRICE_RECORD: &str = "reconcile.after_flexprice_record";
 /// After the Razorpay invoice is made as a draft and mapped, before it is issued.

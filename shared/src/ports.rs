@@ -7,6 +7,7 @@
 //!   items; typed records will take their place.)
 //! - [`Claims`]: claims on work that must happen once (a webhook event), with a lock that
 //!   runs out when a worker dies and a stored result for duplicates.
+//! - [`EventLog`]: the webhook events received, what became of each, and the refusals.
 //! - [`Queue`]: the job queue (SQS here; a fake that keeps the jobs in service tests).
 //! - [`SecretStore`]: each tenant's credentials, one secret string per scope.
 //! - [`RazorpayApi`], [`FlexpriceApi`]: the calls the services make to the two providers
@@ -32,8 +33,9 @@ use crate::adapters::razorpay::wire::{
     PaymentLinkRequest, Refund, RefundRequest,
 };
 use crate::adapters::razorpay::{PaymentsPage, RazorpayError};
+use crate::domain::events::{EventFilter, EventPage, Refused, Source, Step, WebhookEvent};
 use crate::domain::jobs::{Job, Retry};
-use crate::domain::keys::Key;
+use crate::domain::keys::{Key, TenantScope};
 use crate::domain::secret::Secret;
 
 /// A future a port returns (boxed, so the ports can be used as `dyn` traits).
@@ -87,6 +89,61 @@ pub trait Claims: Send + Sync {
     /// Gives the claim up so that a retry does the work again.
     fn release<'a>(&'a self, token: &'a ClaimToken)
     -> PortFuture<'a, Result<(), IdempotencyError>>;
+}
+
+/// The webhook event log. An event is received with the claim on its id (one conditional
+/// write: the claim of [`Claims`], the event's record with it): queued under a lock until the
+/// worker settles it, or settled at once when there is nothing to do. The worker settles it
+/// (each settling a step of its history, at the version read). Listings are newest first,
+/// within one scope; refusals are counted per scope, day and reason.
+pub trait EventLog: Send + Sync {
+    fn receive<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        event: &'a WebhookEvent,
+        payload_hash: &'a str,
+        lifetimes: Lifetimes,
+    ) -> PortFuture<'a, Result<Claim, IdempotencyError>>;
+    /// Gives a queued event's claim up (its job could not be queued), so a redelivery is
+    /// received again.
+    fn release<'a>(&'a self, token: &'a ClaimToken)
+    -> PortFuture<'a, Result<(), IdempotencyError>>;
+    fn get<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        source: Source,
+        event_id: &'a str,
+    ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>>;
+    /// Adds `step` to the event (and its invoice, once known); `None` if there is no such
+    /// event.
+    fn settle<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        source: Source,
+        event_id: &'a str,
+        step: Step,
+        invoice_id: Option<&'a str>,
+    ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>>;
+    /// The events after `after` (a position a page returned) that `filter` takes.
+    fn list<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        filter: &'a EventFilter,
+        after: Option<&'a str>,
+    ) -> PortFuture<'a, Result<EventPage, StoreError>>;
+    /// Counts one refusal on `day` (`YYYY-MM-DD`), kept as long as events are.
+    fn refuse<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        refused: Refused,
+        day: &'a str,
+    ) -> PortFuture<'a, Result<(), StoreError>>;
+    /// The refusals counted on `since_day` and after, by reason.
+    fn refusals<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        since_day: &'a str,
+    ) -> PortFuture<'a, Result<Vec<(Refused, u64)>, StoreError>>;
 }
 
 /// Where work that cannot be done now goes: each job is delivered (at least once) to the

@@ -7,6 +7,7 @@ mod call_counts;
 mod collection;
 mod correlation;
 mod customer_sync;
+mod event_log;
 mod events;
 mod invoice_sync;
 mod local_stack;

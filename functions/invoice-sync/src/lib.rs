@@ -16,9 +16,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
-use shared::domain::error::Failure;
+use shared::domain::error::{Classify, Failure};
+use shared::domain::events::Done;
 use shared::domain::jobs::{Job, Retry, RetrySchedule, Task, Work};
-use shared::services::{collection, credit_notes, invoice_sync, reconcile, sweep};
+use shared::domain::keys::TenantScope;
+use shared::services::{collection, credit_notes, invoice_sync, reconcile, sweep, webhook_events};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -86,7 +88,7 @@ pub async fn process_batch<F, Fut>(
     run: F,
 ) -> Result<Answered, BatchError>
 where
-    F: Fn(Work) -> Fut,
+    F: Fn(Work, u32) -> Fut,
     Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let tasks: Vec<_> = event
@@ -101,7 +103,7 @@ where
             let retry = (message.receipt_handle.clone(), receives(&message));
             // In the batch's span, so that a job's log lines carry whatever the caller put there.
             let task = parse_work(&message)
-                .map(|work| tokio::spawn(within(budget, run(work)).in_current_span()));
+                .map(|work| tokio::spawn(within(budget, run(work, retry.1)).in_current_span()));
             (id, trace_id, retry, task)
         })
         .collect();
@@ -157,12 +159,29 @@ async fn outcome(
     }
 }
 
-/// Runs one job. A retryable failure fails the message (SQS redelivers it, then parks it in
-/// the DLQ); a permanent failure of a Razorpay event is parked the same way, so the event is
-/// kept; a permanent invoice-sync failure is recorded on the invoice's sync record instead.
-pub async fn run_work(adapters: Arc<Adapters>, work: Work) -> Result<(), Failure> {
+/// Runs one job (its `receives`-th delivery). A retryable failure fails the message (SQS
+/// redelivers it, then parks it in the DLQ); a permanent failure of a Razorpay event is parked
+/// the same way, so the event is kept; a permanent invoice-sync failure is recorded on the
+/// invoice's sync record instead. A job queued for a webhook event settles the event with
+/// what it came to.
+pub async fn run_work(adapters: Arc<Adapters>, work: Work, receives: u32) -> Result<(), Failure> {
     match work {
-        Work::Job(job) => run_job(&adapters, job).await,
+        Work::Job(job) => {
+            let scope = job.scope().map_err(Failure::poison)?;
+            let ended = run_job(&adapters, &scope, &job).await;
+            if let Some(origin) = &job.event {
+                let last_try = receives >= adapters.config.retry.max_receives;
+                let ended = ended
+                    .as_ref()
+                    .map_err(|f| (f, f.is_retryable() && !last_try));
+                let body = match &job.task {
+                    Task::ApplyRazorpayEvent { body, .. } => Some(body.as_str()),
+                    _ => None,
+                };
+                webhook_events::settle(&adapters, &scope, origin, ended, body).await;
+            }
+            kept_or_recorded(&job.task, ended)
+        }
         Work::SweepAll => {
             let queued = sweep::sweep_all(&adapters).await?;
             tracing::info!(queued, "a sweep queued for every connected scope");
@@ -171,65 +190,60 @@ pub async fn run_work(adapters: Arc<Adapters>, work: Work) -> Result<(), Failure
     }
 }
 
-/// Runs one job of one scope.
-async fn run_job(adapters: &Adapters, job: Job) -> Result<(), Failure> {
-    let scope = job.scope().map_err(Failure::poison)?;
+/// Whether a job's failure fails its message: a permanent invoice-sync failure is recorded on
+/// the invoice's sync record (FAILED, with the reason; a manual sync re-enqueues it once
+/// someone acts), and a sweep that cannot run as it is (the tenant disconnected, its key
+/// refused) waits for the next scheduled sweep, nothing waiting on it.
+fn kept_or_recorded(task: &Task, ended: Result<Done, Failure>) -> Result<(), Failure> {
+    match (task, ended) {
+        (_, Ok(_)) => Ok(()),
+        (Task::SyncInvoice { invoice_id }, Err(Failure::Permanent(reason))) => {
+            tracing::error!(%invoice_id, %reason, "invoice sync failed; recorded as FAILED");
+            Ok(())
+        }
+        (Task::Sweep, Err(Failure::Permanent(reason))) => {
+            tracing::error!(%reason, "the sweep cannot run for this scope");
+            Ok(())
+        }
+        (_, Err(failure)) => Err(failure),
+    }
+}
+
+/// Runs one job of one scope: what it came to.
+async fn run_job(adapters: &Adapters, scope: &TenantScope, job: &Job) -> Result<Done, Failure> {
     match &job.task {
         Task::ApplyRazorpayEvent { event_id, body } => {
-            match reconcile::apply(adapters, &scope, body).await {
-                Ok(applied) => {
-                    tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
-                    Ok(())
-                }
-                Err(failure) => Err(failure),
-            }
+            let applied = reconcile::apply(adapters, scope, body).await?;
+            tracing::info!(event_id = %event_id, ?applied, "Razorpay event applied");
+            Ok(webhook_events::done_of(&applied))
         }
         Task::SyncInvoice { invoice_id } => {
-            match invoice_sync::sync(adapters, &scope, invoice_id).await {
-                Ok(synced) => {
-                    tracing::info!(%invoice_id, ?synced, "invoice sync done");
-                    Ok(())
-                }
-                Err(Failure::Retryable(reason)) => Err(Failure::Retryable(reason)),
-                // Recorded on the invoice's sync record (FAILED, with the reason); retrying
-                // will not help until someone acts, and then a manual sync re-enqueues it.
-                Err(Failure::Permanent(reason)) => {
-                    tracing::error!(%invoice_id, %reason, "invoice sync failed; recorded as FAILED");
-                    Ok(())
-                }
-            }
+            let synced = invoice_sync::sync(adapters, scope, invoice_id).await?;
+            tracing::info!(%invoice_id, ?synced, "invoice sync done");
+            Ok(Done::Applied)
         }
         Task::CancelInvoice { invoice_id } => {
-            let cancelled = invoice_sync::cancel(adapters, &scope, invoice_id).await?;
+            let cancelled = invoice_sync::cancel(adapters, scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?cancelled, "invoice cancel done");
-            let settled = collection::settle(adapters, &scope, invoice_id).await?;
+            let settled = collection::settle(adapters, scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?settled, "the voided invoice's instruments settled");
-            Ok(())
+            Ok(Done::Applied)
         }
         Task::SettleCollection { invoice_id } => {
-            let settled = collection::settle(adapters, &scope, invoice_id).await?;
+            let settled = collection::settle(adapters, scope, invoice_id).await?;
             tracing::info!(%invoice_id, ?settled, "invoice instruments settled");
-            Ok(())
+            Ok(Done::Applied)
         }
         Task::RefundCreditNote { credit_note_id } => {
-            let refunded = credit_notes::refund(adapters, &scope, credit_note_id).await?;
+            let refunded = credit_notes::refund(adapters, scope, credit_note_id).await?;
             tracing::info!(%credit_note_id, ?refunded, "credit note handled");
-            Ok(())
+            Ok(Done::Applied)
         }
-        Task::Sweep => match sweep::sweep(adapters, &scope).await {
-            Ok(swept) => {
-                tracing::info!(?swept, "swept");
-                Ok(())
-            }
-            // A sweep that cannot succeed as it is (the tenant disconnected, its key refused)
-            // is said, not parked: the next scheduled sweep tries again, and nothing waits on
-            // this one.
-            Err(Failure::Permanent(reason)) => {
-                tracing::error!(%reason, "the sweep cannot run for this scope");
-                Ok(())
-            }
-            Err(retryable) => Err(retryable),
-        },
+        Task::Sweep => {
+            let swept = sweep::sweep(adapters, scope).await?;
+            tracing::info!(?swept, "swept");
+            Ok(Done::Applied)
+        }
     }
 }
 
@@ -243,8 +257,8 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, BatchError> {
     let budget = job_budget(deadline_ms, adapters.clock.now_millis());
     let schedule = adapters.config.retry;
-    let answered = process_batch(event, budget, schedule, |job| {
-        run_work(adapters.clone(), job)
+    let answered = process_batch(event, budget, schedule, |job, receives| {
+        run_work(adapters.clone(), job, receives)
     })
     .await?;
     if !answered.retries.is_empty()
@@ -293,7 +307,7 @@ mod tests {
             .collect()
     }
 
-    async fn ok_unless_bad(work: Work) -> Result<(), Failure> {
+    async fn ok_unless_bad(work: Work, _receives: u32) -> Result<(), Failure> {
         let Work::Job(job) = work else {
             return Ok(());
         };
@@ -351,7 +365,7 @@ mod tests {
         assert_eq!(waits, [("rh-m1", 60), ("rh-m2", 10800), ("rh-m3", 0)]);
     }
 
-    async fn slow_unless_quick(work: Work) -> Result<(), Failure> {
+    async fn slow_unless_quick(work: Work, _receives: u32) -> Result<(), Failure> {
         if let Work::Job(Job {
             task: Task::SyncInvoice { invoice_id },
             ..

@@ -49,6 +49,6 @@ async fn a_sweep_that_cannot_run_for_its_scope_is_said_not_parked() {
     // Nobody is connected here: the sweep cannot read Razorpay, and retrying will not help.
     let scope = shared::domain::keys::TenantScope::new("gone", "live").unwrap();
     let work = Work::Job(Job::new(&scope, Task::Sweep));
-    let done = invoice_sync::run_work(Arc::new(stack.adapters), work).await;
+    let done = invoice_sync::run_work(Arc::new(stack.adapters), work, 1).await;
     assert_eq!(done, Ok(()));
 }

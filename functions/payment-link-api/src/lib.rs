@@ -7,13 +7,17 @@
 use lambda_http::{Body, Request, Response};
 use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
-use shared::api::requests::{ConnectionRequest, PaymentRequest, RefundRequest, flexprice_id};
+use shared::api::requests::{
+    ConnectionRequest, EventQuery, PaymentRequest, RefundRequest, event_id, flexprice_id,
+};
 use shared::api::routing::{Route, route};
 use shared::api::views;
 use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
-use shared::services::{connection, invoice_sync, payment_url, payments, refund_requests};
+use shared::services::{
+    connection, invoice_sync, payment_url, payments, refund_requests, webhook_events,
+};
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
 pub const GET_PAYMENT: Route = Route::new("GET", "/api/v1/payments/{payment_id}");
@@ -25,9 +29,12 @@ pub const DELETE_CONNECTION: Route = Route::new("DELETE", "/api/v1/connections/r
 pub const GET_INVOICE_SYNC: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/sync");
 pub const RETRY_INVOICE_SYNC: Route = Route::new("POST", "/api/v1/invoices/{invoice_id}/sync");
 pub const GET_PAYMENT_URL: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/payment-url");
+pub const LIST_WEBHOOK_EVENTS: Route = Route::new("GET", "/api/v1/webhook-events");
+pub const REPLAY_WEBHOOK_EVENT: Route =
+    Route::new("POST", "/api/v1/webhook-events/{event_id}/replay");
 
 /// Every route this function serves (the template wires exactly these to it).
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 12] = [
     CREATE_PAYMENT,
     GET_PAYMENT,
     CREATE_REFUND,
@@ -38,6 +45,8 @@ pub const ROUTES: [Route; 10] = [
     GET_INVOICE_SYNC,
     RETRY_INVOICE_SYNC,
     GET_PAYMENT_URL,
+    LIST_WEBHOOK_EVENTS,
+    REPLAY_WEBHOOK_EVENT,
 ];
 
 /// Handles one API request: route, then authenticate (the API key decides tenant and
@@ -129,9 +138,33 @@ async fn respond(
             let trace_id = header(request, "x-amzn-trace-id");
             return invoice_route(adapters, &scope, route, &invoice_id, trace_id).await;
         }
+        LIST_WEBHOOK_EVENTS | REPLAY_WEBHOOK_EVENT => {
+            return events_route(adapters, &scope, route, request, param("event_id")).await;
+        }
         other => return Err(Problem::not_implemented(&other.describe())),
     };
     // The one mapping of a service's refusal to an answer (`api::problem`).
+    answered.map_err(Problem::from)
+}
+
+/// The webhook event log: a page of it, or one event replayed.
+async fn events_route(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    route: Route,
+    request: &Request,
+    event_id_param: &str,
+) -> Result<(u16, Option<serde_json::Value>), Problem> {
+    let answered = if route == LIST_WEBHOOK_EVENTS {
+        let query = EventQuery::parse(request.uri().query())?;
+        webhook_events::list(adapters, scope, &query.filter, query.after.as_deref())
+            .await
+            .map(|listing| (200, Some(views::webhook_events(&listing))))
+    } else {
+        webhook_events::replay(adapters, scope, &event_id(event_id_param)?)
+            .await
+            .map(|event| (202, Some(views::replay_queued(&event))))
+    };
     answered.map_err(Problem::from)
 }
 

@@ -1,7 +1,7 @@
 //! `throughput`: signed Razorpay webhooks per second through the local stack's gateway on this
 //! machine, with a load generator bounded in time and count, on loopback; and where the time
-//! goes. The baseline, in the same run: the three AWS calls a new webhook makes (claim,
-//! enqueue, complete), made straight against the emulator at the same concurrency, i.e. what
+//! goes. The baseline, in the same run: the two AWS calls a new webhook makes (the event
+//! received into the log, its job queued), made straight against the emulator at the same concurrency, i.e. what
 //! the intake would do if our own code cost nothing. CPU time is split between the emulator
 //! (its own process) and this process (load generator, gateway, handlers, worker, simulators).
 //!
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use shared::adapters::aws::idempotency::{Claim, Lifetimes, payload_hash};
+use shared::domain::events::{EventRef, Outcome, Source, WebhookEvent};
 use shared::domain::jobs::{Job, Task};
 use shared::domain::keys::TenantScope;
 use shared::domain::secret::Secret;
@@ -111,38 +112,45 @@ struct Load {
     max: u64,
 }
 
-/// One new webhook's AWS calls (claim, enqueue, complete) made straight against the emulator.
+/// One new webhook's AWS calls (the event received into the log, its job queued) made
+/// straight against the emulator.
 async fn baseline_call(stack: Arc<LocalStack>, scope: TenantScope, i: u64) -> bool {
     let adapters = &stack.adapters;
-    let key = scope.key("EVENT", &format!("evt_base_{i}"));
+    let event_id = format!("evt_base_{i}");
+    let body = authorized_event(&stack.razorpay.account_id(), &format!("base{i}"));
+    let event = WebhookEvent {
+        source: Source::Razorpay,
+        event_id: event_id.clone(),
+        event_type: "payment.authorized".to_owned(),
+        received_at_ms: adapters.clock.now_millis(),
+        body: body.clone(),
+        outcome: Outcome::Queued,
+        reason: None,
+        invoice_id: None,
+        history: Vec::new(),
+        version: 0,
+    };
     let lifetimes = Lifetimes {
         lock: Duration::from_secs(30),
         keep: Duration::from_secs(3600),
     };
-    let Ok(Claim::Acquired(token)) = adapters
-        .idempotency
-        .claim(&key, &payload_hash(b"{}"), lifetimes)
-        .await
-    else {
+    let received = adapters
+        .events
+        .receive(&scope, &event, &payload_hash(body.as_bytes()), lifetimes)
+        .await;
+    let Ok(Claim::Acquired(_)) = received else {
         return false;
     };
     // The job the intake would queue for the measured phase's event, so that the worker
     // draining the queue does the same work in both phases.
-    let job = Job::new(
-        &scope,
-        Task::ApplyRazorpayEvent {
-            event_id: format!("evt_base_{i}"),
-            body: authorized_event(&stack.razorpay.account_id(), &format!("base{i}")),
-        },
-    );
-    let Ok(id) = adapters.queue.send(&job, None).await else {
-        return false;
+    let origin = EventRef {
+        source: Source::Razorpay,
+        id: event_id.clone(),
+        replay: false,
     };
-    adapters
-        .idempotency
-        .complete(&token, Some(&id), Duration::from_secs(3600))
-        .await
-        .is_ok()
+    let task = Task::ApplyRazorpayEvent { event_id, body };
+    let job = Job::for_event(&scope, task, origin);
+    adapters.queue.send(&job, None).await.is_ok()
 }
 
 /// Signed webhooks through the gateway and the intake.
@@ -186,7 +194,7 @@ fn report(load: Load, baseline: &Phase, full: &Phase, (moto_cpu, own_cpu): (f64,
     );
     for (what, phase) in [
         (
-            "baseline: claim + enqueue + complete, SDK straight to moto",
+            "baseline: receive + enqueue, SDK straight to moto",
             baseline,
         ),
         ("signed webhooks through the gateway and the intake", full),

@@ -138,7 +138,8 @@ pub struct FakeStack {
 impl FakeStack {
     pub async fn new() -> FakeStack {
         use shared::adapters::memory::{
-            FakeFlexprice, FakeRazorpay, MemoryClaims, MemoryQueue, MemorySecrets, MemoryTable,
+            FakeFlexprice, FakeRazorpay, MemoryClaims, MemoryEventLog, MemoryQueue, MemorySecrets,
+            MemoryTable,
         };
         use std::sync::Arc;
         let sdk = sdk_config("http://127.0.0.1:9").await;
@@ -158,6 +159,7 @@ impl FakeStack {
         let flexprice = Arc::new(FakeFlexprice::new());
         adapters.store = table.clone();
         adapters.idempotency = Arc::new(MemoryClaims::new(adapters.clock.clone()));
+        adapters.events = Arc::new(MemoryEventLog::new(adapters.clock.clone()));
         adapters.secrets = Arc::new(MemorySecrets::new());
         let queue = Arc::new(MemoryQueue::new());
         adapters.queue = queue.clone();

@@ -740,3 +740,163 @@ mod tests {
         assert!(connection(connection_with("flexprice_api_key", long.into())).is_err());
     }
 }
+
+/// `GET /api/v1/webhook-events`' query: `since` (RFC 3339), `type`, `outcome`, `limit` (1 to
+/// [`MAX_EVENTS_PAGE`], 25 by default) and `cursor` (from an earlier page's `next_cursor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    pub filter: crate::domain::events::EventFilter,
+    /// The log position the page starts after.
+    pub after: Option<String>,
+}
+
+pub const MAX_EVENTS_PAGE: usize = 100;
+const DEFAULT_EVENTS_PAGE: usize = 25;
+
+impl EventQuery {
+    pub fn parse(query: Option<&str>) -> Result<EventQuery, Problem> {
+        use crate::domain::events::{EventFilter, Outcome};
+        let mut parsed = EventQuery {
+            filter: EventFilter {
+                limit: DEFAULT_EVENTS_PAGE,
+                ..EventFilter::default()
+            },
+            after: None,
+        };
+        for (name, value) in query_pairs(query)? {
+            let filter = &mut parsed.filter;
+            match name.as_str() {
+                "since" => filter.since_ms = Some(rfc3339_millis("since", &value)?),
+                "type" => filter.event_type = Some(bounded_text("type", &value, 64)?),
+                "outcome" => {
+                    let outcome = Outcome::parse(&value).ok_or_else(|| {
+                        let names: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+                        invalid(
+                            400,
+                            "outcome",
+                            "one_of",
+                            format!("outcome must be one of {}", names.join(", ")),
+                        )
+                    })?;
+                    filter.outcome = Some(outcome);
+                }
+                "limit" => filter.limit = page_limit(&value)?,
+                "cursor" => parsed.after = Some(cursor_position(&value)?),
+                other => {
+                    return Err(invalid(
+                        400,
+                        other,
+                        "known_parameter",
+                        "the query takes since, type, outcome, limit and cursor",
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A query string's parameters, decoded; each name at most once.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if pairs.iter().any(|(seen, _)| *seen == name) {
+            return Err(invalid(
+                400,
+                &name,
+                "unique",
+                format!("{name} is given more than once"),
+            ));
+        }
+        pairs.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(pairs)
+}
+
+fn bounded_text(name: &str, value: &str, max: usize) -> Result<String, Problem> {
+    if value.is_empty() || value.len() > max {
+        return Err(invalid(
+            400,
+            name,
+            "length",
+            format!("{name} must be 1 to {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// An RFC 3339 time (`2026-12-01T00:00:00Z`) as milliseconds since the epoch.
+fn rfc3339_millis(name: &str, value: &str) -> Result<u64, Problem> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_str(value, Format::DateTime)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .ok_or_else(|| {
+            invalid(
+                400,
+                name,
+                "rfc3339",
+                format!("{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"),
+            )
+        })
+}
+
+/// A page size: 1 to [`MAX_EVENTS_PAGE`].
+pub fn page_limit(value: &str) -> Result<usize, Problem> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_EVENTS_PAGE).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                400,
+                "limit",
+                "range",
+                format!("limit must be a whole number from 1 to {MAX_EVENTS_PAGE}"),
+            )
+        })
+}
+
+/// A cursor: the base64url text of a log position an earlier page answered.
+pub fn cursor_position(value: &str) -> Result<String, Problem> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|position| crate::domain::events::parse_position(position).is_some())
+        .ok_or_else(|| {
+            invalid(
+                400,
+                "cursor",
+                "cursor",
+                "cursor must be a next_cursor this API answered",
+            )
+        })
+}
+
+/// A log position as the cursor the API answers.
+pub fn cursor_of(position: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+/// A webhook event id in a path: a provider's id (`evt_…`, `msg_…`), 1 to 128 characters of
+/// letters, digits, `_` and `-`.
+pub fn event_id(text: &str) -> Result<String, Problem> {
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(invalid(
+            400,
+            "event_id",
+            "event_id",
+            "event_id must be 1 to 128 letters, digits, _ or -",
+        ));
+    }
+    Ok(text.to_owned())
+}

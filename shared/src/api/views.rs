@@ -3,12 +3,15 @@
 
 use serde_json::{Value, json};
 
+use super::requests::cursor_of;
+use crate::domain::events::{Refused, WebhookEvent};
 use crate::domain::instruments::InstrumentKind;
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentMethod};
 use crate::domain::refund::{Refund, RefundState};
 use crate::domain::sync::InvoiceSync;
 use crate::services::payment_url::PaymentUrl;
+use crate::services::webhook_events::Listing;
 
 /// A payment (`POST /api/v1/payments`, `GET /api/v1/payments/{id}`).
 pub fn payment(payment: &Payment) -> Value {
@@ -160,5 +163,72 @@ pub fn payment_url(url: &PaymentUrl) -> Value {
         "amount_minor": url.owed.minor(),
         "currency": url.owed.currency().code(),
         "reissued": url.reissued,
+    })
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339_millis(millis: u64) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+        .fmt(Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// One event of the log, without its body (a body may carry the payer's details; it is kept
+/// for replays only).
+pub fn webhook_event(event: &WebhookEvent) -> Value {
+    let history: Vec<Value> = event
+        .history
+        .iter()
+        .map(|step| {
+            json!({
+                "at": rfc3339_millis(step.at_ms),
+                "outcome": step.outcome.as_str(),
+                "reason": step.reason,
+                "replay": step.replay,
+            })
+        })
+        .collect();
+    json!({
+        "event_id": event.event_id,
+        "source": event.source.as_str(),
+        "type": event.event_type,
+        "received_at": rfc3339_millis(event.received_at_ms),
+        "outcome": event.outcome.as_str(),
+        "reason": event.reason,
+        "invoice_id": event.invoice_id,
+        "body_bytes": event.body.len(),
+        "history": history,
+    })
+}
+
+/// `GET /api/v1/webhook-events`: a page of the log and the refusals counted by reason.
+pub fn webhook_events(listing: &Listing) -> Value {
+    let refusals: serde_json::Map<String, Value> = Refused::ALL
+        .into_iter()
+        .map(|reason| {
+            let count = listing
+                .refusals
+                .iter()
+                .find(|(r, _)| *r == reason)
+                .map_or(0, |(_, c)| *c);
+            (reason.as_str().to_owned(), json!(count))
+        })
+        .collect();
+    json!({
+        "events": listing.page.events.iter().map(webhook_event).collect::<Vec<_>>(),
+        "refusals": refusals,
+        "next_cursor": listing.page.next.as_deref().map(cursor_of),
+    })
+}
+
+/// `POST /api/v1/webhook-events/{event_id}/replay`: the event queued again.
+pub fn replay_queued(event: &WebhookEvent) -> Value {
+    json!({
+        "status": "queued",
+        "event_id": event.event_id,
+        "source": event.source.as_str(),
+        "type": event.event_type,
+        "previous_outcome": event.outcome.as_str(),
     })
 }

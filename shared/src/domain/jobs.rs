@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::events::EventRef;
 use super::keys::{ScopeError, TenantScope};
 
 /// What the worker is asked to do.
@@ -43,6 +44,9 @@ pub struct Job {
     pub environment_id: String,
     #[serde(flatten)]
     pub task: Task,
+    /// The webhook event the job was queued for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventRef>,
 }
 
 impl Job {
@@ -51,6 +55,15 @@ impl Job {
             tenant_id: scope.tenant_id().to_owned(),
             environment_id: scope.environment_id().to_owned(),
             task,
+            event: None,
+        }
+    }
+
+    /// The job for a webhook event: the worker settles the event with its outcome.
+    pub fn for_event(scope: &TenantScope, task: Task, event: EventRef) -> Job {
+        Job {
+            event: Some(event),
+            ..Job::new(scope, task)
         }
     }
 

@@ -5,6 +5,7 @@ pub mod collection;
 pub mod customer;
 pub mod dispute;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod instruments;
 pub mod invoice;

@@ -16,6 +16,7 @@ use crate::adapters::aws::idempotency::{
     Claim, ClaimToken, IdempotencyError, Lifetimes, payload_hash,
 };
 use crate::domain::error::{Classify, Refusal};
+use crate::domain::events::{EventRef, Outcome, Refused, Source, Step, WebhookEvent, day_of};
 use crate::domain::ids::FlexpriceId;
 use crate::domain::jobs::{Job, Task};
 use crate::domain::keys::TenantScope;
@@ -78,6 +79,37 @@ impl Envelope {
     }
 }
 
+/// The job a Razorpay event asks for, if it is one the worker applies.
+fn razorpay_task(event_type: &str, event_id: &str, body: &str) -> Option<Task> {
+    HANDLED_EVENTS
+        .contains(&event_type)
+        .then(|| Task::ApplyRazorpayEvent {
+            event_id: event_id.to_owned(),
+            body: body.to_owned(),
+        })
+}
+
+/// The job a stored event asks for (what the intake queued for it), if any.
+pub fn task_of(event: &WebhookEvent) -> Result<Option<Task>, Refusal> {
+    match event.source {
+        Source::Razorpay => Ok(razorpay_task(
+            &event.event_type,
+            &event.event_id,
+            &event.body,
+        )),
+        Source::Flexprice => {
+            let envelope: FlexpriceEnvelope = serde_json::from_str(&event.body).map_err(|_| {
+                Refusal::unprocessable(
+                    "event_id",
+                    "flexprice_event",
+                    "the stored body is not a Flexprice event",
+                )
+            })?;
+            flexprice_task(&envelope)
+        }
+    }
+}
+
 /// One answer for "no such tenant/environment" whatever the reason, so that nothing tells
 /// whether a tenant exists.
 fn unknown_route() -> Refusal {
@@ -107,11 +139,17 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
-    let credentials = verified_credentials(adapters, &scope, &delivery).await?;
+    let credentials = verified_credentials(adapters, &scope, &delivery).await;
+    let credentials = counted(adapters, &scope, credentials).await?;
     let envelope = Envelope::parse(delivery.body).map_err(|_| {
         Refusal::malformed("body", "razorpay_event", "the body is not a Razorpay event")
     })?;
-    check_account(&scope, &credentials, &envelope)?;
+    counted(
+        adapters,
+        &scope,
+        check_account(&scope, &credentials, &envelope),
+    )
+    .await?;
     let event_id = delivery
         .event_id
         .filter(|id| !id.is_empty() && id.len() <= 128)
@@ -122,21 +160,17 @@ pub async fn razorpay(adapters: &Adapters, delivery: Delivery<'_>) -> Result<Val
                 "the x-razorpay-event-id header is required",
             )
         })?;
-    let task =
-        HANDLED_EVENTS
-            .contains(&envelope.event.as_str())
-            .then(|| Task::ApplyRazorpayEvent {
-                event_id: event_id.to_owned(),
-                body: String::from_utf8_lossy(delivery.body).into_owned(),
-            });
+    let body = String::from_utf8_lossy(delivery.body);
+    let task = razorpay_task(&envelope.event, event_id, &body);
     let received = Received {
-        kind: "EVENT",
+        source: Source::Razorpay,
         event_id,
         event: &envelope.event,
         body: delivery.body,
         trace_id: delivery.trace_id,
+        invoice_id: None,
     };
-    claim_and_enqueue(adapters, &scope, received, task).await
+    receive_and_enqueue(adapters, &scope, received, task).await
 }
 
 /// The route's connection, once the delivery's signature checks out against its current or
@@ -183,43 +217,69 @@ fn check_account(
     }
 }
 
-/// A verified event, ready to be claimed.
+/// A verified event, ready to be received.
 struct Received<'a> {
-    /// The claim's item kind (one per source of events).
-    kind: &'static str,
+    source: Source,
     event_id: &'a str,
     event: &'a str,
     body: &'a [u8],
     trace_id: Option<&'a str>,
+    /// The Flexprice invoice it is about, when the envelope names one.
+    invoice_id: Option<String>,
 }
 
-/// Claims the event id (with the payload hash), enqueues `task` (none: the event is ignored),
-/// completes the claim. A duplicate answers 200 with no work; the same id with another body
-/// 409; when the job cannot be enqueued the claim is released and the answer is 503, so the
-/// sender's retry goes through.
-async fn claim_and_enqueue(
+impl Received<'_> {
+    /// The event as the log keeps it: queued for the worker, or (no task) ignored at once.
+    fn logged(&self, queued: bool, now_ms: u64) -> WebhookEvent {
+        let mut event = WebhookEvent {
+            source: self.source,
+            event_id: self.event_id.to_owned(),
+            event_type: self.event.to_owned(),
+            received_at_ms: now_ms,
+            body: String::from_utf8_lossy(self.body).into_owned(),
+            outcome: Outcome::Queued,
+            reason: None,
+            invoice_id: self.invoice_id.clone(),
+            history: Vec::new(),
+            version: 0,
+        };
+        if !queued {
+            let _ = event.settle(Step {
+                at_ms: now_ms,
+                outcome: Outcome::Ignored,
+                reason: Some(format!("flexrzp does not apply {} events", self.event)),
+                replay: false,
+            });
+        }
+        event
+    }
+}
+
+/// Receives the event into the log (one conditional put: the claim on its id, with the
+/// payload hash, and the record) and queues `task` for it (none: ignored, nothing queued).
+/// Nothing else is written here: the worker settles the event, so a new event costs two
+/// calls and a duplicate one. A duplicate answers 200 with no work; the same id with another
+/// body 409; when the job cannot be queued the claim is released and the answer is 503, so
+/// the sender's retry goes through. A crash between the two calls leaves the claim locked,
+/// unsettled: the sender's retry after the lock is received again and queued.
+async fn receive_and_enqueue(
     adapters: &Adapters,
     scope: &TenantScope,
     received: Received<'_>,
     task: Option<Task>,
 ) -> Result<Value, Refusal> {
-    let Received {
-        kind,
-        event_id,
-        event,
-        body,
-        trace_id,
-    } = received;
-    let key = scope.key(kind, event_id);
+    let event_id = received.event_id;
+    let logged = received.logged(task.is_some(), adapters.clock.now_millis());
     let lifetimes = Lifetimes {
         lock: LOCK,
         keep: KEEP,
     };
-    let claim = adapters
-        .idempotency
-        .claim(&key, &payload_hash(body), lifetimes)
-        .await;
-    let token = match claim {
+    let hash = payload_hash(received.body);
+    let token = match adapters
+        .events
+        .receive(scope, &logged, &hash, lifetimes)
+        .await
+    {
         Ok(Claim::Acquired(token)) => token,
         Ok(Claim::Completed { .. }) => {
             return Ok(json!({"status": "duplicate", "event_id": event_id}));
@@ -227,13 +287,18 @@ async fn claim_and_enqueue(
         Err(e) => return Err(claim_refusal(scope, event_id, &e)),
     };
     let Some(task) = task else {
-        let _ = adapters
-            .idempotency
-            .complete(&token, Some("ignored"), KEEP)
-            .await;
-        return Ok(json!({"status": "ignored", "event_id": event_id, "event": event}));
+        return Ok(json!({"status": "ignored", "event_id": event_id, "event": received.event}));
     };
-    enqueue(adapters, &token, Job::new(scope, task), trace_id).await?;
+    if crate::failpoint::hit(crate::failpoint::AFTER_EVENT_RECEIVED) {
+        return Err(unavailable());
+    }
+    let origin = EventRef {
+        source: received.source,
+        id: event_id.to_owned(),
+        replay: false,
+    };
+    let job = Job::for_event(scope, task, origin);
+    enqueue(adapters, &token, &job, received.trace_id).await?;
     Ok(json!({"status": "accepted", "event_id": event_id}))
 }
 
@@ -264,33 +329,40 @@ fn claim_refusal(scope: &TenantScope, event_id: &str, e: &IdempotencyError) -> R
     }
 }
 
-/// Queues the job and completes the claim; when the job cannot be queued the claim is
-/// released (503), so the sender's retry goes through.
+/// Queues the job; when it cannot be queued the event's claim is released (503), so the
+/// sender's retry goes through.
 async fn enqueue(
     adapters: &Adapters,
     token: &ClaimToken,
-    job: Job,
+    job: &Job,
     trace_id: Option<&str>,
 ) -> Result<(), Refusal> {
-    match adapters.queue.send(&job, trace_id).await {
-        Ok(message_id) => {
-            if let Err(e) = adapters
-                .idempotency
-                .complete(token, Some(&message_id), KEEP)
-                .await
-            {
-                // The job is queued; a redelivered event would be claimed again after the lock
-                // and enqueued twice, which the worker's own idempotency absorbs.
-                tracing::warn!(error = %e, "event enqueued but its claim not completed");
-            }
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not enqueue the event; releasing the claim");
-            let _ = adapters.idempotency.release(token).await;
-            Err(unavailable())
-        }
+    if let Err(e) = adapters.queue.send(job, trace_id).await {
+        tracing::error!(error = %e, "could not enqueue the event; releasing the claim");
+        let _ = adapters.events.release(token).await;
+        return Err(unavailable());
     }
+    Ok(())
+}
+
+/// `result`, its refusal counted in the scope's log when it is one the log counts (a bad
+/// signature, another account's event). Best effort: a counter that cannot be written loses
+/// a count, never the answer.
+async fn counted<T>(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    result: Result<T, Refusal>,
+) -> Result<T, Refusal> {
+    let refused = match &result {
+        Err(Refusal::BadSignature(_)) => Refused::BadSignature,
+        Err(Refusal::WrongAccount(_)) => Refused::WrongAccount,
+        _ => return result,
+    };
+    let day = day_of(adapters.clock.now_millis());
+    if let Err(e) = adapters.events.refuse(scope, refused, &day).await {
+        tracing::warn!(error = %e, "could not count a refused webhook");
+    }
+    result
 }
 
 /// The Flexprice request, as the receiver got it.
@@ -336,7 +408,8 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
     check_size(delivery.body)?;
     let scope = TenantScope::new(delivery.tenant_id, delivery.environment_id)
         .map_err(|_| unknown_route())?;
-    svix_check(adapters, &scope, &delivery).await?;
+    let checked = svix_check(adapters, &scope, &delivery).await;
+    counted(adapters, &scope, checked).await?;
     let envelope: FlexpriceEnvelope = serde_json::from_slice(delivery.body).map_err(|_| {
         Refusal::malformed(
             "body",
@@ -353,13 +426,14 @@ pub async fn flexprice(adapters: &Adapters, delivery: SvixDelivery<'_>) -> Resul
             Refusal::malformed("svix-id", "required", "the svix-id header is required")
         })?;
     let received = Received {
-        kind: "FLEXPRICE_EVENT",
+        source: Source::Flexprice,
         event_id,
         event: &envelope.event_type,
         body: delivery.body,
         trace_id: delivery.trace_id,
+        invoice_id: envelope.invoice.as_ref().map(|i| i.id.clone()),
     };
-    claim_and_enqueue(adapters, &scope, received, task).await
+    receive_and_enqueue(adapters, &scope, received, task).await
 }
 
 /// The Svix signature against the route's Flexprice webhook secret; on a mismatch, a missing

@@ -18,3 +18,4 @@ pub mod recording;
 pub mod refund_requests;
 pub mod refunds;
 pub mod sweep;
+pub mod webhook_events;

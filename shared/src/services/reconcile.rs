@@ -83,7 +83,8 @@ pub async fn apply(
     let event: Event = serde_json::from_str(body)
         .map_err(|e| Failure::Permanent(format!("not a Razorpay event: {e}")))?;
     match event.event.as_str() {
-        "payment.authorized" => Ok(Applied::NoChange),
+        // Money moves on capture; an authorization alone changes nothing of ours.
+        "payment.authorized" => Ok(Applied::Ignored),
         "payment.captured"
         | "payment_link.paid"
         | "payment_link.partially_paid"

@@ -16,14 +16,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::records::claim::{LOCK_EXPIRES_AT, LOCK_TOKEN, PAYLOAD_HASH, RESULT};
+use super::records::claim::{COMPLETED, LOCK_EXPIRES_AT, LOCK_TOKEN, PAYLOAD_HASH, RESULT};
 use super::store::{EXPIRES_AT, Expr, Item, ItemExt, PK, STATUS, Store, StoreError, n, s};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::keys::Key;
 use crate::ports::{Claims, Clock, PortFuture};
 
 const IN_PROGRESS: &str = "INPROGRESS";
-const COMPLETED: &str = "COMPLETED";
 
 /// How often a claim is retried when the stored record changed under it (Powertools: 2).
 const MAX_RETRIES: usize = 2;
@@ -125,22 +124,25 @@ impl Idempotency {
         payload_hash: &str,
         lifetimes: Lifetimes,
     ) -> Result<Claim, IdempotencyError> {
+        self.claim_with(key, payload_hash, lifetimes, Item::new(), false)
+            .await
+    }
+
+    /// Claims `key` as [`Idempotency::claim`] does, writing `record`'s attributes with the
+    /// claim in the same put; `settled` writes it completed at once (work with nothing left to
+    /// do), so a later claim finds it done.
+    pub(crate) async fn claim_with(
+        &self,
+        key: &Key,
+        payload_hash: &str,
+        lifetimes: Lifetimes,
+        record: Item,
+        settled: bool,
+    ) -> Result<Claim, IdempotencyError> {
         for _ in 0..=MAX_RETRIES {
             let now_ms = self.clock.now_millis();
             let token = uuid::Uuid::new_v4().to_string();
-            let attrs = Item::from([
-                (STATUS.to_owned(), s(IN_PROGRESS)),
-                (PAYLOAD_HASH.to_owned(), s(payload_hash)),
-                (LOCK_TOKEN.to_owned(), s(&token)),
-                (
-                    LOCK_EXPIRES_AT.to_owned(),
-                    n(now_ms + millis(lifetimes.lock)),
-                ),
-                (
-                    EXPIRES_AT.to_owned(),
-                    n((now_ms + millis(lifetimes.keep)) / 1000),
-                ),
-            ]);
+            let attrs = claim_attrs(&record, payload_hash, &token, lifetimes, now_ms, settled);
             let mut expr = Expr::default();
             let condition = format!(
                 "attribute_not_exists({pk}) OR {exp} < {now_s} OR ({status} = {in_progress} AND {lock} < {now_ms})",
@@ -288,6 +290,38 @@ impl Claims for Idempotency {
     ) -> PortFuture<'a, Result<(), IdempotencyError>> {
         Box::pin(Idempotency::release(self, token))
     }
+}
+
+/// A claim's item: `record`'s attributes, the status (completed at once when `settled`, else
+/// in progress under a lock), the payload hash, the token and the expiry.
+fn claim_attrs(
+    record: &Item,
+    payload_hash: &str,
+    token: &str,
+    lifetimes: Lifetimes,
+    now_ms: u64,
+    settled: bool,
+) -> Item {
+    let mut attrs = record.clone();
+    attrs.extend([
+        (
+            STATUS.to_owned(),
+            s(if settled { COMPLETED } else { IN_PROGRESS }),
+        ),
+        (PAYLOAD_HASH.to_owned(), s(payload_hash)),
+        (LOCK_TOKEN.to_owned(), s(token)),
+        (
+            EXPIRES_AT.to_owned(),
+            n((now_ms + millis(lifetimes.keep)) / 1000),
+        ),
+    ]);
+    if !settled {
+        attrs.insert(
+            LOCK_EXPIRES_AT.to_owned(),
+            n(now_ms + millis(lifetimes.lock)),
+        );
+    }
+    attrs
 }
 
 #[cfg(test)]

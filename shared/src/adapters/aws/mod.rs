@@ -1,6 +1,7 @@
 //! Adapters over the AWS SDK for Rust. The endpoint comes from the standard `AWS_ENDPOINT_URL`
 //! (or `AWS_ENDPOINT_URL_<SERVICE>`), so the same code runs on AWS and against the local emulator.
 
+pub mod event_log;
 pub mod idempotency;
 pub mod provision;
 pub mod queue;
@@ -136,8 +137,11 @@ pub struct Adapters {
     /// The tenants' credentials (the port: Secrets Manager with a cache here, a fake in
     /// service tests).
     pub secrets: std::sync::Arc<dyn crate::ports::SecretStore>,
-    /// Claims on webhook events (the port: DynamoDB here, a fake in service tests).
+    /// Claims on work that must happen once (the port: DynamoDB here, a fake in service tests).
     pub idempotency: std::sync::Arc<dyn crate::ports::Claims>,
+    /// The webhook events received and what became of them (the port: DynamoDB here, a fake
+    /// in service tests).
+    pub events: std::sync::Arc<dyn crate::ports::EventLog>,
     pub clock: std::sync::Arc<dyn crate::ports::Clock>,
     /// The tenants' Razorpay and Flexprice clients, kept while the instance lives.
     pub clients: std::sync::Arc<crate::services::connection::ClientCache>,
@@ -164,8 +168,18 @@ impl Adapters {
         sqs: aws_sdk_sqs::Client,
         secrets_manager: aws_sdk_secretsmanager::Client,
     ) -> Adapters {
-        let clock: std::sync::Arc<dyn crate::ports::Clock> =
-            std::sync::Arc::new(crate::ports::SystemClock);
+        let clock = std::sync::Arc::new(crate::ports::SystemClock);
+        Adapters::with_clock(config, dynamodb, sqs, secrets_manager, clock)
+    }
+
+    /// From ready SDK clients, every adapter on `clock` (tests move time past a lock).
+    pub fn with_clock(
+        config: crate::adapters::config::Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        secrets_manager: aws_sdk_secretsmanager::Client,
+        clock: std::sync::Arc<dyn crate::ports::Clock>,
+    ) -> Adapters {
         let store = store::Store::new(dynamodb, &config.table_name);
         Adapters {
             queue: std::sync::Arc::new(queue::JobQueue::new(sqs, &config.job_queue_url)),
@@ -175,6 +189,10 @@ impl Adapters {
                 clock.clone(),
             )),
             idempotency: std::sync::Arc::new(idempotency::Idempotency::new(
+                store.clone(),
+                clock.clone(),
+            )),
+            events: std::sync::Arc::new(event_log::DynamoEventLog::new(
                 store.clone(),
                 clock.clone(),
             )),

@@ -2,16 +2,17 @@
 //! and the tests (on AWS, CloudFormation does this).
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::store::{EXPIRES_AT, PK, SK};
+use super::store::{EXPIRES_AT, LOG_INDEX, LOG_PK, LOG_SK, PK, SK};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Creates the table: `pk`/`sk` strings, on-demand billing, TTL on `expires_at`.
+/// Creates the table: `pk`/`sk` strings, on-demand billing, TTL on `expires_at`, and the
+/// `log` index (`log_pk`/`log_sk`, every attribute projected) the webhook event log lists by.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -33,6 +34,20 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .attribute_definitions(attr(SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
+        .attribute_definitions(attr(LOG_PK)?)
+        .attribute_definitions(attr(LOG_SK)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(LOG_INDEX)
+                .key_schema(key(LOG_PK, KeyType::Hash)?)
+                .key_schema(key(LOG_SK, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        )
         .send()
         .await?;
     client

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::store::{Expect, Item, ItemExt, STATUS, StoreError, Update, VERSION, n, s};
+use super::store::{
+    Expect, Item, ItemExt, LOG_PK, LOG_SK, STATUS, StoreError, Update, VERSION, n, s,
+};
+use crate::domain::events::{Outcome, Refused, Source, WebhookEvent, log_position};
 use crate::domain::instruments::Collection;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
@@ -78,6 +81,15 @@ pub(super) mod claim {
     pub const LOCK_TOKEN: &str = "lock_token";
     pub const PAYLOAD_HASH: &str = super::PAYLOAD_HASH;
     pub const RESULT: &str = "result";
+    pub const COMPLETED: &str = "COMPLETED";
+}
+
+/// The attributes the event log's adapter builds its own expressions from (its filters,
+/// counters and claims are richer than the table port's).
+pub(super) mod event {
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const OUTCOME: &str = "outcome";
+    pub const RECEIVED_AT: &str = "received_at";
 }
 
 /// A kind of item the table holds, as a Rust type.
@@ -162,6 +174,24 @@ pub fn api_key_key(hash: &str) -> Key {
 /// A scope's API key by its public id → its hash (to list and revoke it).
 pub fn api_key_ref_key(scope: &TenantScope, key_id: &str) -> Key {
     scope.key("APIKEY", key_id)
+}
+
+/// One webhook event of the log.
+pub fn event_key(scope: &TenantScope, source: Source, event_id: &str) -> Key {
+    scope.key(source.kind(), event_id)
+}
+
+/// The partition of a scope's event log in the `log` index.
+pub fn event_log_partition(scope: &TenantScope) -> String {
+    format!("{}#EVENTS", scope.prefix())
+}
+
+/// A scope's refusals of one day (`YYYY-MM-DD`), all under one partition.
+pub fn refusals_key(scope: &TenantScope, day: &str) -> Key {
+    Key {
+        pk: format!("{}#REFUSALS", scope.prefix()),
+        sk: day.to_owned(),
+    }
 }
 
 /// Reads the attributes of one stored item, naming what is missing.
@@ -742,6 +772,85 @@ impl Record for Registry {
             version: item.u64_attr(VERSION).unwrap_or(0),
         })
     }
+}
+
+const SOURCE: &str = "source";
+const EVENT_ID: &str = "event_id";
+const BODY: &str = "body";
+const REASON: &str = "reason";
+const HISTORY: &str = "history";
+
+impl Record for WebhookEvent {
+    const NAME: &'static str = "webhook event";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .text(SOURCE, self.source.as_str())
+            .text(EVENT_ID, &self.event_id)
+            .text(event::EVENT_TYPE, &self.event_type)
+            .number(event::RECEIVED_AT, self.received_at_ms)
+            .text(BODY, &self.body)
+            .text(event::OUTCOME, self.outcome.as_str())
+            .opt_text(REASON, self.reason.as_ref())
+            .opt_text(INVOICE_ID, self.invoice_id.as_ref())
+            .json(HISTORY, &self.history)
+            .number(VERSION, self.version)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<WebhookEvent, StoreError> {
+        let f = Fields::of::<WebhookEvent>(item);
+        Ok(WebhookEvent {
+            source: Source::parse(&f.text(SOURCE)?).ok_or_else(|| f.malformed(SOURCE))?,
+            event_id: f.text(EVENT_ID)?,
+            event_type: f.text(event::EVENT_TYPE)?,
+            received_at_ms: f.number(event::RECEIVED_AT)?,
+            body: f.text(BODY)?,
+            outcome: Outcome::parse(&f.text(event::OUTCOME)?)
+                .ok_or_else(|| f.malformed(event::OUTCOME))?,
+            reason: f.opt_text(REASON),
+            invoice_id: f.opt_text(INVOICE_ID),
+            history: f.json(HISTORY)?,
+            version: item.u64_attr(VERSION).unwrap_or(0),
+        })
+    }
+}
+
+/// The event as the log stores it: its record and its place in the scope's `log` index.
+pub fn event_item(scope: &TenantScope, event: &WebhookEvent) -> Item {
+    let mut item = event.to_item();
+    item.insert(LOG_PK.to_owned(), s(event_log_partition(scope)));
+    item.insert(LOG_SK.to_owned(), s(log_position(event)));
+    item
+}
+
+/// The settled event written over the one read (at the version read, bumped).
+pub fn event_settled(settled: &WebhookEvent) -> Update {
+    let item = settled.to_item();
+    let keep = [event::OUTCOME, REASON, INVOICE_ID, HISTORY];
+    let mut set: Item = item
+        .into_iter()
+        .filter(|(name, _)| keep.contains(&name.as_str()))
+        .collect();
+    set.insert(STATUS.to_owned(), s(claim::COMPLETED));
+    let mut remove = vec![claim::LOCK_EXPIRES_AT.to_owned()];
+    if settled.reason.is_none() {
+        remove.push(REASON.to_owned());
+    }
+    Update {
+        expect: vec![Expect::Version(settled.version)],
+        set,
+        remove,
+        bump_version: true,
+    }
+}
+
+/// The refusal counts of one stored day.
+pub fn refusal_counts(item: &Item) -> Vec<(Refused, u64)> {
+    Refused::ALL
+        .into_iter()
+        .filter_map(|r| item.u64_attr(r.as_str()).map(|count| (r, count)))
+        .collect()
 }
 
 /// Writes `next` where `read` was: creates it at version 1 when there was none, else replaces

@@ -25,6 +25,10 @@ pub const SK: &str = "sk";
 pub const EXPIRES_AT: &str = "expires_at";
 pub const STATUS: &str = "status";
 pub const VERSION: &str = "version";
+/// The webhook event log's index (`log`): a scope's events by the time they arrived.
+pub const LOG_INDEX: &str = "log";
+pub const LOG_PK: &str = "log_pk";
+pub const LOG_SK: &str = "log_sk";
 
 /// A string attribute value.
 pub fn s(value: impl Into<String>) -> AttributeValue {
@@ -145,6 +149,18 @@ pub enum Write {
     Check { key: Key, expect: Vec<Expect> },
     /// Deletes the item under these conditions.
     Delete { key: Key, expect: Vec<Expect> },
+}
+
+/// One page of a `Query`.
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    pub index: Option<&'static str>,
+    pub key_condition: String,
+    pub filter: Option<String>,
+    pub expr: Expr,
+    pub limit: i32,
+    pub newest_first: bool,
+    pub start: Option<Item>,
 }
 
 /// A condition or update expression with its placeholders.
@@ -438,6 +454,39 @@ impl Store {
                 _ => Err(aws_error("DeleteItem", &err)),
             },
         }
+    }
+
+    /// One page of a query (of the table, or of an index), newest sort key first when
+    /// `newest_first`; returns the items and the key to start the next page from, if any.
+    pub(crate) async fn query(
+        &self,
+        query: Query,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let Query {
+            index,
+            key_condition,
+            filter,
+            expr,
+            limit,
+            newest_first,
+            start,
+        } = query;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression(key_condition)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .limit(limit)
+            .scan_index_forward(!newest_first)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| aws_error("Query", &e))?;
+        Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
     }
 
     /// Writes all of `writes` or none of them. A failed condition anywhere cancels the whole

@@ -76,6 +76,18 @@ impl MemoryClaims {
         }
     }
 
+    /// Marks the claim of `key` completed whoever holds it (the event log's worker settles an
+    /// event it did not claim); `false` if there is none.
+    pub(crate) fn settle(&self, key: &Key) -> bool {
+        match self.claims().get_mut(key) {
+            Some(claim) => {
+                claim.completed = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The claim `token` holds, if it still holds it.
     fn held<'a>(
         claims: &'a mut HashMap<Key, ClaimRecord>,

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 mod claims;
+mod event_log;
 mod providers;
 mod queue;
 mod secrets;
 
 pub use claims::MemoryClaims;
+pub use event_log::MemoryEventLog;
 pub use providers::{FakeFlexprice, FakeRazorpay, Fault};
 pub use queue::MemoryQueue;
 pub use secrets::MemorySecrets;

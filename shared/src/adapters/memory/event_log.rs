@@ -1,0 +1,210 @@
+//! The event log in memory, with the DynamoDB adapter's rules: receiving is a claim (the
+//! memory claims' rules) that stores the event with it; listings are newest first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::claims::MemoryClaims;
+use crate::adapters::aws::idempotency::{Claim, ClaimToken, IdempotencyError, Lifetimes};
+use crate::adapters::aws::records::{event_key, event_log_partition};
+use crate::adapters::aws::store::StoreError;
+use crate::domain::events::{
+    EventFilter, EventPage, Refused, Source, Step, WebhookEvent, log_position,
+};
+use crate::domain::keys::{Key, TenantScope};
+use crate::ports::{Claims, Clock, EventLog, PortFuture};
+
+/// The events and refusal counts, in maps.
+pub struct MemoryEventLog {
+    claims: MemoryClaims,
+    /// By key: the event and the log it is listed in.
+    events: Mutex<HashMap<Key, (String, WebhookEvent)>>,
+    refusals: Mutex<HashMap<(String, String, Refused), u64>>,
+}
+
+impl MemoryEventLog {
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryEventLog {
+        MemoryEventLog {
+            claims: MemoryClaims::new(clock),
+            events: Mutex::default(),
+            refusals: Mutex::default(),
+        }
+    }
+
+    fn events(&self) -> MutexGuard<'_, HashMap<Key, (String, WebhookEvent)>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refusal_counts(&self) -> MutexGuard<'_, HashMap<(String, String, Refused), u64>> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn receive(
+        &self,
+        scope: &TenantScope,
+        event: &WebhookEvent,
+        payload_hash: &str,
+        lifetimes: Lifetimes,
+    ) -> Result<Claim, IdempotencyError> {
+        let key = event_key(scope, event.source, &event.event_id);
+        let claim = self.claims.claim(&key, payload_hash, lifetimes).await?;
+        if let Claim::Acquired(_) = &claim {
+            if event.outcome.is_final() {
+                self.claims.settle(&key);
+            }
+            let listed = (event_log_partition(scope), event.clone());
+            self.events().insert(key, listed);
+        }
+        Ok(claim)
+    }
+
+    async fn release(&self, token: &ClaimToken) -> Result<(), IdempotencyError> {
+        self.claims.release(token).await?;
+        self.events().remove(token.key());
+        Ok(())
+    }
+
+    fn settle_now(
+        &self,
+        scope: &TenantScope,
+        source: Source,
+        event_id: &str,
+        step: Step,
+        invoice_id: Option<&str>,
+    ) -> Option<WebhookEvent> {
+        let key = event_key(scope, source, event_id);
+        let mut events = self.events();
+        let (_, event) = events.get_mut(&key)?;
+        let learned = invoice_id.filter(|_| event.invoice_id.is_none());
+        if !event.settle(step) && learned.is_none() {
+            return Some(event.clone());
+        }
+        if let Some(invoice_id) = learned {
+            event.invoice_id = Some(invoice_id.to_owned());
+        }
+        event.version += 1;
+        self.claims.settle(&key);
+        Some(event.clone())
+    }
+
+    fn list_now(
+        &self,
+        scope: &TenantScope,
+        filter: &EventFilter,
+        after: Option<&str>,
+    ) -> EventPage {
+        let log = event_log_partition(scope);
+        let mut listed: Vec<(String, WebhookEvent)> = self
+            .events()
+            .values()
+            .filter(|(l, _)| *l == log)
+            .map(|(_, e)| (log_position(e), e.clone()))
+            .filter(|(position, _)| after.is_none_or(|a| position.as_str() < a))
+            .collect();
+        listed.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut matching = listed.into_iter().filter(|(_, e)| filter.matches(e));
+        let events: Vec<(String, WebhookEvent)> = matching.by_ref().take(filter.limit).collect();
+        let more = matching.next().is_some();
+        EventPage {
+            next: events.last().filter(|_| more).map(|(p, _)| p.clone()),
+            events: events.into_iter().map(|(_, e)| e).collect(),
+        }
+    }
+
+    fn refusals_since(&self, scope: &TenantScope, since_day: &str) -> Vec<(Refused, u64)> {
+        let counts = self.refusal_counts();
+        Refused::ALL
+            .into_iter()
+            .filter_map(|reason| {
+                let total: u64 = counts
+                    .iter()
+                    .filter(|((prefix, day, r), _)| {
+                        *prefix == scope.prefix() && day.as_str() >= since_day && *r == reason
+                    })
+                    .map(|(_, count)| count)
+                    .sum();
+                (total > 0).then_some((reason, total))
+            })
+            .collect()
+    }
+}
+
+impl EventLog for MemoryEventLog {
+    fn receive<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        event: &'a WebhookEvent,
+        payload_hash: &'a str,
+        lifetimes: Lifetimes,
+    ) -> PortFuture<'a, Result<Claim, IdempotencyError>> {
+        Box::pin(MemoryEventLog::receive(
+            self,
+            scope,
+            event,
+            payload_hash,
+            lifetimes,
+        ))
+    }
+
+    fn release<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+    ) -> PortFuture<'a, Result<(), IdempotencyError>> {
+        Box::pin(MemoryEventLog::release(self, token))
+    }
+
+    fn get<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        source: Source,
+        event_id: &'a str,
+    ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
+        let key = event_key(scope, source, event_id);
+        let found = self.events().get(&key).map(|(_, e)| e.clone());
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        source: Source,
+        event_id: &'a str,
+        step: Step,
+        invoice_id: Option<&'a str>,
+    ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
+        let settled = self.settle_now(scope, source, event_id, step, invoice_id);
+        Box::pin(async move { Ok(settled) })
+    }
+
+    fn list<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        filter: &'a EventFilter,
+        after: Option<&'a str>,
+    ) -> PortFuture<'a, Result<EventPage, StoreError>> {
+        let page = self.list_now(scope, filter, after);
+        Box::pin(async move { Ok(page) })
+    }
+
+    fn refuse<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        refused: Refused,
+        day: &'a str,
+    ) -> PortFuture<'a, Result<(), StoreError>> {
+        *self
+            .refusal_counts()
+            .entry((scope.prefix(), day.to_owned(), refused))
+            .or_default() += 1;
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn refusals<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        since_day: &'a str,
+    ) -> PortFuture<'a, Result<Vec<(Refused, u64)>, StoreError>> {
+        let counts = self.refusals_since(scope, since_day);
+        Box::pin(async move { Ok(counts) })
+    }
+}
