@@ -383,23 +383,12 @@ async fn pay_synced_invoice(demo: &Demo<'_>, id: &str, view: &Value) -> Result<S
     ))
 }
 
-/// Redelivers the `payment.captured` of a paid link payment twice under one new event id (a
-/// replay from Razorpay's dashboard gets a new id; a retry keeps it): the first copy is taken
-/// and found already counted, the second is answered as a duplicate; the invoice stays paid
-/// once.
-async fn duplicate_webhook(
-    demo: &Demo<'_>,
-    payment: &Value,
-    razorpay_id: &str,
-    invoice: &str,
-) -> Result<String, String> {
-    let amount = &payment["amount_paid_minor"];
-    let body = demo.payment_event("payment.captured", payment, razorpay_id, amount, "captured");
+/// The answers to one event delivered, then redelivered as Razorpay retries: 409 (in
+/// progress) until the worker has settled the accepted copy, then a duplicate.
+async fn redelivered(demo: &Demo<'_>, body: &str) -> Result<Vec<String>, String> {
     let mut answers = Vec::new();
-    // Redelivered as Razorpay retries: 409 (in progress) until the worker has settled the
-    // accepted copy, then a duplicate.
     for _ in 0..50 {
-        let (status, answer) = demo.deliver_razorpay("evt_demo_replayed", &body).await?;
+        let (status, answer) = demo.deliver_razorpay("evt_demo_replayed", body).await?;
         let said = match status {
             409 => "409 in progress".to_owned(),
             _ => format!("{status} {}", text(&answer["status"])),
@@ -425,6 +414,23 @@ async fn duplicate_webhook(
     if first_and_last != (Some("200 accepted"), Some("200 duplicate")) || !between_ok {
         return Err(format!("answers {answers:?}"));
     }
+    Ok(answers)
+}
+
+/// Redelivers the `payment.captured` of a paid link payment twice under one new event id (a
+/// replay from Razorpay's dashboard gets a new id; a retry keeps it): the first copy is taken
+/// and found already counted, the redeliveries are in progress (409) until the worker settled
+/// it, then answered as a duplicate; the invoice stays paid
+/// once.
+async fn duplicate_webhook(
+    demo: &Demo<'_>,
+    payment: &Value,
+    razorpay_id: &str,
+    invoice: &str,
+) -> Result<String, String> {
+    let amount = &payment["amount_paid_minor"];
+    let body = demo.payment_event("payment.captured", payment, razorpay_id, amount, "captured");
+    let answers = redelivered(demo, &body).await?;
     // Let the worker apply the accepted copy, then check nothing was counted twice.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, after) = demo
