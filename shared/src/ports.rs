@@ -114,13 +114,13 @@ pub trait EventLog: Send + Sync {
         source: Source,
         event_id: &'a str,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>>;
-    /// Adds `step` to the event (and its invoice, once known); `None` if there is no such
-    /// event.
+    /// Adds `step` to the event `read` (as last read: it is read again when another settling
+    /// wrote it first), and its invoice once known; the event as stored, `None` if it is gone.
+    /// Nothing is written when neither is new.
     fn settle<'a>(
         &'a self,
         scope: &'a TenantScope,
-        source: Source,
-        event_id: &'a str,
+        read: WebhookEvent,
         step: Step,
         invoice_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>>;

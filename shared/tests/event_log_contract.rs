@@ -20,18 +20,8 @@ fn scope(tenant: &str) -> TenantScope {
 }
 
 fn event(id: &str, event_type: &str, at_ms: u64) -> WebhookEvent {
-    WebhookEvent {
-        source: Source::Razorpay,
-        event_id: id.to_owned(),
-        event_type: event_type.to_owned(),
-        received_at_ms: at_ms,
-        body: format!("{{\"id\":\"{id}\"}}"),
-        outcome: Outcome::Queued,
-        reason: None,
-        invoice_id: None,
-        history: Vec::new(),
-        version: 0,
-    }
+    let body = format!("{{\"id\":\"{id}\"}}");
+    WebhookEvent::received(Source::Razorpay, id, event_type, at_ms, body)
 }
 
 fn step(outcome: Outcome, reason: Option<&str>) -> Step {
@@ -59,13 +49,7 @@ async fn an_event_is_received_once_and_a_settled_one_is_a_duplicate(log: Arc<dyn
         "{other:?}"
     );
     let settled = log
-        .settle(
-            &s,
-            Source::Razorpay,
-            "evt_1",
-            step(Outcome::Applied, None),
-            Some("inv_1"),
-        )
+        .settle(&s, e.clone(), step(Outcome::Applied, None), Some("inv_1"))
         .await
         .unwrap()
         .unwrap();
@@ -77,13 +61,10 @@ async fn an_event_is_received_once_and_a_settled_one_is_a_duplicate(log: Arc<dyn
     assert!(matches!(again, Claim::Completed { .. }), "{again:?}");
     // A repeat of the newest step is not written again; a new one is.
     let same = step(Outcome::Applied, None);
-    log.settle(&s, Source::Razorpay, "evt_1", same, None)
-        .await
-        .unwrap();
+    log.settle(&s, settled.clone(), same, None).await.unwrap();
+    // A stale read (another settling wrote the event since) is read again, losing no step.
     let dup = step(Outcome::Duplicate, Some("the payment was counted before"));
-    log.settle(&s, Source::Razorpay, "evt_1", dup, None)
-        .await
-        .unwrap();
+    log.settle(&s, e.clone(), dup, None).await.unwrap();
     let stored = log
         .get(&s, Source::Razorpay, "evt_1")
         .await
@@ -106,13 +87,8 @@ async fn an_event_is_received_once_and_a_settled_one_is_a_duplicate(log: Arc<dyn
             .unwrap()
             .is_none()
     );
-    let none = log.settle(
-        &s,
-        Source::Razorpay,
-        "evt_none",
-        step(Outcome::Applied, None),
-        None,
-    );
+    let gone = event("evt_none", "payment.captured", 1_000_000);
+    let none = log.settle(&s, gone, step(Outcome::Applied, None), None);
     assert!(none.await.unwrap().is_none());
 }
 
@@ -162,15 +138,10 @@ async fn a_listing_pages_newest_first_filters_and_keeps_to_its_scope(log: Arc<dy
     log.receive(&scope("tenant_2"), &foreign, "h", LIFETIMES)
         .await
         .unwrap();
-    log.settle(
-        &s,
-        Source::Razorpay,
-        "evt_3",
-        step(Outcome::Parked, Some("no")),
-        None,
-    )
-    .await
-    .unwrap();
+    let third = event("evt_3", "payment.failed", 1_003_000);
+    log.settle(&s, third, step(Outcome::Parked, Some("no")), None)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10 {

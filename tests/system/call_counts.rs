@@ -74,7 +74,7 @@ async fn a_new_webhook_is_two_calls_and_a_duplicate_one() {
         id: "evt_calls_1".to_owned(),
         replay: false,
     };
-    shared::services::webhook_events::settle(&adapters, &scope, &origin, Ok(&done), None).await;
+    shared::services::webhook_events::settle(&adapters, &scope, &origin, Ok(&done)).await;
     counter.reset();
     assert_eq!(
         webhook(&stack, &adapters, "evt_calls_1").await["status"],

@@ -174,11 +174,7 @@ pub async fn run_work(adapters: Arc<Adapters>, work: Work, receives: u32) -> Res
                 let ended = ended
                     .as_ref()
                     .map_err(|f| (f, f.is_retryable() && !last_try));
-                let body = match &job.task {
-                    Task::ApplyRazorpayEvent { body, .. } => Some(body.as_str()),
-                    _ => None,
-                };
-                webhook_events::settle(&adapters, &scope, origin, ended, body).await;
+                webhook_events::settle(&adapters, &scope, origin, ended).await;
             }
             kept_or_recorded(&job.task, ended)
         }

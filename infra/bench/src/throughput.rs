@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
 use shared::adapters::aws::idempotency::{Claim, Lifetimes, payload_hash};
-use shared::domain::events::{EventRef, Outcome, Source, WebhookEvent};
+use shared::domain::events::{EventRef, Source, WebhookEvent};
 use shared::domain::jobs::{Job, Task};
 use shared::domain::keys::TenantScope;
 use shared::domain::secret::Secret;
@@ -118,18 +118,14 @@ async fn baseline_call(stack: Arc<LocalStack>, scope: TenantScope, i: u64) -> bo
     let adapters = &stack.adapters;
     let event_id = format!("evt_base_{i}");
     let body = authorized_event(&stack.razorpay.account_id(), &format!("base{i}"));
-    let event = WebhookEvent {
-        source: Source::Razorpay,
-        event_id: event_id.clone(),
-        event_type: "payment.authorized".to_owned(),
-        received_at_ms: adapters.clock.now_millis(),
-        body: body.clone(),
-        outcome: Outcome::Queued,
-        reason: None,
-        invoice_id: None,
-        history: Vec::new(),
-        version: 0,
-    };
+    let now = adapters.clock.now_millis();
+    let event = WebhookEvent::received(
+        Source::Razorpay,
+        &event_id,
+        "payment.authorized",
+        now,
+        body.clone(),
+    );
     let lifetimes = Lifetimes {
         lock: Duration::from_secs(30),
         keep: Duration::from_secs(3600),

@@ -135,6 +135,28 @@ pub struct WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// An event just received: queued for the worker, no history yet.
+    pub fn received(
+        source: Source,
+        event_id: &str,
+        event_type: &str,
+        received_at_ms: u64,
+        body: String,
+    ) -> WebhookEvent {
+        WebhookEvent {
+            source,
+            event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
+            received_at_ms,
+            body,
+            outcome: Outcome::Queued,
+            reason: None,
+            invoice_id: None,
+            history: Vec::new(),
+            version: 0,
+        }
+    }
+
     /// The step as the newest of the history, and the event's latest outcome; `false` (and
     /// nothing changed) when it only repeats the newest step (a job failing the same way on
     /// each redelivery writes its history once).
@@ -151,6 +173,16 @@ impl WebhookEvent {
         let extra = self.history.len().saturating_sub(MAX_STEPS);
         self.history.drain(..extra);
         true
+    }
+
+    /// [`WebhookEvent::settle`], learning the event's invoice too if it did not know it;
+    /// `false` when neither is new (there is nothing to write).
+    pub fn settle_about(&mut self, step: Step, invoice_id: Option<&str>) -> bool {
+        let learned = invoice_id.filter(|_| self.invoice_id.is_none());
+        if let Some(invoice_id) = learned {
+            self.invoice_id = Some(invoice_id.to_owned());
+        }
+        self.settle(step) || learned.is_some()
     }
 }
 
@@ -278,18 +310,13 @@ mod tests {
     use super::*;
 
     fn event(at: u64) -> WebhookEvent {
-        WebhookEvent {
-            source: Source::Razorpay,
-            event_id: "evt_1".into(),
-            event_type: "payment.captured".into(),
-            received_at_ms: at,
-            body: "{}".into(),
-            outcome: Outcome::Queued,
-            reason: None,
-            invoice_id: None,
-            history: Vec::new(),
-            version: 0,
-        }
+        WebhookEvent::received(
+            Source::Razorpay,
+            "evt_1",
+            "payment.captured",
+            at,
+            "{}".into(),
+        )
     }
 
     #[test]

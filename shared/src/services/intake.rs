@@ -231,18 +231,10 @@ struct Received<'a> {
 impl Received<'_> {
     /// The event as the log keeps it: queued for the worker, or (no task) ignored at once.
     fn logged(&self, queued: bool, now_ms: u64) -> WebhookEvent {
-        let mut event = WebhookEvent {
-            source: self.source,
-            event_id: self.event_id.to_owned(),
-            event_type: self.event.to_owned(),
-            received_at_ms: now_ms,
-            body: String::from_utf8_lossy(self.body).into_owned(),
-            outcome: Outcome::Queued,
-            reason: None,
-            invoice_id: self.invoice_id.clone(),
-            history: Vec::new(),
-            version: 0,
-        };
+        let body = String::from_utf8_lossy(self.body).into_owned();
+        let mut event =
+            WebhookEvent::received(self.source, self.event_id, self.event, now_ms, body);
+        event.invoice_id.clone_from(&self.invoice_id);
         if !queued {
             let _ = event.settle(Step {
                 at_ms: now_ms,

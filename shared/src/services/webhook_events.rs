@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records::{self, CountedPayment, InvoiceRef, PaymentRef};
+use crate::adapters::aws::store::StoreError;
 use crate::domain::error::{Failure, Refusal};
 use crate::domain::events::{
-    Done, EventFilter, EventPage, EventRef, Refused, Source, WebhookEvent, day_of, step_of,
+    Done, EventFilter, EventPage, EventRef, Refused, Source, Step, WebhookEvent, day_of, step_of,
 };
 use crate::domain::jobs::{Job, Task};
 use crate::domain::keys::{Key, TenantScope};
@@ -33,13 +34,12 @@ pub fn done_of(applied: &Applied) -> Done {
 
 /// Settles the event `origin` names with what its job came to (`Err`: the failure, and
 /// whether it comes back). Best effort: a log that cannot be written loses a step, never the
-/// job. `body`: the event's body, to learn its invoice from our mappings.
+/// job.
 pub async fn settle(
     adapters: &Adapters,
     scope: &TenantScope,
     origin: &EventRef,
     ended: Result<&Done, (&Failure, bool)>,
-    body: Option<&str>,
 ) {
     let reason;
     let ended = match ended {
@@ -50,23 +50,34 @@ pub async fn settle(
         }
     };
     let step = step_of(ended, adapters.clock.now_millis(), origin.replay);
-    let invoice_id = match body {
-        Some(body) => invoice_of(adapters, scope, body).await,
-        None => None,
+    if let Err(e) = settle_event(adapters, scope, origin, step).await {
+        tracing::warn!(error = %e, event_id = %origin.id, "could not settle the event in the log");
+    }
+}
+
+/// Reads the event, learns its invoice from our mappings if it does not know it yet (once:
+/// retries and replays of an event that knows it read nothing more), and settles it.
+async fn settle_event(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    origin: &EventRef,
+    step: Step,
+) -> Result<(), StoreError> {
+    let Some(event) = adapters
+        .events
+        .get(scope, origin.source, &origin.id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let invoice_id = match (&event.invoice_id, event.source) {
+        (None, Source::Razorpay) => invoice_of(adapters, scope, &event.body).await,
+        _ => None,
     };
     let settled = adapters
         .events
-        .settle(
-            scope,
-            origin.source,
-            &origin.id,
-            step,
-            invoice_id.as_deref(),
-        )
-        .await;
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, event_id = %origin.id, "could not settle the event in the log");
-    }
+        .settle(scope, event, step, invoice_id.as_deref());
+    settled.await.map(|_| ())
 }
 
 /// The ids a Razorpay event names, as far as the log needs them.

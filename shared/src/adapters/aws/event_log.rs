@@ -64,20 +64,30 @@ impl DynamoEventLog {
         }
     }
 
-    /// Counts one refusal in this instance; the count to write now, if it is time.
-    fn tally(&self, key: &Key, refused: Refused) -> Option<u64> {
+    /// Counts one refusal in this instance; the counts to write now: this one's when it is
+    /// time, and what earlier days left unwritten (their tallies are dropped, so an instance
+    /// keeps one day's).
+    fn tally(&self, key: &Key, refused: Refused) -> Vec<(Key, Refused, u64)> {
         let now = self.clock.now_millis();
         let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = Vec::new();
+        tallies.retain(|(k, r), tally| {
+            let past = k.sk < key.sk;
+            if past && tally.pending > 0 {
+                due.push((k.clone(), *r, tally.pending));
+            }
+            !past
+        });
         let tally = tallies.entry((key.clone(), refused)).or_default();
         tally.pending += 1;
-        let due = tally
+        let time = tally
             .written_at_ms
             .is_none_or(|at| now.saturating_sub(at) >= REFUSALS_EVERY_MS);
-        if !due {
-            return None;
+        if time {
+            tally.written_at_ms = Some(now);
+            due.push((key.clone(), refused, std::mem::take(&mut tally.pending)));
         }
-        tally.written_at_ms = Some(now);
-        Some(std::mem::take(&mut tally.pending))
+        due
     }
 
     /// A count that could not be written, back to wait for the next write.
@@ -113,26 +123,25 @@ impl DynamoEventLog {
     async fn settle(
         &self,
         scope: &TenantScope,
-        source: Source,
-        event_id: &str,
+        read: WebhookEvent,
         step: Step,
         invoice_id: Option<&str>,
     ) -> Result<Option<WebhookEvent>, StoreError> {
-        let key = event_key(scope, source, event_id);
+        let (source, event_id) = (read.source, read.event_id.clone());
+        let key = event_key(scope, source, &event_id);
+        let mut current = Some(read);
         for _ in 0..SETTLE_TRIES {
-            let Some(mut event) = self.get(scope, source, event_id).await? else {
+            let Some(mut event) = current.take() else {
                 return Ok(None);
             };
-            let learned = invoice_id.filter(|_| event.invoice_id.is_none());
-            if !event.settle(step.clone()) && learned.is_none() {
+            if !event.settle_about(step.clone(), invoice_id) {
                 return Ok(Some(event));
-            }
-            if let Some(invoice_id) = learned {
-                event.invoice_id = Some(invoice_id.to_owned());
             }
             match self.store.update(&key, &event_settled(&event)).await {
                 Ok(item) => return WebhookEvent::from_item(&item).map(Some),
-                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(StoreError::ConditionFailed { .. }) => {
+                    current = self.get(scope, source, &event_id).await?;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -179,12 +188,12 @@ impl DynamoEventLog {
         day: &str,
     ) -> Result<(), StoreError> {
         let key = refusals_key(scope, day);
-        let Some(count) = self.tally(&key, refused) else {
-            return Ok(());
-        };
-        let written = self.add_refusals(&key, refused, count).await;
-        if written.is_err() {
-            self.untally(&key, refused, count);
+        let mut written = Ok(());
+        for (key, refused, count) in self.tally(&key, refused) {
+            if let Err(e) = self.add_refusals(&key, refused, count).await {
+                self.untally(&key, refused, count);
+                written = Err(e);
+            }
         }
         written
     }
@@ -331,14 +340,11 @@ impl EventLog for DynamoEventLog {
     fn settle<'a>(
         &'a self,
         scope: &'a TenantScope,
-        source: Source,
-        event_id: &'a str,
+        read: WebhookEvent,
         step: Step,
         invoice_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
-        Box::pin(DynamoEventLog::settle(
-            self, scope, source, event_id, step, invoice_id,
-        ))
+        Box::pin(DynamoEventLog::settle(self, scope, read, step, invoice_id))
     }
 
     fn list<'a>(

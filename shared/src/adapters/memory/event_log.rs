@@ -64,23 +64,19 @@ impl MemoryEventLog {
         Ok(())
     }
 
+    /// Settles the stored event (what a stale `read` comes to once read again).
     fn settle_now(
         &self,
         scope: &TenantScope,
-        source: Source,
-        event_id: &str,
+        read: &WebhookEvent,
         step: Step,
         invoice_id: Option<&str>,
     ) -> Option<WebhookEvent> {
-        let key = event_key(scope, source, event_id);
+        let key = event_key(scope, read.source, &read.event_id);
         let mut events = self.events();
         let (_, event) = events.get_mut(&key)?;
-        let learned = invoice_id.filter(|_| event.invoice_id.is_none());
-        if !event.settle(step) && learned.is_none() {
+        if !event.settle_about(step, invoice_id) {
             return Some(event.clone());
-        }
-        if let Some(invoice_id) = learned {
-            event.invoice_id = Some(invoice_id.to_owned());
         }
         event.version += 1;
         self.claims.settle(&key);
@@ -167,12 +163,11 @@ impl EventLog for MemoryEventLog {
     fn settle<'a>(
         &'a self,
         scope: &'a TenantScope,
-        source: Source,
-        event_id: &'a str,
+        read: WebhookEvent,
         step: Step,
         invoice_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
-        let settled = self.settle_now(scope, source, event_id, step, invoice_id);
+        let settled = self.settle_now(scope, &read, step, invoice_id);
         Box::pin(async move { Ok(settled) })
     }
 
