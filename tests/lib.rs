@@ -69,6 +69,17 @@ pub async fn api(
     .await
 }
 
+/// A call to the tenant API with another key (another tenant's, say).
+pub async fn api_as(
+    stack: &LocalStack,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    keyed(&stack.ready.gateway_url, key, method, path, body).await
+}
+
 /// A call to the Flexprice simulator's API (or its `/_sim` controls).
 pub async fn flexprice(
     stack: &LocalStack,

@@ -37,6 +37,11 @@ use crate::domain::events::{EventFilter, EventPage, Refused, Source, Step, Webho
 use crate::domain::jobs::{Job, Retry};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::secret::Secret;
+use crate::domain::timeline::{Correction, Heard};
+
+/// At most this many events and corrections are read about one invoice (a timeline that
+/// long is a problem of its own; the newest past it are not shown).
+pub const MAX_HEARD: usize = 1000;
 
 /// A future a port returns (boxed, so the ports can be used as `dyn` traits).
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,6 +129,21 @@ pub trait EventLog: Send + Sync {
         step: Step,
         invoice_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>>;
+    /// What was heard about one invoice (its events, once they know it, and the sweep's
+    /// corrections), oldest first and at most [`MAX_HEARD`] items.
+    fn about<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+    ) -> PortFuture<'a, Result<Heard, StoreError>>;
+    /// Keeps a sweep correction beside its invoice, as long as events are kept (once per
+    /// Razorpay object and event: keeping it again changes nothing).
+    fn corrected<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+        correction: &'a Correction,
+    ) -> PortFuture<'a, Result<(), StoreError>>;
     /// The events after `after` (a position a page returned) that `filter` takes.
     fn list<'a>(
         &'a self,

@@ -1,5 +1,5 @@
 //! The contract of the `EventLog` port, run against the DynamoDB adapter on moto (the table
-//! and its `log` index as the template makes them) and against the in-memory fake: the same
+//! and its `log` and `invoice` indexes as the template makes them) and against the in-memory fake: the same
 //! cases, the same answers.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use shared::adapters::aws::idempotency::{Claim, IdempotencyError, Lifetimes};
 use shared::domain::events::{EventFilter, Outcome, Refused, Source, Step, WebhookEvent, day_of};
 use shared::domain::keys::TenantScope;
+use shared::domain::timeline::{Correction, Heard};
 use shared::ports::{EventLog, ManualClock};
 
 const LIFETIMES: Lifetimes = Lifetimes {
@@ -212,6 +213,42 @@ async fn refusals_are_counted_per_scope_and_reason(log: Arc<dyn EventLog>) {
     );
 }
 
+async fn what_was_heard_about_an_invoice_is_its_own_oldest_first(log: Arc<dyn EventLog>) {
+    let s = scope("tenant_1");
+    // Known at once (a Flexprice event naming its invoice), learned when settled, never.
+    let mut known = event("evt_known", "invoice.update.finalized", 1_002_000);
+    known.invoice_id = Some("inv_1".into());
+    log.receive(&s, &known, "h", LIFETIMES).await.unwrap();
+    let learned = event("evt_learned", "payment.captured", 1_001_000);
+    log.receive(&s, &learned, "h", LIFETIMES).await.unwrap();
+    log.settle(&s, learned, step(Outcome::Applied, None), Some("inv_1"))
+        .await
+        .unwrap();
+    let unknown = event("evt_unknown", "payment.captured", 1_000_000);
+    log.receive(&s, &unknown, "h", LIFETIMES).await.unwrap();
+    let mut foreign = event("evt_foreign", "invoice.update.finalized", 1_000_500);
+    foreign.invoice_id = Some("inv_1".into());
+    log.receive(&scope("tenant_2"), &foreign, "h", LIFETIMES)
+        .await
+        .unwrap();
+    let correction = Correction {
+        at_ms: 1_003_000,
+        razorpay_id: "pay_missed".into(),
+        event_type: "payment.captured".into(),
+        outcome: "counted".into(),
+    };
+    log.corrected(&s, "inv_1", &correction).await.unwrap();
+    log.corrected(&s, "inv_1", &correction).await.unwrap();
+    let heard = log.about(&s, "inv_1").await.unwrap();
+    let ids: Vec<&str> = heard.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["evt_learned", "evt_known"]);
+    assert_eq!(heard.events[0].outcome, Outcome::Applied);
+    assert_eq!(heard.corrections, [correction]);
+    assert_eq!(log.about(&s, "inv_2").await.unwrap(), Heard::default());
+    let theirs = log.about(&scope("tenant_2"), "inv_1").await.unwrap();
+    assert_eq!((theirs.events.len(), theirs.corrections.len()), (1, 0));
+}
+
 async fn listed_ids(log: &dyn EventLog, s: &TenantScope, filter: &EventFilter) -> Vec<String> {
     let page = log.list(s, filter, None).await.unwrap();
     page.events.into_iter().map(|e| e.event_id).collect()
@@ -252,4 +289,5 @@ contract!(
     a_released_event_is_received_again,
     a_listing_pages_newest_first_filters_and_keeps_to_its_scope,
     refusals_are_counted_per_scope_and_reason,
+    what_was_heard_about_an_invoice_is_its_own_oldest_first,
 );

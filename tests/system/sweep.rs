@@ -91,12 +91,28 @@ async fn with_every_webhook_dropped_one_sweep_records_each_payment_once_and_flag
             (&json!("SUCCEEDED"), &json!(amount))
         );
     }
-    let (_, connection) = api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
+    // The run saves what it found once it is done applying.
+    let connection = wait_for("the sweep to finish", Duration::from_secs(30), || async {
+        let (_, connection) = api(&stack, "GET", "/api/v1/connections/razorpay", None).await;
+        (!connection["webhook"]["last_sweep_at"].is_null()).then_some(connection)
+    })
+    .await;
     assert_eq!(connection["webhook"]["status"], "degraded", "{connection}");
     assert!(
         connection["webhook"]["missed"].as_u64().unwrap() >= 3,
         "{connection}"
     );
+
+    // The invoice's timeline shows what the sweep applied in place of the missed webhooks.
+    let path = format!("/api/v1/invoices/{seeded}/timeline?limit=100");
+    let (_, timeline) = api(&stack, "GET", &path, None).await;
+    let corrections: Vec<&Value> = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "sweep_correction" && e["status"] == "counted")
+        .collect();
+    assert_eq!(corrections.len(), 2, "{timeline}");
 
     // The next sweeps change nothing: each payment was recorded once.
     let once = recorded(&stack);

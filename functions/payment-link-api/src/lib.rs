@@ -1,5 +1,6 @@
-//! The tenant-facing API: payments (payment links) and their refunds, the Razorpay connection, invoice sync and
-//! an invoice's payment URL (`docs/architecture.md` §3.3, §3.4).
+//! The tenant-facing API: payments (payment links) and their refunds, the Razorpay connection,
+//! invoice sync, an invoice's payment URL and timeline, and the webhook event log
+//! (`docs/architecture.md` §3.3, §3.4, §3.9, §3.10).
 //!
 //! The handler is a library so that `main`, the local gateway and the tests run the very same
 //! code. Every route needs an API key (401 otherwise); the key decides tenant and environment.
@@ -8,7 +9,8 @@ use lambda_http::{Body, Request, Response};
 use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
 use shared::api::requests::{
-    ConnectionRequest, EventQuery, PaymentRequest, RefundRequest, event_id, flexprice_id,
+    ConnectionRequest, EventQuery, PaymentRequest, RefundRequest, TimelineQuery, event_id,
+    flexprice_id,
 };
 use shared::api::routing::{Route, route};
 use shared::api::views;
@@ -16,7 +18,7 @@ use shared::domain::ids::FlexpriceId;
 use shared::domain::keys::TenantScope;
 use shared::services::apikeys::{self, ApiKeyError};
 use shared::services::{
-    connection, invoice_sync, payment_url, payments, refund_requests, webhook_events,
+    connection, invoice_sync, payment_url, payments, refund_requests, timeline, webhook_events,
 };
 
 pub const CREATE_PAYMENT: Route = Route::new("POST", "/api/v1/payments");
@@ -29,12 +31,13 @@ pub const DELETE_CONNECTION: Route = Route::new("DELETE", "/api/v1/connections/r
 pub const GET_INVOICE_SYNC: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/sync");
 pub const RETRY_INVOICE_SYNC: Route = Route::new("POST", "/api/v1/invoices/{invoice_id}/sync");
 pub const GET_PAYMENT_URL: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/payment-url");
+pub const GET_INVOICE_TIMELINE: Route = Route::new("GET", "/api/v1/invoices/{invoice_id}/timeline");
 pub const LIST_WEBHOOK_EVENTS: Route = Route::new("GET", "/api/v1/webhook-events");
 pub const REPLAY_WEBHOOK_EVENT: Route =
     Route::new("POST", "/api/v1/webhook-events/{event_id}/replay");
 
 /// Every route this function serves (the template wires exactly these to it).
-pub const ROUTES: [Route; 12] = [
+pub const ROUTES: [Route; 13] = [
     CREATE_PAYMENT,
     GET_PAYMENT,
     CREATE_REFUND,
@@ -45,6 +48,7 @@ pub const ROUTES: [Route; 12] = [
     GET_INVOICE_SYNC,
     RETRY_INVOICE_SYNC,
     GET_PAYMENT_URL,
+    GET_INVOICE_TIMELINE,
     LIST_WEBHOOK_EVENTS,
     REPLAY_WEBHOOK_EVENT,
 ];
@@ -133,10 +137,9 @@ async fn respond(
         LIST_REFUNDS => refund_requests::list(adapters, &scope, param("payment_id"))
             .await
             .map(|p| (200, Some(views::payment_refunds(&p)))),
-        GET_INVOICE_SYNC | RETRY_INVOICE_SYNC | GET_PAYMENT_URL => {
+        GET_INVOICE_SYNC | RETRY_INVOICE_SYNC | GET_PAYMENT_URL | GET_INVOICE_TIMELINE => {
             let invoice_id = flexprice_id("invoice_id", param("invoice_id"))?;
-            let trace_id = header(request, "x-amzn-trace-id");
-            return invoice_route(adapters, &scope, route, &invoice_id, trace_id).await;
+            return invoice_route(adapters, &scope, route, &invoice_id, request).await;
         }
         LIST_WEBHOOK_EVENTS | REPLAY_WEBHOOK_EVENT => {
             return events_route(adapters, &scope, route, request, param("event_id")).await;
@@ -168,14 +171,16 @@ async fn events_route(
     answered.map_err(Problem::from)
 }
 
-/// The routes about one Flexprice invoice: its sync record, a manual sync, its payment URL.
+/// The routes about one Flexprice invoice: its sync record, a manual sync, its payment URL,
+/// its timeline.
 async fn invoice_route(
     adapters: &Adapters,
     scope: &TenantScope,
     route: Route,
     invoice_id: &FlexpriceId,
-    trace_id: Option<&str>,
+    request: &Request,
 ) -> Result<(u16, Option<serde_json::Value>), Problem> {
+    let trace_id = header(request, "x-amzn-trace-id");
     let answered = match route {
         GET_INVOICE_SYNC => invoice_sync::status(adapters, scope, invoice_id)
             .await
@@ -183,6 +188,13 @@ async fn invoice_route(
         RETRY_INVOICE_SYNC => invoice_sync::request_sync(adapters, scope, invoice_id, trace_id)
             .await
             .map(|queued| (202, Some(queued))),
+        GET_INVOICE_TIMELINE => {
+            let query = TimelineQuery::parse(request.uri().query())?;
+            let after = query.after.as_deref();
+            timeline::timeline(adapters, scope, invoice_id, after, query.limit)
+                .await
+                .map(|page| (200, Some(views::invoice_timeline(&page))))
+        }
         _ => payment_url::get(adapters, scope, invoice_id)
             .await
             .map(|url| (200, Some(views::payment_url(&url)))),

@@ -45,6 +45,8 @@ async fn every_route_gives_an_unconnected_tenant_a_clear_answer() {
         (payment_link_api::GET_INVOICE_SYNC, 404),
         (payment_link_api::RETRY_INVOICE_SYNC, 422),
         (payment_link_api::GET_PAYMENT_URL, 422),
+        // Nothing made for the invoice, nothing heard about it.
+        (payment_link_api::GET_INVOICE_TIMELINE, 404),
         // The event log of a scope without a connection: empty, its earlier events kept.
         (payment_link_api::LIST_WEBHOOK_EVENTS, 200),
         (payment_link_api::REPLAY_WEBHOOK_EVENT, 404),

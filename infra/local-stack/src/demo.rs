@@ -91,7 +91,60 @@ pub async fn run(stack: &LocalStack) -> bool {
     };
     demo.record("Payment URL heals", outcome);
     synced_invoice_steps(&mut demo).await;
+    // 10. The timeline of the invoice paid in step 3: what was made for it and heard about it.
+    let outcome = timeline(&demo, &inr).await;
+    demo.record("Invoice timeline", outcome);
     summary(&demo.rows)
+}
+
+/// Prints the invoice's timeline, one line per entry; it must show the link, the payment,
+/// its capture and refund, and the webhook events, each settled.
+async fn timeline(demo: &Demo<'_>, invoice: &str) -> Result<String, String> {
+    let path = format!("/api/v1/invoices/{invoice}/timeline?limit=100");
+    let mut page = on_ok(demo.api("GET", &path, None).await, 200)?;
+    // The worker may still be settling the last events: a few seconds for them.
+    for _ in 0..20 {
+        let queued = page["entries"].as_array().into_iter().flatten();
+        if !queued.into_iter().any(|e| e["status"] == "queued") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        page = on_ok(demo.api("GET", &path, None).await, 200)?;
+    }
+    let entries = page["entries"].as_array().cloned().unwrap_or_default();
+    println!("  timeline of invoice {invoice}:");
+    for entry in &entries {
+        let amount = match entry["amount"].as_str() {
+            Some(amount) => format!(" {amount} {}", text(&entry["currency"])),
+            None => String::new(),
+        };
+        println!(
+            "    {} {:<16} {:<24} {:<10} {}{amount}",
+            text(&entry["at"]),
+            text(&entry["kind"]),
+            text(&entry["id"]),
+            text(&entry["status"]),
+            entry["detail"].as_str().unwrap_or(""),
+        );
+    }
+    let kinds = [
+        "instrument",
+        "payment",
+        "capture",
+        "refund",
+        "razorpay_event",
+    ];
+    let missing: Vec<&str> = kinds
+        .into_iter()
+        .filter(|k| !entries.iter().any(|e| e["kind"] == *k))
+        .collect();
+    let unsettled = entries.iter().filter(|e| e["status"] == "queued").count();
+    if !missing.is_empty() || unsettled > 0 {
+        return Err(format!(
+            "missing {missing:?}, {unsettled} events unsettled: {page}"
+        ));
+    }
+    Ok(format!("{} entries, oldest first", entries.len()))
 }
 
 /// Steps 7-9: an invoice synced to Razorpay, one way to pay it, and a payment on it.
@@ -428,8 +481,7 @@ async fn duplicate_webhook(
     razorpay_id: &str,
     invoice: &str,
 ) -> Result<String, String> {
-    let amount = &payment["amount_paid_minor"];
-    let body = demo.payment_event("payment.captured", payment, razorpay_id, amount, "captured");
+    let body = demo.captured_event(razorpay_id).await?;
     let answers = redelivered(demo, &body).await?;
     // Let the worker apply the accepted copy, then check nothing was counted twice.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -141,6 +141,34 @@ impl<'a> Driver<'a> {
         .to_string()
     }
 
+    /// The `payment.captured` Razorpay sends for one of its payments: the payment as Razorpay's
+    /// API has it now (order, notes and all), in an event envelope.
+    pub async fn captured_event(&self, razorpay_id: &str) -> Result<String, String> {
+        let url = format!(
+            "{}/v1/payments/{razorpay_id}",
+            self.stack.ready.razorpay_sim_url
+        );
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(
+                crate::RAZORPAY_KEY_ID,
+                Some(&self.stack.razorpay_key_secret),
+            )
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let payment: Value = response.json().await.map_err(|e| e.to_string())?;
+        if payment["id"] != razorpay_id {
+            return Err(format!("Razorpay has no payment {razorpay_id}: {payment}"));
+        }
+        let body = serde_json::json!({"entity": "event",
+            "account_id": self.stack.razorpay.account_id(), "event": "payment.captured",
+            "contains": ["payment"], "payload": {"payment": {"entity": payment}},
+            "created_at": payment["created_at"]});
+        Ok(body.to_string())
+    }
+
     /// Polls `probe` until it gives a value, for at most [`Driver::wait`].
     pub async fn until<T, F, Fut>(&self, mut probe: F) -> Option<T>
     where

@@ -781,13 +781,55 @@ impl EventQuery {
                     filter.outcome = Some(outcome);
                 }
                 "limit" => filter.limit = page_limit(&value)?,
-                "cursor" => parsed.after = Some(cursor_position(&value)?),
+                "cursor" => {
+                    let is_position = |p: &str| crate::domain::events::parse_position(p).is_some();
+                    parsed.after = Some(cursor_position(&value, is_position)?);
+                }
                 other => {
                     return Err(invalid(
                         400,
                         other,
                         "known_parameter",
                         "the query takes since, type, outcome, limit and cursor",
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// `GET /api/v1/invoices/{invoice_id}/timeline`'s query: `limit` (1 to 100, 50 if not
+/// given) and `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineQuery {
+    pub limit: usize,
+    /// The position the page starts after.
+    pub after: Option<String>,
+}
+
+const DEFAULT_TIMELINE_PAGE: usize = 50;
+
+impl TimelineQuery {
+    pub fn parse(query: Option<&str>) -> Result<TimelineQuery, Problem> {
+        let mut parsed = TimelineQuery {
+            limit: DEFAULT_TIMELINE_PAGE,
+            after: None,
+        };
+        for (name, value) in query_pairs(query)? {
+            match name.as_str() {
+                "limit" => parsed.limit = page_limit(&value)?,
+                "cursor" => {
+                    let is_position =
+                        |p: &str| crate::domain::timeline::parse_position(p).is_some();
+                    parsed.after = Some(cursor_position(&value, is_position)?);
+                }
+                other => {
+                    return Err(invalid(
+                        400,
+                        other,
+                        "known_parameter",
+                        "the query takes limit and cursor",
                     ));
                 }
             }
@@ -858,14 +900,15 @@ pub fn page_limit(value: &str) -> Result<usize, Problem> {
         })
 }
 
-/// A cursor: the base64url text of a log position an earlier page answered.
-pub fn cursor_position(value: &str) -> Result<String, Problem> {
+/// A cursor: the base64url text of a position an earlier page answered (one `is_position`
+/// takes).
+pub fn cursor_position(value: &str, is_position: fn(&str) -> bool) -> Result<String, Problem> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(value)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|position| crate::domain::events::parse_position(position).is_some())
+        .filter(|position| is_position(position))
         .ok_or_else(|| {
             invalid(
                 400,

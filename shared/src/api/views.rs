@@ -4,13 +4,15 @@
 use serde_json::{Value, json};
 
 use super::requests::cursor_of;
-use crate::domain::events::{Refused, WebhookEvent};
+use crate::domain::events::{Refused, Step, WebhookEvent};
 use crate::domain::instruments::InstrumentKind;
 use crate::domain::money::Money;
 use crate::domain::payment::{Payment, PaymentMethod};
 use crate::domain::refund::{Refund, RefundState};
 use crate::domain::sync::InvoiceSync;
+use crate::domain::timeline::{Entry, EntryKind};
 use crate::services::payment_url::PaymentUrl;
+use crate::services::timeline::Timeline;
 use crate::services::webhook_events::Listing;
 
 /// A payment (`POST /api/v1/payments`, `GET /api/v1/payments/{id}`).
@@ -169,26 +171,18 @@ pub fn payment_url(url: &PaymentUrl) -> Value {
 /// A time in milliseconds since the epoch, as RFC 3339 (UTC, milliseconds).
 pub fn rfc3339_millis(millis: u64) -> String {
     use aws_smithy_types::date_time::{DateTime, Format};
-    DateTime::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+    let seconds = DateTime::from_secs(i64::try_from(millis / 1000).unwrap_or(i64::MAX))
         .fmt(Format::DateTime)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // Always three digits of milliseconds, so the texts sort as the times.
+    let whole = seconds.trim_end_matches('Z');
+    format!("{whole}.{:03}Z", millis % 1000)
 }
 
 /// One event of the log, without its body (a body may carry the payer's details; it is kept
 /// for replays only).
 pub fn webhook_event(event: &WebhookEvent) -> Value {
-    let history: Vec<Value> = event
-        .history
-        .iter()
-        .map(|step| {
-            json!({
-                "at": rfc3339_millis(step.at_ms),
-                "outcome": step.outcome.as_str(),
-                "reason": step.reason,
-                "replay": step.replay,
-            })
-        })
-        .collect();
+    let history = steps(&event.history);
     json!({
         "event_id": event.event_id,
         "source": event.source.as_str(),
@@ -200,6 +194,53 @@ pub fn webhook_event(event: &WebhookEvent) -> Value {
         "body_bytes": event.body.len(),
         "history": history,
     })
+}
+
+/// An event's settlings, oldest first.
+fn steps(history: &[Step]) -> Vec<Value> {
+    history
+        .iter()
+        .map(|step| {
+            json!({
+                "at": rfc3339_millis(step.at_ms),
+                "outcome": step.outcome.as_str(),
+                "reason": step.reason,
+                "replay": step.replay,
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/v1/invoices/{invoice_id}/timeline`: a page of the invoice's timeline, oldest
+/// first; amounts are exact decimal strings with their currency.
+pub fn invoice_timeline(timeline: &Timeline) -> Value {
+    let entries: Vec<Value> = timeline.entries.iter().map(timeline_entry).collect();
+    json!({
+        "invoice_id": timeline.invoice_id,
+        "entries": entries,
+        "next_cursor": timeline.next.as_deref().map(cursor_of),
+    })
+}
+
+fn timeline_entry(entry: &Entry) -> Value {
+    let mut view = json!({
+        "at": rfc3339_millis(entry.at_ms),
+        "kind": entry.kind.as_str(),
+        "id": entry.id,
+        "status": entry.status,
+        "detail": entry.detail,
+        "amount": entry.amount.map(Money::to_decimal_string),
+        "currency": entry.amount.map(|m| m.currency().code()),
+        "reason": entry.reason,
+        "payment_id": entry.payment_id,
+    });
+    if matches!(
+        entry.kind,
+        EntryKind::RazorpayEvent | EntryKind::FlexpriceEvent
+    ) {
+        view["history"] = json!(steps(&entry.history));
+    }
+    view
 }
 
 /// `GET /api/v1/webhook-events`: a page of the log and the refusals counted by reason.

@@ -19,4 +19,5 @@ pub mod secret;
 pub mod signature;
 pub mod sweep;
 pub mod sync;
+pub mod timeline;
 pub mod url;

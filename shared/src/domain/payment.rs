@@ -196,6 +196,9 @@ pub struct Attempt {
 pub struct Capture {
     pub razorpay_payment_id: String,
     pub amount_minor: u64,
+    /// Epoch milliseconds it was counted (0: counted before the time was kept).
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// Our payment: what was asked for which invoice, where it stands, and how to pay it.
@@ -293,6 +296,7 @@ impl Payment {
             (Some(id), true) if self.amount_paid > 0 => vec![Capture {
                 razorpay_payment_id: id.clone(),
                 amount_minor: self.amount_paid,
+                at_ms: 0,
             }],
             _ => self.captures.clone(),
         }

@@ -64,6 +64,18 @@ pub enum RefundSource {
     Razorpay,
 }
 
+impl RefundSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RefundSource::Api => "API",
+            RefundSource::Policy => "POLICY",
+            RefundSource::CreditNote => "CREDIT_NOTE",
+            RefundSource::Dispute => "DISPUTE",
+            RefundSource::Razorpay => "RAZORPAY",
+        }
+    }
+}
+
 /// One refund of one Razorpay payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {

@@ -67,6 +67,7 @@ pub async fn after_void(
     let capture = Capture {
         razorpay_payment_id: razorpay_payment_id.to_owned(),
         amount_minor,
+        at_ms: 0,
     };
     let key = format!("void:{razorpay_payment_id}");
     let policy = PolicyRefund {

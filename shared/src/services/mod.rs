@@ -18,4 +18,5 @@ pub mod recording;
 pub mod refund_requests;
 pub mod refunds;
 pub mod sweep;
+pub mod timeline;
 pub mod webhook_events;

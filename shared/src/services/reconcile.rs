@@ -525,6 +525,7 @@ fn counted(
     captures.push(Capture {
         razorpay_payment_id: razorpay.id.clone(),
         amount_minor: razorpay.amount,
+        at_ms: adapters.clock.now_millis(),
     });
     let change = PaymentUpdate::Counted {
         status,

@@ -34,6 +34,7 @@ use crate::domain::keys::TenantScope;
 use crate::domain::sweep::{RunFindings, SweepState, TokenBucket, Watched};
 use crate::services::connection::{self, Clients};
 use crate::services::reconcile::{self, Applied};
+use crate::services::webhook_events;
 
 /// Razorpay's largest page.
 const PAGE: u32 = 100;
@@ -469,6 +470,7 @@ impl<'a> Run<'a> {
                     "the sweep applied what no webhook brought"
                 );
                 findings.missed += 1;
+                webhook_events::corrected(self.adapters, self.scope, id, body, &applied).await;
                 Ok(())
             }
             Ok(_) => Ok(()),

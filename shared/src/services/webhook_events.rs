@@ -16,6 +16,7 @@ use crate::domain::events::{
 use crate::domain::jobs::{Job, Task};
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::payment::Payment;
+use crate::domain::timeline::Correction;
 use crate::services::intake;
 use crate::services::reconcile::Applied;
 
@@ -80,9 +81,53 @@ async fn settle_event(
     settled.await.map(|_| ())
 }
 
+/// Keeps what the sweep applied in place of a missed webhook beside the invoice it was
+/// about, for the invoice's timeline. Best effort, like a settle: the correction is made
+/// either way. `body`: the event the sweep applied.
+pub async fn corrected(
+    adapters: &Adapters,
+    scope: &TenantScope,
+    razorpay_id: &str,
+    body: &str,
+    applied: &Applied,
+) {
+    let Some(invoice_id) = invoice_of(adapters, scope, body).await else {
+        return;
+    };
+    let subjects: Subjects = serde_json::from_str(body).unwrap_or_default();
+    let correction = Correction {
+        at_ms: adapters.clock.now_millis(),
+        razorpay_id: razorpay_id.to_owned(),
+        event_type: subjects.event,
+        outcome: applied_name(applied).to_owned(),
+    };
+    let kept = adapters.events.corrected(scope, &invoice_id, &correction);
+    if let Err(e) = kept.await {
+        tracing::warn!(error = %e, razorpay_id, "could not keep the sweep's correction");
+    }
+}
+
+/// What applying came to, in a word.
+fn applied_name(applied: &Applied) -> &'static str {
+    match applied {
+        Applied::NoChange => "no_change",
+        Applied::AlreadyCounted => "already_counted",
+        Applied::Counted { .. } => "counted",
+        Applied::AttemptRecorded => "attempt_recorded",
+        Applied::Failed => "failed",
+        Applied::InvoiceExpired => "invoice_expired",
+        Applied::Refunded { .. } => "refunded",
+        Applied::Disputed { .. } => "disputed",
+        Applied::Ignored => "ignored",
+        Applied::NotOurs => "not_ours",
+    }
+}
+
 /// The ids a Razorpay event names, as far as the log needs them.
 #[derive(Default, Deserialize)]
 struct Subjects {
+    #[serde(default)]
+    event: String,
     #[serde(default)]
     payload: SubjectPayload,
 }

@@ -13,16 +13,18 @@ use std::time::Duration;
 
 use super::idempotency::{Claim, ClaimToken, Idempotency, IdempotencyError, Lifetimes};
 use super::records::{
-    self, Record, event::EVENT_TYPE, event::OUTCOME, event_item, event_key, event_log_partition,
-    event_settled, refusal_counts, refusals_key,
+    self, AboutInvoice, Record, about_invoice, correction_item, correction_key, event::EVENT_TYPE,
+    event::OUTCOME, event_item, event_key, event_log_partition, event_settled, invoice_partition,
+    refusal_counts, refusals_key,
 };
 use super::store::{
-    EXPIRES_AT, Expr, Item, ItemExt, LOG_INDEX, LOG_PK, LOG_SK, PK, Query, SK, Store, StoreError,
-    n, s,
+    EXPIRES_AT, Expr, INVOICE_INDEX, INVOICE_PK, Item, ItemExt, LOG_INDEX, LOG_PK, LOG_SK, PK,
+    Query, SK, Store, StoreError, n, s,
 };
 use crate::domain::events::{EventFilter, EventPage, Refused, Source, Step, WebhookEvent};
 use crate::domain::keys::{Key, TenantScope};
-use crate::ports::{Clock, EventLog, PortFuture};
+use crate::domain::timeline::{Correction, Heard};
+use crate::ports::{Clock, EventLog, MAX_HEARD, PortFuture};
 
 /// Refusal counters are kept as long as events are (Razorpay's replay window and a day).
 pub const KEEP: Duration = Duration::from_secs(16 * 24 * 3600);
@@ -137,7 +139,7 @@ impl DynamoEventLog {
             if !event.settle_about(step.clone(), invoice_id) {
                 return Ok(Some(event));
             }
-            match self.store.update(&key, &event_settled(&event)).await {
+            match self.store.update(&key, &event_settled(scope, &event)).await {
                 Ok(item) => return WebhookEvent::from_item(&item).map(Some),
                 Err(StoreError::ConditionFailed { .. }) => {
                     current = self.get(scope, source, &event_id).await?;
@@ -146,6 +148,40 @@ impl DynamoEventLog {
             }
         }
         Err(StoreError::ConditionFailed { current: None })
+    }
+
+    async fn about(&self, scope: &TenantScope, invoice_id: &str) -> Result<Heard, StoreError> {
+        let mut heard = Heard::default();
+        let mut start = None;
+        let mut read = 0;
+        loop {
+            let query = invoice_query(scope, invoice_id, start);
+            let (items, last) = self.store.query(query).await?;
+            for item in items.iter().take(MAX_HEARD - read) {
+                match about_invoice(item)? {
+                    AboutInvoice::Event(event) => heard.events.push(event),
+                    AboutInvoice::Correction(c) => heard.corrections.push(c),
+                }
+            }
+            read += items.len();
+            start = last;
+            if start.is_none() || read >= MAX_HEARD {
+                return Ok(heard);
+            }
+        }
+    }
+
+    async fn corrected(
+        &self,
+        scope: &TenantScope,
+        invoice_id: &str,
+        correction: &Correction,
+    ) -> Result<(), StoreError> {
+        let keep_until = (self.clock.now_millis() / 1000).saturating_add(KEEP.as_secs());
+        let item = correction_item(scope, invoice_id, correction, keep_until);
+        self.store
+            .put(&correction_key(scope, correction), item)
+            .await
     }
 
     async fn list(
@@ -258,6 +294,24 @@ fn sum_counts(days: &[Item]) -> Vec<(Refused, u64)> {
         .collect()
 }
 
+/// One page of what the `invoice` index holds about an invoice, oldest first.
+fn invoice_query(scope: &TenantScope, invoice_id: &str, start: Option<Item>) -> Query {
+    let mut expr = Expr::default();
+    let key_condition = format!(
+        "{pk} = {partition}",
+        pk = expr.name(INVOICE_PK),
+        partition = expr.value(s(invoice_partition(scope, invoice_id))),
+    );
+    Query {
+        index: Some(INVOICE_INDEX),
+        key_condition,
+        expr,
+        limit: 200,
+        start,
+        ..Query::default()
+    }
+}
+
 /// One page of a scope's log in the index: newest first, from `after` (exclusive) back to
 /// `since`, of the filter's type and outcome.
 fn log_query(
@@ -345,6 +399,25 @@ impl EventLog for DynamoEventLog {
         invoice_id: Option<&'a str>,
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
         Box::pin(DynamoEventLog::settle(self, scope, read, step, invoice_id))
+    }
+
+    fn about<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+    ) -> PortFuture<'a, Result<Heard, StoreError>> {
+        Box::pin(DynamoEventLog::about(self, scope, invoice_id))
+    }
+
+    fn corrected<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+        correction: &'a Correction,
+    ) -> PortFuture<'a, Result<(), StoreError>> {
+        Box::pin(DynamoEventLog::corrected(
+            self, scope, invoice_id, correction,
+        ))
     }
 
     fn list<'a>(

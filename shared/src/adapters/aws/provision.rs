@@ -7,12 +7,15 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::store::{EXPIRES_AT, LOG_INDEX, LOG_PK, LOG_SK, PK, SK};
+use super::store::{
+    EXPIRES_AT, INVOICE_INDEX, INVOICE_PK, INVOICE_SK, LOG_INDEX, LOG_PK, LOG_SK, PK, SK,
+};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Creates the table: `pk`/`sk` strings, on-demand billing, TTL on `expires_at`, and the
-/// `log` index (`log_pk`/`log_sk`, every attribute projected) the webhook event log lists by.
+/// Creates the table: `pk`/`sk` strings, on-demand billing, TTL on `expires_at`, the `log`
+/// index (`log_pk`/`log_sk`) the webhook event log lists by and the `invoice` index
+/// (`inv_pk`/`inv_sk`) an invoice's timeline reads its events from, every attribute projected.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BoxError> {
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -36,18 +39,10 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .key_schema(key(SK, KeyType::Range)?)
         .attribute_definitions(attr(LOG_PK)?)
         .attribute_definitions(attr(LOG_SK)?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(LOG_INDEX)
-                .key_schema(key(LOG_PK, KeyType::Hash)?)
-                .key_schema(key(LOG_SK, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()?,
-        )
+        .attribute_definitions(attr(INVOICE_PK)?)
+        .attribute_definitions(attr(INVOICE_SK)?)
+        .global_secondary_indexes(index(LOG_INDEX, LOG_PK, LOG_SK)?)
+        .global_secondary_indexes(index(INVOICE_INDEX, INVOICE_PK, INVOICE_SK)?)
         .send()
         .await?;
     client
@@ -62,6 +57,25 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Resu
         .send()
         .await?;
     Ok(())
+}
+
+/// A global secondary index on two string keys, every attribute projected.
+fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, BoxError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+    };
+    let all = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
+    Ok(GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash)?)
+        .key_schema(key(range, KeyType::Range)?)
+        .projection(all)
+        .build()?)
 }
 
 /// The job queue and its dead-letter queue.

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::store::{
-    Expect, Item, ItemExt, LOG_PK, LOG_SK, STATUS, StoreError, Update, VERSION, n, s,
+    EXPIRES_AT, Expect, INVOICE_PK, INVOICE_SK, Item, ItemExt, LOG_PK, LOG_SK, SK, STATUS,
+    StoreError, Update, VERSION, n, s,
 };
 use crate::domain::events::{Outcome, Refused, Source, WebhookEvent, log_position};
 use crate::domain::instruments::Collection;
@@ -18,6 +19,7 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Payment, PaymentMethod, PaymentStatus, PaymentUpdate};
 use crate::domain::sweep::SweepState;
 use crate::domain::sync::{InvoiceSync, SyncState};
+use crate::domain::timeline::Correction;
 use crate::ports::Table;
 
 // The attribute names of every record.
@@ -184,6 +186,19 @@ pub fn event_key(scope: &TenantScope, source: Source, event_id: &str) -> Key {
 /// The partition of a scope's event log in the `log` index.
 pub fn event_log_partition(scope: &TenantScope) -> String {
     format!("{}#EVENTS", scope.prefix())
+}
+
+/// The partition of one invoice's events and sweep corrections in the `invoice` index.
+pub fn invoice_partition(scope: &TenantScope, invoice_id: &str) -> String {
+    format!("{}#INVOICE#{invoice_id}", scope.prefix())
+}
+
+const CORRECTION: &str = "CORRECTION";
+
+/// A sweep correction: one per Razorpay object and the event the sweep applied for it.
+pub fn correction_key(scope: &TenantScope, correction: &Correction) -> Key {
+    let id = format!("{}#{}", correction.razorpay_id, correction.event_type);
+    scope.key(CORRECTION, &id)
 }
 
 /// A scope's refusals of one day (`YYYY-MM-DD`), all under one partition.
@@ -816,22 +831,39 @@ impl Record for WebhookEvent {
     }
 }
 
-/// The event as the log stores it: its record and its place in the scope's `log` index.
+/// The event as the log stores it: its record, its place in the scope's `log` index and,
+/// once it knows its invoice, in the `invoice` index.
 pub fn event_item(scope: &TenantScope, event: &WebhookEvent) -> Item {
     let mut item = event.to_item();
     item.insert(LOG_PK.to_owned(), s(event_log_partition(scope)));
     item.insert(LOG_SK.to_owned(), s(log_position(event)));
+    item.extend(invoice_place(scope, event));
     item
 }
 
+/// An event's place in the `invoice` index (nothing while its invoice is not known).
+fn invoice_place(scope: &TenantScope, event: &WebhookEvent) -> Item {
+    let Some(invoice_id) = &event.invoice_id else {
+        return Item::new();
+    };
+    Item::from([
+        (
+            INVOICE_PK.to_owned(),
+            s(invoice_partition(scope, invoice_id)),
+        ),
+        (INVOICE_SK.to_owned(), s(log_position(event))),
+    ])
+}
+
 /// The settled event written over the one read (at the version read, bumped).
-pub fn event_settled(settled: &WebhookEvent) -> Update {
+pub fn event_settled(scope: &TenantScope, settled: &WebhookEvent) -> Update {
     let item = settled.to_item();
     let keep = [event::OUTCOME, REASON, INVOICE_ID, HISTORY];
     let mut set: Item = item
         .into_iter()
         .filter(|(name, _)| keep.contains(&name.as_str()))
         .collect();
+    set.extend(invoice_place(scope, settled));
     set.insert(STATUS.to_owned(), s(claim::COMPLETED));
     let mut remove = vec![claim::LOCK_EXPIRES_AT.to_owned()];
     if settled.reason.is_none() {
@@ -843,6 +875,68 @@ pub fn event_settled(settled: &WebhookEvent) -> Update {
         remove,
         bump_version: true,
     }
+}
+
+const RAZORPAY_ID: &str = "razorpay_id";
+const AT: &str = "at";
+
+impl Record for Correction {
+    const NAME: &'static str = "sweep correction";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .text(RAZORPAY_ID, &self.razorpay_id)
+            .text(event::EVENT_TYPE, &self.event_type)
+            .text(event::OUTCOME, &self.outcome)
+            .number(AT, self.at_ms)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<Correction, StoreError> {
+        let f = Fields::of::<Correction>(item);
+        Ok(Correction {
+            razorpay_id: f.text(RAZORPAY_ID)?,
+            event_type: f.text(event::EVENT_TYPE)?,
+            outcome: f.text(event::OUTCOME)?,
+            at_ms: f.number(AT)?,
+        })
+    }
+}
+
+/// A sweep correction as stored: its record, in its invoice's place of the `invoice` index,
+/// kept until `expires_at` (epoch seconds).
+pub fn correction_item(
+    scope: &TenantScope,
+    invoice_id: &str,
+    correction: &Correction,
+    expires_at: u64,
+) -> Item {
+    let mut item = correction.to_item();
+    let place = format!(
+        "{:015}#{CORRECTION}#{}",
+        correction.at_ms, correction.razorpay_id
+    );
+    item.insert(
+        INVOICE_PK.to_owned(),
+        s(invoice_partition(scope, invoice_id)),
+    );
+    item.insert(INVOICE_SK.to_owned(), s(place));
+    item.insert(EXPIRES_AT.to_owned(), n(expires_at));
+    item
+}
+
+/// What an item of the `invoice` index is: an event or a sweep correction.
+pub enum AboutInvoice {
+    Event(WebhookEvent),
+    Correction(Correction),
+}
+
+/// An item the `invoice` index returned, by the kind its key names.
+pub fn about_invoice(item: &Item) -> Result<AboutInvoice, StoreError> {
+    if item.str_attr(SK) == Some(CORRECTION) {
+        return Correction::from_item(item).map(AboutInvoice::Correction);
+    }
+    WebhookEvent::from_item(item).map(AboutInvoice::Event)
 }
 
 /// The refusal counts of one stored day.

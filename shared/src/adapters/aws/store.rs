@@ -29,6 +29,11 @@ pub const VERSION: &str = "version";
 pub const LOG_INDEX: &str = "log";
 pub const LOG_PK: &str = "log_pk";
 pub const LOG_SK: &str = "log_sk";
+/// The invoice index (`invoice`): the events and sweep corrections about one invoice, by
+/// time (sparse: only items that know their invoice carry `inv_pk`).
+pub const INVOICE_INDEX: &str = "invoice";
+pub const INVOICE_PK: &str = "inv_pk";
+pub const INVOICE_SK: &str = "inv_sk";
 
 /// A string attribute value.
 pub fn s(value: impl Into<String>) -> AttributeValue {

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::claims::MemoryClaims;
 use crate::adapters::aws::idempotency::{Claim, ClaimToken, IdempotencyError, Lifetimes};
-use crate::adapters::aws::records::{event_key, event_log_partition};
+use crate::adapters::aws::records::{
+    correction_key, event_key, event_log_partition, invoice_partition,
+};
 use crate::adapters::aws::store::StoreError;
 use crate::domain::events::{
     EventFilter, EventPage, Refused, Source, Step, WebhookEvent, log_position,
 };
 use crate::domain::keys::{Key, TenantScope};
-use crate::ports::{Claims, Clock, EventLog, PortFuture};
+use crate::domain::timeline::{Correction, Heard};
+use crate::ports::{Claims, Clock, EventLog, MAX_HEARD, PortFuture};
 
 /// The events and refusal counts, in maps.
 pub struct MemoryEventLog {
@@ -20,6 +23,8 @@ pub struct MemoryEventLog {
     /// By key: the event and the log it is listed in.
     events: Mutex<HashMap<Key, (String, WebhookEvent)>>,
     refusals: Mutex<HashMap<(String, String, Refused), u64>>,
+    /// By key: the invoice's partition and the correction.
+    corrections: Mutex<HashMap<Key, (String, Correction)>>,
 }
 
 impl MemoryEventLog {
@@ -28,6 +33,7 @@ impl MemoryEventLog {
             claims: MemoryClaims::new(clock),
             events: Mutex::default(),
             refusals: Mutex::default(),
+            corrections: Mutex::default(),
         }
     }
 
@@ -81,6 +87,31 @@ impl MemoryEventLog {
         event.version += 1;
         self.claims.settle(&key);
         Some(event.clone())
+    }
+
+    fn about_now(&self, scope: &TenantScope, invoice_id: &str) -> Heard {
+        let log = event_log_partition(scope);
+        let mut events: Vec<WebhookEvent> = self
+            .events()
+            .values()
+            .filter(|(l, e)| *l == log && e.invoice_id.as_deref() == Some(invoice_id))
+            .map(|(_, e)| e.clone())
+            .collect();
+        events.sort_by_key(log_position);
+        let partition = invoice_partition(scope, invoice_id);
+        let corrections = self.corrections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut corrections: Vec<Correction> = corrections
+            .values()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, c)| c.clone())
+            .collect();
+        corrections.sort_by_key(|c| (c.at_ms, c.razorpay_id.clone()));
+        events.truncate(MAX_HEARD);
+        corrections.truncate(MAX_HEARD - events.len());
+        Heard {
+            events,
+            corrections,
+        }
     }
 
     fn list_now(
@@ -169,6 +200,27 @@ impl EventLog for MemoryEventLog {
     ) -> PortFuture<'a, Result<Option<WebhookEvent>, StoreError>> {
         let settled = self.settle_now(scope, &read, step, invoice_id);
         Box::pin(async move { Ok(settled) })
+    }
+
+    fn about<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+    ) -> PortFuture<'a, Result<Heard, StoreError>> {
+        let heard = self.about_now(scope, invoice_id);
+        Box::pin(async move { Ok(heard) })
+    }
+
+    fn corrected<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        invoice_id: &'a str,
+        correction: &'a Correction,
+    ) -> PortFuture<'a, Result<(), StoreError>> {
+        let kept = (invoice_partition(scope, invoice_id), correction.clone());
+        let mut corrections = self.corrections.lock().unwrap_or_else(|e| e.into_inner());
+        corrections.insert(correction_key(scope, correction), kept);
+        Box::pin(async move { Ok(()) })
     }
 
     fn list<'a>(
