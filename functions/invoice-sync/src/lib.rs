@@ -18,9 +18,11 @@ use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
 use shared::domain::error::{Classify, Failure};
 use shared::domain::events::Done;
-use shared::domain::jobs::{Job, Retry, RetrySchedule, Task, Work};
+use shared::domain::jobs::{Job, JobFailure, Retry, RetrySchedule, Task, Work};
 use shared::domain::keys::TenantScope;
-use shared::services::{collection, credit_notes, invoice_sync, reconcile, sweep, webhook_events};
+use shared::services::{
+    collection, credit_notes, invoice_sync, parked, reconcile, sweep, webhook_events,
+};
 use thiserror::Error;
 use tracing::Instrument;
 
@@ -42,11 +44,21 @@ pub fn parse_work(message: &SqsMessage) -> Result<Work, Failure> {
     Work::parse(body).map_err(Failure::poison)
 }
 
-/// What answering the batch leaves to do: the failures for Lambda, and when each comes back.
+/// What answering the batch leaves to do: the failures for Lambda, when each comes back, and
+/// why each failed (kept by message id for whoever finds it parked).
 #[derive(Debug, Default)]
 pub struct Answered {
     pub response: SqsBatchResponse,
     pub retries: Vec<Retry>,
+    pub failures: Vec<(TenantScope, JobFailure)>,
+}
+
+/// A message's scope and kind, when it is a job.
+fn scope_and_kind(work: &Work) -> Option<(TenantScope, String)> {
+    match work {
+        Work::Job(job) => Some((job.scope().ok()?, job.task.kind().to_owned())),
+        Work::SweepAll => None,
+    }
 }
 
 /// The worker's timeout (`template.yaml`'s `Timeout`): what the local stack gives a batch.
@@ -101,17 +113,29 @@ where
                 .get(TRACE_ID_ATTRIBUTE)
                 .and_then(|a| a.string_value.clone());
             let retry = (message.receipt_handle.clone(), receives(&message));
+            let work = parse_work(&message);
+            let about = work.as_ref().ok().and_then(scope_and_kind);
             // In the batch's span, so that a job's log lines carry whatever the caller put there.
-            let task = parse_work(&message)
-                .map(|work| tokio::spawn(within(budget, run(work, retry.1)).in_current_span()));
-            (id, trace_id, retry, task)
+            let task =
+                work.map(|work| tokio::spawn(within(budget, run(work, retry.1)).in_current_span()));
+            (id, trace_id, retry, about, task)
         })
         .collect();
     let mut answered = Answered::default();
-    for (id, trace_id, (receipt, receives), task) in tasks {
+    for (id, trace_id, (receipt, receives), about, task) in tasks {
         let Err(failure) = outcome(task).await else {
             continue;
         };
+        if let (Some((scope, kind)), Some(message_id)) = (about, &id) {
+            let failed = JobFailure {
+                message_id: message_id.clone(),
+                kind,
+                reason: failure.to_string(),
+                receives,
+                at_ms: 0,
+            };
+            answered.failures.push((scope, failed));
+        }
         let wait_secs = match failure {
             Failure::Retryable(_) => schedule.wait_secs(receives),
             Failure::Permanent(_) => 0,
@@ -262,6 +286,7 @@ pub async fn handle(
     {
         tracing::warn!(error = %e, "could not set the retries' waits; they come back after the queue's default");
     }
+    parked::note_failures(&adapters, answered.failures).await;
     Ok(answered.response)
 }
 
@@ -325,6 +350,49 @@ mod tests {
         )
         .await?;
         Ok(answered.response)
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_s_reason_is_kept_by_message_id_under_its_scope() {
+        let event = batch(vec![
+            received("m-fail", &job_body("fail"), 3),
+            received("m-ok", &job_body("inv_ok"), 1),
+            received("m-poison", "not json", 1),
+        ]);
+        let answered = process_batch(
+            event,
+            Duration::from_secs(5),
+            RetrySchedule::PRODUCTION,
+            ok_unless_bad,
+        )
+        .await
+        .unwrap();
+        let kept: Vec<(String, &str, &str, &str, u32)> = answered
+            .failures
+            .iter()
+            .map(|(scope, f)| {
+                let scope = format!("{}/{}", scope.tenant_id(), scope.environment_id());
+                (
+                    scope,
+                    f.message_id.as_str(),
+                    f.kind.as_str(),
+                    f.reason.as_str(),
+                    f.receives,
+                )
+            })
+            .collect();
+        // The poison body fails too, but has no scope to keep a reason under.
+        assert_eq!(
+            kept,
+            [(
+                "t1/live".to_owned(),
+                "m-fail",
+                "sync_invoice",
+                "the job failed and may succeed later: test",
+                3
+            )]
+        );
+        assert_eq!(failed_ids(&answered.response), ["m-fail", "m-poison"]);
     }
 
     fn received(id: &str, body: &str, receives: u32) -> SqsMessage {

@@ -222,3 +222,58 @@ mod tests {
         assert!(job.scope().is_err());
     }
 }
+
+/// Why a job's message last failed, kept beside its scope by the message's id: what
+/// `flexrzp-admin jobs parked` shows for a message resting in the DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message_id: String,
+    /// The task's kind (`sync_invoice`, `apply_razorpay_event`, ...).
+    pub kind: String,
+    pub reason: String,
+    /// The delivery that failed (SQS's receive count).
+    pub receives: u32,
+    pub at_ms: u64,
+}
+
+/// A message resting in the dead-letter queue, as the admin tool lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedJob {
+    pub message_id: String,
+    /// `None` for the schedule's sweep of every scope, or a body that is not a job.
+    pub scope: Option<(String, String)>,
+    /// The task's kind; `sweep_all` for the schedule's, `unreadable` for a body that is no job.
+    pub kind: String,
+    /// When the message was first sent (epoch ms), so its age.
+    pub sent_at_ms: u64,
+    pub receives: u32,
+    /// Why it last failed, when the worker could say.
+    pub reason: Option<String>,
+}
+
+/// Which parked jobs a command is about: all, or one tenant's, or one kind's, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParkedFilter {
+    pub tenant_id: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl ParkedFilter {
+    pub fn matches(&self, job: &ParkedJob) -> bool {
+        let tenant = job.scope.as_ref().map(|(t, _)| t.as_str());
+        self.tenant_id.as_deref().is_none_or(|t| tenant == Some(t))
+            && self.kind.as_deref().is_none_or(|k| job.kind == k)
+    }
+}
+
+/// A message body's scope and kind, as far as it can be read.
+pub fn describe_body(body: &str) -> (Option<(String, String)>, String) {
+    match Work::parse(body) {
+        Ok(Work::Job(job)) => (
+            Some((job.tenant_id.clone(), job.environment_id.clone())),
+            job.task.kind().to_owned(),
+        ),
+        Ok(Work::SweepAll) => (None, "sweep_all".to_owned()),
+        Err(_) => (None, "unreadable".to_owned()),
+    }
+}

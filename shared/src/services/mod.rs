@@ -11,6 +11,7 @@ pub mod customers;
 pub mod disputes;
 pub mod intake;
 pub mod invoice_sync;
+pub mod parked;
 pub mod payment_url;
 pub mod payments;
 pub mod reconcile;

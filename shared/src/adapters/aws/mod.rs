@@ -1,6 +1,7 @@
 //! Adapters over the AWS SDK for Rust. The endpoint comes from the standard `AWS_ENDPOINT_URL`
 //! (or `AWS_ENDPOINT_URL_<SERVICE>`), so the same code runs on AWS and against the local emulator.
 
+pub mod dlq;
 pub mod event_log;
 pub mod idempotency;
 pub mod provision;

@@ -14,6 +14,7 @@ use super::store::{
 };
 use crate::domain::events::{Outcome, Refused, Source, WebhookEvent, log_position};
 use crate::domain::instruments::Collection;
+use crate::domain::jobs::JobFailure;
 use crate::domain::keys::{Key, TenantScope};
 use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Payment, PaymentMethod, PaymentStatus, PaymentUpdate};
@@ -199,6 +200,11 @@ const CORRECTION: &str = "CORRECTION";
 pub fn correction_key(scope: &TenantScope, correction: &Correction) -> Key {
     let id = format!("{}#{}", correction.razorpay_id, correction.event_type);
     scope.key(CORRECTION, &id)
+}
+
+/// Why a job's message last failed, by the message's id, under the job's scope.
+pub fn job_failure_key(scope: &TenantScope, message_id: &str) -> Key {
+    scope.key("JOBFAIL", message_id)
 }
 
 /// A scope's refusals of one day (`YYYY-MM-DD`), all under one partition.
@@ -937,6 +943,42 @@ pub fn about_invoice(item: &Item) -> Result<AboutInvoice, StoreError> {
         return Correction::from_item(item).map(AboutInvoice::Correction);
     }
     WebhookEvent::from_item(item).map(AboutInvoice::Event)
+}
+
+const MESSAGE_ID: &str = "message_id";
+const KIND: &str = "kind";
+const RECEIVES: &str = "receives";
+
+impl Record for JobFailure {
+    const NAME: &'static str = "job failure";
+
+    fn to_item(&self) -> Item {
+        Attrs::default()
+            .text(MESSAGE_ID, &self.message_id)
+            .text(KIND, &self.kind)
+            .text(REASON, &self.reason)
+            .number(RECEIVES, u64::from(self.receives))
+            .number(AT, self.at_ms)
+            .done()
+    }
+
+    fn from_item(item: &Item) -> Result<JobFailure, StoreError> {
+        let f = Fields::of::<JobFailure>(item);
+        Ok(JobFailure {
+            message_id: f.text(MESSAGE_ID)?,
+            kind: f.text(KIND)?,
+            reason: f.text(REASON)?,
+            receives: u32::try_from(f.number(RECEIVES)?).unwrap_or(u32::MAX),
+            at_ms: f.number(AT)?,
+        })
+    }
+}
+
+/// A job failure as stored: kept until `expires_at` (epoch seconds; the DLQ's retention).
+pub fn job_failure_item(failure: &JobFailure, expires_at: u64) -> Item {
+    let mut item = failure.to_item();
+    item.insert(EXPIRES_AT.to_owned(), n(expires_at));
+    item
 }
 
 /// The refusal counts of one stored day.
