@@ -1,5 +1,5 @@
-//! Adapters over the AWS SDK for Rust. The endpoint comes from the standard `AWS_ENDPOINT_URL`
-//! (or `AWS_ENDPOINT_URL_<SERVICE>`), so the same code runs on AWS and against the local emulator.
+//! Adapters over the AWS SDK for Rust. The endpoint comes from the standard `AWS_ENDPOINT_URL`,
+//! so the same code runs on AWS and against the local emulator.
 
 pub mod dlq;
 pub mod event_log;
@@ -27,9 +27,45 @@ pub fn sdk_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(http_client)
 }
 
-/// Loads the SDK config from the environment (region, credentials, endpoint).
+/// Loads the SDK config from the environment (region, credentials, endpoint) through the
+/// standard chain (profiles, SSO, assumed roles...): what the operator's tools use.
 pub async fn load_sdk_config() -> SdkConfig {
     sdk_loader().load().await
+}
+
+/// The SDK config of a Lambda function, from the variables Lambda sets: `AWS_REGION`, the
+/// execution role's keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`)
+/// and `AWS_ENDPOINT_URL` when set (the local stack); standard retries, the connect timeout
+/// of the standard chain, the same TLS stack. Building it by hand leaves the chain's profile,
+/// SSO, STS and IMDS providers out of the functions' binaries.
+pub fn lambda_sdk_config() -> Result<SdkConfig, crate::adapters::config::ConfigError> {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    use aws_smithy_types::retry::RetryConfig;
+    use aws_smithy_types::timeout::TimeoutConfig;
+    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = variable("AWS_REGION")
+        .or_else(|| variable("AWS_DEFAULT_REGION"))
+        .ok_or(crate::adapters::config::ConfigError::Missing { name: "AWS_REGION" })?;
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .build();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard())
+        .timeout_config(timeouts);
+    if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
 }
 
 /// A failed AWS call: which operation, whether trying again can help, and the service's own
@@ -207,7 +243,7 @@ impl Adapters {
     /// Reads the config from the environment and loads the SDK config.
     pub async fn from_env() -> Result<Adapters, crate::adapters::config::ConfigError> {
         let config = crate::adapters::config::Config::from_env()?;
-        let sdk = load_sdk_config().await;
+        let sdk = lambda_sdk_config()?;
         Ok(Adapters::new(&sdk, config))
     }
 }
