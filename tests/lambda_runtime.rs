@@ -51,6 +51,11 @@ fn path_with(bin: &Path) -> String {
     )
 }
 
+/// Where `cargo lambda watch` writes its own and the functions' output.
+fn watch_log(port: u16) -> PathBuf {
+    testkit::target_dir().join(format!("cargo-lambda-watch-{port}.log"))
+}
+
 fn start_watch(stack: &LocalStack, bin: &Path, port: u16) -> Watch {
     let env = stack
         .ready
@@ -59,7 +64,7 @@ fn start_watch(stack: &LocalStack, bin: &Path, port: u16) -> Watch {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let log = testkit::target_dir().join(format!("cargo-lambda-watch-{port}.log"));
+    let log = watch_log(port);
     let log_file = std::fs::File::create(&log).expect("the watch log");
     let mut command = Command::new("cargo");
     command
@@ -229,4 +234,45 @@ async fn the_binaries_answer_the_sample_events_under_a_lambda_runtime_emulator()
             assert_eq!(answer["statusCode"], expected, "{function}: {answer}");
         }
     }
+    the_functions_emitted_their_metrics(port);
+}
+
+/// The embedded-metric lines the binaries printed: one per delivery and one per job, each
+/// with its dimensions, the all-scopes rollup and the by-outcome one.
+fn the_functions_emitted_their_metrics(port: u16) {
+    let log = std::fs::read_to_string(watch_log(port)).unwrap_or_default();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("\"_aws\""))
+        .filter_map(|l| l.find('{').map(|at| &l[at..]))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let find = |name: &str, dimension: &str, value: &str| {
+        lines
+            .iter()
+            .find(|l| l.get(name).is_some() && l[dimension] == value)
+            .unwrap_or_else(|| panic!("no {name} with {dimension}={value} in:\n{log}"))
+            .clone()
+    };
+    use shared::adapters::telemetry::{NAMESPACE, metrics};
+    let accepted = find(metrics::WEBHOOKS_RECEIVED, "Outcome", "accepted");
+    assert_eq!(accepted["Source"], "razorpay", "{accepted}");
+    assert_eq!(accepted[metrics::WEBHOOKS_RECEIVED], 1, "{accepted}");
+    let spec = &accepted["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(spec["Namespace"], NAMESPACE);
+    assert_eq!(
+        spec["Dimensions"],
+        serde_json::json!([["Source", "Outcome"], [], ["Outcome"]])
+    );
+    assert_eq!(spec["Metrics"][0]["Name"], metrics::WEBHOOKS_RECEIVED);
+    let refused = find(metrics::WEBHOOKS_RECEIVED, "Outcome", "bad_signature");
+    assert_eq!(refused["Source"], "razorpay", "{refused}");
+    let flexprice = find(metrics::WEBHOOKS_RECEIVED, "Source", "flexprice");
+    assert_eq!(flexprice[metrics::WEBHOOKS_RECEIVED], 1, "{flexprice}");
+    let job = find(metrics::JOBS, "Kind", "unreadable");
+    assert!(
+        job["Outcome"] == "failing" || job["Outcome"] == "parked",
+        "a poison body fails for good: {job}"
+    );
+    assert_eq!(job[metrics::JOBS], 1, "{job}");
 }

@@ -282,3 +282,95 @@ fn policies_are_least_privilege() {
     assert_eq!(text.matches("\"APIKEY#*\"").count(), 1);
     assert_eq!(text.matches("secretsmanager:PutSecretValue").count(), 1);
 }
+
+/// The `flexrzp` metric names of the alarms (plain and metric-math ones).
+fn alarm_metrics(template: &Value) -> BTreeSet<String> {
+    let mut named = BTreeSet::new();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let alarms = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"));
+    for alarm in alarms {
+        let properties = &alarm["Properties"];
+        let stats = properties["Metrics"].as_sequence().into_iter().flatten();
+        let metrics = stats.map(|m| &m["MetricStat"]["Metric"]);
+        for metric in std::iter::once(properties).chain(metrics) {
+            if metric["Namespace"].as_str() == Some(shared::adapters::telemetry::NAMESPACE) {
+                named.insert(metric["MetricName"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    named
+}
+
+/// The `flexrzp` metric names of the dashboard's widgets (`"..."` repeats the row above).
+fn dashboard_metrics(template: &Value) -> BTreeSet<String> {
+    let body = match &resource(template, "Dashboard")["Properties"]["DashboardBody"] {
+        Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+        other => other.as_str().unwrap().to_owned(),
+    };
+    let body = body
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${JobQueue.QueueName}", "jobs")
+        .replace("${DeadLetterQueue.QueueName}", "dlq");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("the dashboard is JSON");
+    let mut named = BTreeSet::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let mut namespace = String::new();
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            if row[0] != "..." {
+                namespace = row[0].as_str().unwrap().to_owned();
+                if namespace == shared::adapters::telemetry::NAMESPACE {
+                    named.insert(row[1].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        assert!(!namespace.is_empty(), "a widget with no metric: {widget}");
+    }
+    named
+}
+
+#[test]
+fn the_dashboard_and_the_alarms_name_only_metrics_the_code_emits() {
+    let template = template();
+    let emitted: BTreeSet<String> = shared::adapters::telemetry::metrics::ALL
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    let on_dashboard = dashboard_metrics(&template);
+    assert_eq!(
+        on_dashboard, emitted,
+        "the dashboard shows every metric, no other"
+    );
+    let alarmed = alarm_metrics(&template);
+    assert!(
+        alarmed.is_subset(&emitted),
+        "{alarmed:?} not all in {emitted:?}"
+    );
+    for name in [
+        "Jobs",
+        "WebhooksReceived",
+        "WebhookMissed",
+        "DisputeResponseDue",
+    ] {
+        assert!(alarmed.contains(name), "no alarm watches {name}");
+    }
+    for alarm in [
+        "JobAgeAlarm",
+        "WorkerErrorRateAlarm",
+        "IntakeErrorRateAlarm",
+        "WebhookDegradedAlarm",
+        "DeadLetterQueueAlarm",
+    ] {
+        resource(&template, alarm);
+    }
+    // The outcomes the rate alarms divide by are the ones the code names.
+    let line =
+        shared::adapters::telemetry::emf_line("Jobs", 1, &[("Kind", "k"), ("Outcome", "done")], 0);
+    let emitted: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2],
+        serde_json::json!(["Outcome"]),
+        "a by-outcome series for the rate alarms"
+    );
+}

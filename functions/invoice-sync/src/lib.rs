@@ -16,6 +16,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
+use shared::adapters::telemetry::metrics;
 use shared::domain::error::{Classify, Failure};
 use shared::domain::events::Done;
 use shared::domain::jobs::{Job, JobFailure, Retry, RetrySchedule, Task, Work};
@@ -115,27 +116,25 @@ where
             let retry = (message.receipt_handle.clone(), receives(&message));
             let work = parse_work(&message);
             let about = work.as_ref().ok().and_then(scope_and_kind);
+            let kind = kind_of(&work);
             // In the batch's span, so that a job's log lines carry whatever the caller put there.
             let task =
                 work.map(|work| tokio::spawn(within(budget, run(work, retry.1)).in_current_span()));
-            (id, trace_id, retry, about, task)
+            (id, trace_id, retry, (kind, about), task)
         })
         .collect();
     let mut answered = Answered::default();
-    for (id, trace_id, (receipt, receives), about, task) in tasks {
-        let Err(failure) = outcome(task).await else {
+    for (id, trace_id, (receipt, receives), (kind, about), task) in tasks {
+        let ended = outcome(task).await;
+        let job_outcome = job_outcome(&ended, receives >= schedule.max_receives);
+        let dimensions = [("Kind", kind), ("Outcome", job_outcome)];
+        shared::adapters::telemetry::metric(metrics::JOBS, 1, &dimensions);
+        let Err(failure) = ended else {
             continue;
         };
-        if let (Some((scope, kind)), Some(message_id)) = (about, &id) {
-            let failed = JobFailure {
-                message_id: message_id.clone(),
-                kind,
-                reason: failure.to_string(),
-                receives,
-                at_ms: 0,
-            };
-            answered.failures.push((scope, failed));
-        }
+        answered
+            .failures
+            .extend(failure_note(about, id.as_deref(), &failure, receives));
         let wait_secs = match failure {
             Failure::Retryable(_) => schedule.wait_secs(receives),
             Failure::Permanent(_) => 0,
@@ -152,6 +151,43 @@ where
         }
     }
     Ok(answered)
+}
+
+/// A message's kind in the `Jobs` metric: its task's, or what else it is.
+fn kind_of(work: &Result<Work, Failure>) -> &'static str {
+    match work {
+        Ok(Work::Job(job)) => job.task.kind(),
+        Ok(Work::SweepAll) => "sweep_all",
+        Err(_) => "unreadable",
+    }
+}
+
+/// Why a job's message failed, to keep under its scope (`None`: no scope or no message id).
+fn failure_note(
+    about: Option<(TenantScope, String)>,
+    message_id: Option<&str>,
+    failure: &Failure,
+    receives: u32,
+) -> Option<(TenantScope, JobFailure)> {
+    let ((scope, kind), message_id) = (about?, message_id?);
+    let failed = JobFailure {
+        message_id: message_id.to_owned(),
+        kind,
+        reason: failure.to_string(),
+        receives,
+        at_ms: 0,
+    };
+    Some((scope, failed))
+}
+
+/// What a message's end is called in the `Jobs` metric.
+fn job_outcome(ended: &Result<(), Failure>, last_receive: bool) -> &'static str {
+    match ended {
+        Ok(()) => "done",
+        Err(_) if last_receive => "parked",
+        Err(Failure::Retryable(_)) => "retrying",
+        Err(Failure::Permanent(_)) => "failing",
+    }
 }
 
 /// A job that must end within `budget`: past it, it fails (retryable) on its own.

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use shared::adapters::aws::Adapters;
 use shared::api::problem::Problem;
 use shared::api::routing::{Route, route};
+use shared::domain::events::Source;
 use shared::domain::signature::SvixHeaders;
 use shared::services::intake;
 
@@ -40,7 +41,7 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     let body = request.body().as_ref();
     if route == FLEXPRICE_WEBHOOK {
-        return intake::flexprice(
+        let answered = intake::flexprice(
             adapters,
             intake::SvixDelivery {
                 tenant_id: param("tenant_id"),
@@ -54,10 +55,11 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
                 body,
             },
         )
-        .await
-        .map_err(Problem::from);
+        .await;
+        intake::count_delivery(Source::Flexprice, &answered);
+        return answered.map_err(Problem::from);
     }
-    intake::razorpay(
+    let answered = intake::razorpay(
         adapters,
         intake::Delivery {
             tenant_id: param("tenant_id"),
@@ -68,6 +70,7 @@ async fn respond(adapters: &Adapters, request: &Request) -> Result<serde_json::V
             body,
         },
     )
-    .await
-    .map_err(Problem::from)
+    .await;
+    intake::count_delivery(Source::Razorpay, &answered);
+    answered.map_err(Problem::from)
 }

@@ -2,7 +2,7 @@
 //! one file (named in the READY line as `log_file`), and on stderr too with `--verbose`. Each
 //! line carries the function that wrote it (`"span": {"function": "webhook-receiver", ...}`),
 //! since all three run in this one process. Filtered like the functions' own logs (`RUST_LOG`,
-//! else `info`).
+//! else `info`). The functions' embedded-metric lines go there too.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,12 @@ where
 /// `verbose`. Call once, before the stack starts.
 pub fn init(path: &Path, verbose: bool) -> Result<(), String> {
     let file = open(path)?;
+    let metrics = Mutex::new(open(path)?);
+    shared::adapters::telemetry::send_metrics_to(move |line| {
+        use std::io::Write;
+        let mut file = metrics.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(file, "{line}");
+    });
     let directive = shared::adapters::telemetry::filter_directive(
         std::env::var("RUST_LOG").ok().as_deref(),
         None,

@@ -123,6 +123,23 @@ pub fn segment(id: &str) -> String {
     out
 }
 
+/// Sends `request` to `provider`, counting the call by outcome and timing it
+/// (`ProviderCalls`, `ProviderLatency`: up to the answer's status line).
+pub async fn counted(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let started = std::time::Instant::now();
+    let answered = request.send().await;
+    let (status, timed_out) = match &answered {
+        Ok(response) => (Some(response.status().as_u16()), false),
+        Err(e) => (None, e.is_timeout()),
+    };
+    let outcome = crate::adapters::telemetry::call_outcome(status, timed_out);
+    crate::adapters::telemetry::provider_call(provider, started, outcome);
+    answered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,36 +27,145 @@ pub fn filter_directive(rust_log: Option<&str>, lambda_level: Option<&str>) -> S
 /// The CloudWatch namespace of flexrzp's metrics.
 pub const NAMESPACE: &str = "flexrzp";
 
+/// Every metric flexrzp emits (all counts; money in the currency's subunits). The dashboard
+/// and the alarms in `template.yaml` name only these (`tests/template.rs` holds them to it).
+pub mod metrics {
+    /// A delivery on a webhook route, by `Source` and the intake's `Outcome` (`accepted`,
+    /// `duplicate`, `in_progress`, `bad_signature`, `wrong_account`, `conflict`, `unavailable`,
+    /// `rejected`).
+    pub const WEBHOOKS_RECEIVED: &str = "WebhooksReceived";
+    /// An event settled by the worker, by `Source` and `Outcome` (`applied`, `duplicate`,
+    /// `ignored`, `retrying`, `parked`).
+    pub const WEBHOOK_EVENTS: &str = "WebhookEvents";
+    /// A job's message handled, by `Kind` and `Outcome`: `done`, `retrying` (comes back after
+    /// its wait), `failing` (failed for good; it burns its receives at once) or `parked` (its
+    /// last receive failed: it rests in the DLQ now).
+    pub const JOBS: &str = "Jobs";
+    /// Money counted on a payment (and recorded in Flexprice once), by `Currency`, in subunits.
+    pub const MONEY_RECORDED: &str = "MoneyRecordedMinor";
+    /// Money that went back (refunds processed, reflected in Flexprice), by `Currency`, in
+    /// subunits.
+    pub const MONEY_REFUNDED: &str = "MoneyRefundedMinor";
+    /// What the sweep applied that no webhook brought.
+    pub const SWEEP_CORRECTIONS: &str = "SweepCorrections";
+    /// A sweep run's misses, by tenant: the webhook looks degraded.
+    pub const WEBHOOK_MISSED: &str = "WebhookMissed";
+    /// A dispute that must be answered within 48 hours.
+    pub const DISPUTE_RESPONSE_DUE: &str = "DisputeResponseDue";
+    /// One HTTP call to Razorpay or Flexprice, by `Provider` and `Outcome` (`ok`, `4xx`,
+    /// `5xx`, `timeout`, `unreachable`, `unreadable`).
+    pub const PROVIDER_CALLS: &str = "ProviderCalls";
+    /// How long that call took, in milliseconds, by `Provider`.
+    pub const PROVIDER_LATENCY: &str = "ProviderLatency";
+
+    pub const ALL: [&str; 10] = [
+        MONEY_REFUNDED,
+        PROVIDER_CALLS,
+        PROVIDER_LATENCY,
+        WEBHOOKS_RECEIVED,
+        WEBHOOK_EVENTS,
+        JOBS,
+        MONEY_RECORDED,
+        SWEEP_CORRECTIONS,
+        WEBHOOK_MISSED,
+        DISPUTE_RESPONSE_DUE,
+    ];
+}
+
+/// Where metric lines go when not to stdout (set once per process).
+type Sink = Box<dyn Fn(&str) + Send + Sync>;
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Sends the metric lines to `sink` instead of stdout, for the rest of the process: the local
+/// stack writes them into its log file, beside the functions' log lines, as CloudWatch Logs
+/// would hold them. Only the first call takes.
+pub fn send_metrics_to(sink: impl Fn(&str) + Send + Sync + 'static) {
+    let _ = SINK.set(Box::new(sink));
+}
+
+fn emit(line: &str) {
+    match SINK.get() {
+        Some(sink) => sink(line),
+        None => println!("{line}"),
+    }
+}
+
 /// One metric in CloudWatch's embedded metric format: a JSON line on stdout, which Lambda
 /// sends to CloudWatch Logs and CloudWatch turns into the metric (no API call), per its
-/// dimensions and also without any (what an alarm over all tenants watches).
+/// dimensions, without any (what an alarm over all tenants watches) and, with two or more,
+/// by the last alone (`Outcome`: what a rate alarm divides).
 pub fn metric(name: &str, value: u64, dimensions: &[(&str, &str)]) {
-    println!(
-        "{}",
-        emf_line(
-            name,
-            value,
-            dimensions,
-            crate::ports::Clock::now_millis(&crate::ports::SystemClock)
-        )
-    );
+    let now = crate::ports::Clock::now_millis(&crate::ports::SystemClock);
+    emit(&emf_line(name, value, dimensions, now));
+}
+
+/// One call to a provider (`razorpay`, `flexprice`) that began at `started`: its count by
+/// outcome and its latency.
+pub fn provider_call(provider: &str, started: std::time::Instant, outcome: &str) {
+    let now = crate::ports::Clock::now_millis(&crate::ports::SystemClock);
+    let dimensions = [("Provider", provider), ("Outcome", outcome)];
+    emit(&emf_line(metrics::PROVIDER_CALLS, 1, &dimensions, now));
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let latency = Emf {
+        name: metrics::PROVIDER_LATENCY,
+        value: millis,
+        unit: "Milliseconds",
+    };
+    emit(&latency.line(&[("Provider", provider)], now));
+}
+
+/// What an HTTP call's answer is called in `ProviderCalls`: by status class, or how it failed.
+pub fn call_outcome(status: Option<u16>, timed_out: bool) -> &'static str {
+    match (status, timed_out) {
+        (_, true) => "timeout",
+        (Some(s), _) if s < 400 => "ok",
+        (Some(s), _) if s < 500 => "4xx",
+        (Some(_), _) => "5xx",
+        (None, _) => "unreachable",
+    }
+}
+
+/// A metric's name, value and unit.
+struct Emf<'a> {
+    name: &'a str,
+    value: u64,
+    unit: &'a str,
 }
 
 /// The EMF line of [`metric`], at `timestamp_ms`.
 pub fn emf_line(name: &str, value: u64, dimensions: &[(&str, &str)], timestamp_ms: u64) -> String {
-    let mut line = serde_json::Map::new();
-    let keys: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
-    line.insert(
-        "_aws".to_owned(),
-        serde_json::json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
-            "Namespace": NAMESPACE, "Dimensions": [keys, []],
-            "Metrics": [{"Name": name, "Unit": "Count"}]}]}),
-    );
-    for (key, value) in dimensions {
-        line.insert((*key).to_owned(), serde_json::json!(value));
+    let count = Emf {
+        name,
+        value,
+        unit: "Count",
+    };
+    count.line(dimensions, timestamp_ms)
+}
+
+impl Emf<'_> {
+    fn line(&self, dimensions: &[(&str, &str)], timestamp_ms: u64) -> String {
+        let (name, value, unit) = (self.name, self.value, self.unit);
+        let mut line = serde_json::Map::new();
+        let keys: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+        let mut sets = vec![keys.clone()];
+        if !keys.is_empty() {
+            sets.push(Vec::new());
+        }
+        if let [_, .., last] = keys.as_slice() {
+            sets.push(vec![*last]);
+        }
+        line.insert(
+            "_aws".to_owned(),
+            serde_json::json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE, "Dimensions": sets,
+            "Metrics": [{"Name": name, "Unit": unit}]}]}),
+        );
+        for (key, value) in dimensions {
+            line.insert((*key).to_owned(), serde_json::json!(value));
+        }
+        line.insert(name.to_owned(), serde_json::json!(value));
+        serde_json::Value::Object(line).to_string()
     }
-    line.insert(name.to_owned(), serde_json::json!(value));
-    serde_json::Value::Object(line).to_string()
 }
 
 /// Installs the global JSON subscriber. Call once, from `main`.
@@ -88,6 +197,42 @@ pub fn targets(directive: &str) -> Targets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_named_by_status_class_or_how_they_failed() {
+        assert_eq!(call_outcome(Some(200), false), "ok");
+        assert_eq!(call_outcome(Some(404), false), "4xx");
+        assert_eq!(call_outcome(Some(429), false), "4xx");
+        assert_eq!(call_outcome(Some(503), false), "5xx");
+        assert_eq!(call_outcome(None, true), "timeout");
+        assert_eq!(call_outcome(None, false), "unreachable");
+    }
+
+    #[test]
+    fn a_metric_rolls_up_to_no_dimension_and_to_its_last() {
+        let line = emf_line(
+            metrics::JOBS,
+            2,
+            &[("Kind", "sweep"), ("Outcome", "done")],
+            7,
+        );
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let spec = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            spec["Dimensions"],
+            serde_json::json!([["Kind", "Outcome"], [], ["Outcome"]])
+        );
+        assert_eq!(
+            (line["Jobs"].as_u64(), line["_aws"]["Timestamp"].as_u64()),
+            (Some(2), Some(7))
+        );
+        let single = emf_line(metrics::SWEEP_CORRECTIONS, 1, &[], 7);
+        let single: serde_json::Value = serde_json::from_str(&single).unwrap();
+        assert_eq!(
+            single["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([[]])
+        );
+    }
 
     #[test]
     fn rust_log_wins_then_lambda_level_then_info() {

@@ -119,7 +119,7 @@ fn report_deadline(scope: &TenantScope, payment: &Payment, news: &Dispute, now: 
         "a dispute must be answered within 48 hours"
     );
     crate::adapters::telemetry::metric(
-        "DisputeResponseDue",
+        crate::adapters::telemetry::metrics::DISPUTE_RESPONSE_DUE,
         1,
         &[
             ("tenant", scope.tenant_id()),

@@ -520,3 +520,33 @@ fn signature_refusal() -> Refusal {
         "The X-Razorpay-Signature header is missing or does not match.".to_owned(),
     )
 }
+
+/// What a delivery came to, as the `WebhooksReceived` metric names it.
+pub fn outcome_name(answered: &Result<Value, Refusal>) -> &'static str {
+    match answered {
+        Ok(answer) => match answer["status"].as_str() {
+            Some("duplicate") => "duplicate",
+            Some("ignored") => "ignored",
+            _ => "accepted",
+        },
+        Err(Refusal::BadSignature(_)) => "bad_signature",
+        Err(Refusal::WrongAccount(_)) => "wrong_account",
+        Err(Refusal::EventConflict(_)) => "conflict",
+        Err(Refusal::InProgress(_)) => "in_progress",
+        Err(Refusal::Unavailable(_)) => "unavailable",
+        Err(Refusal::NotFound(_) | Refusal::NotConnected) => "unknown_route",
+        Err(_) => "rejected",
+    }
+}
+
+/// Counts one delivery on `source`'s route in the `WebhooksReceived` metric.
+pub fn count_delivery(source: Source, answered: &Result<Value, Refusal>) {
+    crate::adapters::telemetry::metric(
+        crate::adapters::telemetry::metrics::WEBHOOKS_RECEIVED,
+        1,
+        &[
+            ("Source", source.as_str()),
+            ("Outcome", outcome_name(answered)),
+        ],
+    );
+}

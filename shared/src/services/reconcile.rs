@@ -478,9 +478,17 @@ async fn count_once(
         ])
         .await;
     match result {
-        Ok(()) => Ok(Applied::Counted {
-            status: status.as_str().to_owned(),
-        }),
+        Ok(()) => {
+            // Once per Razorpay payment: the transaction above happens once.
+            if unrecorded.is_none() {
+                let currency = [("Currency", payment.amount.currency().code())];
+                let metric = crate::adapters::telemetry::metrics::MONEY_RECORDED;
+                crate::adapters::telemetry::metric(metric, razorpay.amount, &currency);
+            }
+            Ok(Applied::Counted {
+                status: status.as_str().to_owned(),
+            })
+        }
         Err(StoreError::TransactionCancelled { reasons })
             if matches!(reasons.first(), Some(CancelReason::ConditionFailed { .. })) =>
         {

@@ -25,7 +25,7 @@ use crate::adapters::razorpay::wire::{
 };
 use crate::domain::error::Failure;
 use crate::domain::keys::{Key, TenantScope};
-use crate::domain::money::Money;
+use crate::domain::money::{Currency, Money};
 use crate::domain::payment::{Payment, PaymentUpdate};
 use crate::domain::refund::{self, Merged, RefundNews, RefundState, RefundStatus};
 use crate::services::reconcile::{self, Applied};
@@ -196,6 +196,8 @@ pub(crate) fn merge_failure(
 /// Step 3: Flexprice's payment says what went back, once anything has; already saying it,
 /// it is left alone. A refusal is retried: it is most likely a concurrent apply that moved it
 /// further, which the next try reads (and a lasting one is parked with the reason).
+const AMOUNT_REFUNDED: &str = "amount_refunded";
+
 pub(crate) async fn reflect_in_flexprice(
     adapters: &Adapters,
     scope: &TenantScope,
@@ -236,6 +238,7 @@ pub(crate) async fn reflect_in_flexprice(
     if row.payment_status == state.flexprice_status() && row.metadata == metadata {
         return Ok(());
     }
+    let before = refunded_before(&row, currency);
     let update = UpdatePaymentRequest {
         payment_status: state.flexprice_status().to_owned(),
         refunded_at: rfc3339(last_processed_at(payment, razorpay_payment_id)),
@@ -245,13 +248,29 @@ pub(crate) async fn reflect_in_flexprice(
         .flexprice
         .update_payment(&row.id, &update)
         .await
-        .map(|_| ())
         .map_err(|e| {
             Failure::Retryable(format!(
                 "Flexprice did not take the refund of {razorpay_payment_id} ({}): {e}",
                 state.flexprice_status()
             ))
-        })
+        })?;
+    count_refunded(refunded.saturating_sub(before), currency);
+    Ok(())
+}
+
+/// What Flexprice's payment said went back before this update, in subunits.
+fn refunded_before(row: &FlexpricePayment, currency: Currency) -> u64 {
+    let said = row.metadata.get(AMOUNT_REFUNDED);
+    said.and_then(|text| Money::parse(text, currency).ok())
+        .map_or(0, Money::minor)
+}
+
+/// Counts money newly reflected as refunded in the `MoneyRefundedMinor` metric.
+fn count_refunded(news_minor: u64, currency: Currency) {
+    if news_minor > 0 {
+        let metric = crate::adapters::telemetry::metrics::MONEY_REFUNDED;
+        crate::adapters::telemetry::metric(metric, news_minor, &[("Currency", currency.code())]);
+    }
 }
 
 /// The Flexprice payment's metadata with the refunds in it (Flexprice replaces metadata on
@@ -274,7 +293,7 @@ fn refund_metadata(
     if !lost.is_empty() {
         metadata.insert("razorpay_dispute_ids".to_owned(), lost.join(","));
     }
-    metadata.insert("amount_refunded".to_owned(), refunded.to_decimal_string());
+    metadata.insert(AMOUNT_REFUNDED.to_owned(), refunded.to_decimal_string());
     metadata
 }
 

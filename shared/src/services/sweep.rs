@@ -110,7 +110,7 @@ fn report(scope: &TenantScope, swept: &Swept) {
         );
     }
     crate::adapters::telemetry::metric(
-        "WebhookMissed",
+        crate::adapters::telemetry::metrics::WEBHOOK_MISSED,
         swept.missed,
         &[
             ("tenant", scope.tenant_id()),

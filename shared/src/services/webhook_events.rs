@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::adapters::aws::Adapters;
 use crate::adapters::aws::records::{self, CountedPayment, InvoiceRef, PaymentRef};
 use crate::adapters::aws::store::StoreError;
+use crate::adapters::telemetry::{self, metrics};
 use crate::domain::error::{Failure, Refusal};
 use crate::domain::events::{
     Done, EventFilter, EventPage, EventRef, Refused, Source, Step, WebhookEvent, day_of, step_of,
@@ -51,6 +52,14 @@ pub async fn settle(
         }
     };
     let step = step_of(ended, adapters.clock.now_millis(), origin.replay);
+    telemetry::metric(
+        metrics::WEBHOOK_EVENTS,
+        1,
+        &[
+            ("Source", origin.source.as_str()),
+            ("Outcome", step.outcome.as_str()),
+        ],
+    );
     if let Err(e) = settle_event(adapters, scope, origin, step).await {
         tracing::warn!(error = %e, event_id = %origin.id, "could not settle the event in the log");
     }
@@ -91,6 +100,7 @@ pub async fn corrected(
     body: &str,
     applied: &Applied,
 ) {
+    telemetry::metric(metrics::SWEEP_CORRECTIONS, 1, &[]);
     let Some(invoice_id) = invoice_of(adapters, scope, body).await else {
         return;
     };

@@ -132,7 +132,9 @@ impl FlexpriceClient {
                 FlexpriceError::Transport(e.without_url().to_string())
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        let response = crate::adapters::http::counted("flexprice", request)
+            .await
+            .map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::adapters::http::{RetryPolicy, Timeouts, segment};
+use crate::adapters::http::{RetryPolicy, Timeouts, counted, segment};
 use crate::domain::error::{Classify, ErrorClass};
 use crate::domain::secret::Secret;
 use crate::ports::PortFuture;
@@ -189,7 +189,9 @@ impl RazorpayClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = counted("razorpay", request)
+            .await
+            .map_err(transport_error)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport_error)?;
         if status.is_success() {
