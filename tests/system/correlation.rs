@@ -132,7 +132,18 @@ async fn a_payment_flexprice_inserted_but_did_not_process_is_processed_not_assum
         .filter(|r| r.method == "POST" && r.path.ends_with("/process"))
         .map(|r| r.status)
         .collect::<Vec<_>>();
-    assert_eq!(processed, [200], "the unprocessed row was processed, once");
+    // Processed once. The capture's two events may reach the row together; Flexprice then
+    // refuses the second process call (the row is processed already), and that job's retry
+    // reads the row as processed.
+    let done = processed.iter().filter(|s| **s == 200).count();
+    assert_eq!(
+        done, 1,
+        "the unprocessed row was processed, once: {processed:?}"
+    );
+    assert!(
+        processed.iter().all(|s| *s == 200 || *s == 400),
+        "{processed:?}"
+    );
     assert_eq!(
         record_statuses(&stack)[..2],
         [500, 200],
