@@ -3,7 +3,11 @@
 //! `maxReceiveCount`, parks them in the DLQ.
 //!
 //! Each message runs on its own task, within the time left before the invocation's deadline:
-//! a panic or a job that runs out of time fails that message only. A failed message comes back
+//! a job that runs out of time fails that message only. A panic fails its message only in a
+//! build that unwinds (tests, the local stack); the release profile aborts, so the invocation
+//! ends and every message of the batch comes back after the queue's visibility timeout, as
+//! after a Lambda timeout (the jobs already done are repeated as no-ops; the panic's log line
+//! names the message). A failed message comes back
 //! after its retry schedule's wait (`ChangeMessageVisibility`), so a job is retried for more
 //! than a day before SQS parks it; a message that cannot be parsed (a poison body) or fails for
 //! good comes back at once, burns its receives, and is kept in the DLQ for inspection. Nothing
@@ -16,7 +20,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::aws::Adapters;
 use shared::adapters::aws::queue::TRACE_ID_ATTRIBUTE;
-use shared::adapters::telemetry::metrics;
+use shared::adapters::telemetry::{self, metrics};
 use shared::domain::error::{Classify, Failure};
 use shared::domain::events::Done;
 use shared::domain::jobs::{Job, JobFailure, Retry, RetrySchedule, Task, Work};
@@ -117,9 +121,11 @@ where
             let work = parse_work(&message);
             let about = work.as_ref().ok().and_then(scope_and_kind);
             let kind = kind_of(&work);
-            // In the batch's span, so that a job's log lines carry whatever the caller put there.
-            let task =
-                work.map(|work| tokio::spawn(within(budget, run(work, retry.1)).in_current_span()));
+            // In the batch's span (a job's log lines carry what the caller put there), as its
+            // message's job (a panic's log line names the message).
+            let job =
+                |work| telemetry::for_message(id.clone().unwrap_or_default(), run(work, retry.1));
+            let task = work.map(|work| tokio::spawn(within(budget, job(work)).in_current_span()));
             (id, trace_id, retry, (kind, about), task)
         })
         .collect();
@@ -128,7 +134,7 @@ where
         let ended = outcome(task).await;
         let job_outcome = job_outcome(&ended, receives >= schedule.max_receives);
         let dimensions = [("Kind", kind), ("Outcome", job_outcome)];
-        shared::adapters::telemetry::metric(metrics::JOBS, 1, &dimensions);
+        telemetry::metric(metrics::JOBS, 1, &dimensions);
         let Err(failure) = ended else {
             continue;
         };

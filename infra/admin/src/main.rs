@@ -112,6 +112,11 @@ async fn jobs(command: &str, rest: &[String]) -> Result<String, String> {
     }
 }
 
+/// What a parked job without a kept reason shows: its invocation most likely ended before it
+/// could answer.
+const NO_REASON: &str = "(none recorded: the invocation ended before answering, as on a panic, \
+     a timeout or running out of memory; search the worker's log for the message id)";
+
 /// One parked job: message id, scope, kind, age, receives, reason.
 fn line(job: &ParkedJob, now_ms: u64) -> String {
     let scope = job
@@ -130,7 +135,7 @@ fn line(job: &ParkedJob, now_ms: u64) -> String {
         job.message_id,
         job.kind,
         job.receives,
-        job.reason.as_deref().unwrap_or("(not recorded)")
+        job.reason.as_deref().unwrap_or(NO_REASON)
     )
 }
 

@@ -269,7 +269,7 @@ async fn measure(
         init: median(results.iter().map(|r| r.init).collect()),
         first: median(results.iter().map(|r| r.first_response).collect()),
         rss_mb: rss as f64 / 1024.0,
-        size_mb: size as f64 / 1_048_576.0,
+        size_mb: size as f64 / 1_000_000.0,
         status,
     })
 }
@@ -286,8 +286,8 @@ fn missed(name: &str, m: &Measured, expected: u16) -> Vec<String> {
     if m.rss_mb > 32.0 {
         missed.push(format!("{name}: RSS {:.1} MB > 32 MB", m.rss_mb));
     }
-    if m.size_mb > 8.0 {
-        missed.push(format!("{name}: {:.2} MB > 8 MB", m.size_mb));
+    if m.size_mb > 6.0 {
+        missed.push(format!("{name}: {:.2} MB > 6 MB", m.size_mb));
     }
     missed
 }
@@ -310,6 +310,8 @@ fn cases(root: &Path) -> Result<[(&'static str, String, u16); 3], String> {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
+    // The in-process worker's metric lines are not what is measured.
+    shared::adapters::telemetry::send_metrics_to(|_| {});
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args
         .windows(2)
@@ -351,7 +353,7 @@ async fn main() -> Result<(), String> {
         );
         all_missed.extend(missed(name, &m, expected));
     }
-    println!("budgets: init <= 20 ms, RSS <= 32 MB, binary <= 8 MB");
+    println!("budgets: init <= 20 ms, RSS <= 32 MB, binary <= 6 MB (10^6 bytes)");
     if all_missed.is_empty() {
         println!("all budgets met");
     } else {

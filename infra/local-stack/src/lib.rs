@@ -345,6 +345,29 @@ fn start_poller(
 }
 
 impl LocalStack {
+    /// How many messages `queue_url` holds, waiting or in flight (`None`: SQS did not answer).
+    pub async fn messages_in(&self, queue_url: &str) -> Option<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName::{
+            ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+        };
+        let answer = aws_sdk_sqs::Client::new(&self.sdk)
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(ApproximateNumberOfMessages)
+            .attribute_names(ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .ok()?;
+        let attributes = answer.attributes?;
+        let number = |name| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Some(number(ApproximateNumberOfMessages) + number(ApproximateNumberOfMessagesNotVisible))
+    }
+
     pub async fn start(options: Options) -> Result<LocalStack, String> {
         let (moto, sdk) = emulator().await?;
         let table = options.resource_prefix.clone();

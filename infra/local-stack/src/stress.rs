@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use futures::future::{join_all, try_join_all};
 use serde_json::{Value, json};
 
@@ -342,32 +341,9 @@ async fn final_sync(driver: &Driver<'_>, invoice: &Owed) -> Result<(), String> {
 
 /// The job queue is empty (nothing waiting, nothing in flight) and so is the DLQ.
 async fn drained(driver: &Driver<'_>) -> Result<(), String> {
-    let queues = &driver.stack.queues;
-    let sqs = aws_sdk_sqs::Client::new(&driver.stack.sdk);
-    let count = |url: String| {
-        let sqs = sqs.clone();
-        async move {
-            let answer = sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .ok()?;
-            let attributes = answer.attributes?;
-            let number = |name| {
-                attributes
-                    .get(&name)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            Some(
-                number(QueueAttributeName::ApproximateNumberOfMessages)
-                    + number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-            )
-        }
-    };
+    let stack = driver.stack;
+    let count = |url: String| async move { stack.messages_in(&url).await };
+    let queues = &stack.queues;
     let drained = driver
         .until(|| async { (count(queues.url.clone()).await? == 0).then_some(()) })
         .await;

@@ -168,8 +168,37 @@ impl Emf<'_> {
     }
 }
 
-/// Installs the global JSON subscriber. Call once, from `main`.
+tokio::task_local! {
+    /// The SQS message whose job the current task runs, for the panic hook.
+    static MESSAGE_ID: String;
+}
+
+/// Runs `work` as the job of message `message_id`: a panic inside it names the message in the
+/// log line the panic hook writes.
+pub async fn for_message<F: std::future::Future>(message_id: String, work: F) -> F::Output {
+    MESSAGE_ID.scope(message_id, work).await
+}
+
+/// The message whose job the current task runs, if any.
+pub fn current_message() -> Option<String> {
+    MESSAGE_ID.try_with(Clone::clone).ok()
+}
+
+/// Logs a panic as one JSON error line (with the message being worked on, if any) before the
+/// default hook prints it. Release builds abort on a panic, so this line is the only record:
+/// the worker's batch comes back whole and the message is found by its id.
+fn log_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message_id = current_message();
+        tracing::error!(message_id = ?message_id, panic = %info, "panicked; the invocation ends here");
+        default_hook(info);
+    }));
+}
+
+/// Installs the global JSON subscriber and the panic hook. Call once, from `main`.
 pub fn init() {
+    log_panics();
     let directive = filter_directive(
         std::env::var("RUST_LOG").ok().as_deref(),
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
@@ -197,6 +226,19 @@ pub fn targets(directive: &str) -> Targets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_job_s_task_knows_its_message_and_no_other_task_does() {
+        assert_eq!(current_message(), None);
+        let inside = for_message("m-1".to_owned(), async {
+            tokio::task::yield_now().await;
+            current_message()
+        });
+        let spawned = tokio::spawn(for_message("m-2".to_owned(), async { current_message() }));
+        assert_eq!(inside.await.as_deref(), Some("m-1"));
+        assert_eq!(spawned.await.ok().flatten().as_deref(), Some("m-2"));
+        assert_eq!(current_message(), None);
+    }
 
     #[test]
     fn calls_are_named_by_status_class_or_how_they_failed() {
